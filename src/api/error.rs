@@ -1,0 +1,145 @@
+//! The one place where failures become Medusa's JSON error shape and an HTTP status.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+
+use super::body::BodyError;
+use super::request_log::Outcome;
+use crate::domain::actor::NotAllowed;
+use crate::domain::reset_request::InvalidRequest;
+use crate::reset::ResetError;
+
+/// Every way the API can refuse or fail a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(transparent)]
+    InvalidRequest(#[from] InvalidRequest),
+    #[error(transparent)]
+    NotAllowed(#[from] NotAllowed),
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The cause is logged; the client sees only Medusa's generic message.
+    #[error(transparent)]
+    Reset(#[from] ResetError),
+}
+
+/// Medusa's error body: `{"code"?, "type", "message"}`.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Body(BodyError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Body(BodyError::UnsupportedContentType) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Body(_) | Self::InvalidRequest(_) | Self::NotAllowed(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Reset(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Body(_) | Self::InvalidRequest(_) => "invalid_data",
+            Self::NotAllowed(_) | Self::MethodNotAllowed => "not_allowed",
+            Self::NotFound => "not_found",
+            Self::Reset(_) => "unknown_error",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::NotFound => "The requested route does not exist".to_owned(),
+            Self::MethodNotAllowed => "The method is not allowed on this route".to_owned(),
+            Self::Reset(_) => "An unknown error occurred.".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The label the request log gives this failure.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Body(BodyError::TooLarge) => "body_too_large",
+            Self::Body(BodyError::UnsupportedContentType) => "unsupported_content_type",
+            Self::Body(_) => "malformed_body",
+            Self::InvalidRequest(_) => "invalid_data",
+            Self::NotAllowed(_) => "not_allowed",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Reset(ResetError::Publish(_)) => "publish_failed",
+            Self::Reset(ResetError::Token(_)) => "mint_failed",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let kind = self.kind();
+        let code = (kind == "unknown_error").then_some("unknown_error");
+        let body = ErrorBody { code, kind, message: self.public_message() };
+        let cause = matches!(self, Self::Reset(_)).then(|| self.to_string());
+        let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(Outcome { label: self.outcome(), cause });
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::PublishError;
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+
+    async fn parts(error: ApiError) -> (StatusCode, Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_unexpected_failure_is_medusas_unknown_error_without_its_cause() {
+        let error = ApiError::Reset(ResetError::Publish(PublishError::Service("secret cause".into())));
+        let (status, body) = parts(error).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            json!({"code": "unknown_error", "type": "unknown_error", "message": "An unknown error occurred."})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_disallowed_provider_is_not_allowed_with_medusas_message() {
+        let error = ApiError::NotAllowed(NotAllowed::Pair { actor_type: "customer".into(), provider: "github".into() });
+        let (status, body) = parts(error).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            json!({"type": "not_allowed", "message": "The actor type customer is not allowed to use the auth provider github"})
+        );
+    }
+
+    #[tokio::test]
+    async fn body_failures_are_invalid_data_with_their_own_status() {
+        let (status, body) = parts(ApiError::Body(BodyError::TooLarge)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["type"], "invalid_data");
+        let (status, _) = parts(ApiError::Body(BodyError::UnsupportedContentType)).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+}

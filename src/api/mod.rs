@@ -1,0 +1,68 @@
+//! The HTTP API: one axum `Router` that `lambda_http::run` and the local server both serve.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::HeaderValue;
+use http::header::CACHE_CONTROL;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+mod body;
+mod cors;
+mod error;
+mod request_log;
+mod reset_password;
+
+pub use body::{BodyError, MAX_BODY_BYTES, parse_json};
+pub use cors::{CorsError, CorsPolicy};
+pub use error::ApiError;
+
+use crate::config::ApiConfig;
+use crate::domain::actor::ProviderPolicy;
+use crate::domain::token::TokenMinter;
+use crate::publish::EventPublisher;
+use crate::reset::ResetService;
+
+/// The route's path, with Medusa's parameter names.
+pub const RESET_PASSWORD_ROUTE: &str = "/auth/{actor_type}/{auth_provider}/reset-password";
+
+/// What the handler needs, shared by every request of an execution environment.
+pub struct ApiState<P> {
+    pub service: ResetService<P>,
+    pub providers: ProviderPolicy,
+}
+
+/// Builds the router from configuration and a publisher: what both binaries serve.
+pub fn app<P: EventPublisher>(config: &ApiConfig, publisher: P) -> Router {
+    let state = ApiState {
+        service: ResetService::new(TokenMinter::new(&config.token), publisher),
+        providers: config.providers.clone(),
+    };
+    router(state, &config.cors)
+}
+
+pub fn router<P: EventPublisher>(state: ApiState<P>, cors: &CorsPolicy) -> Router {
+    let mut router = Router::new()
+        .route(RESET_PASSWORD_ROUTE, post(reset_password::reset_password::<P>))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(Arc::new(state));
+    if let Some(cors) = cors.layer() {
+        router = router.layer(cors);
+    }
+    router
+        // Reset answers must never be cached by a browser, a CDN or a proxy.
+        .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(middleware::from_fn(request_log::log_request))
+}
+
+async fn not_found() -> Response {
+    ApiError::NotFound.into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::MethodNotAllowed.into_response()
+}

@@ -1,0 +1,17 @@
+//! The shared AWS SDK configuration: region, credentials and endpoint from the environment
+//! (`AWS_ENDPOINT_URL` points it at a local emulator), with timeouts well inside a Lambda's.
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// Loads the SDK configuration once per cold start; clients built from it are reused.
+pub async fn sdk_config() -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await
+}

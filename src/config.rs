@@ -1,0 +1,211 @@
+//! Configuration, read and checked once at cold start; a bad value names its variable.
+
+use std::time::Duration;
+
+use crate::api::{CorsError, CorsPolicy};
+use crate::domain::actor::{PolicyError, ProviderPolicy};
+use crate::domain::event::PASSWORD_RESET;
+use crate::domain::token::{SecretTooShort, SigningSecret, TokenSettings};
+use crate::publish::EventTarget;
+use crate::telemetry::LogSettings;
+
+/// The signing secret `make run` uses when none is given. It is public, so only for development.
+pub const DEVELOPMENT_SECRET: &str = "development-only-secret--never-deploy-this-value";
+/// The origins `make run` allows: the usual local storefront and admin ports.
+pub const DEVELOPMENT_CORS: &str = "http://localhost:8000,http://127.0.0.1:8000,http://localhost:7001,http://localhost:9000";
+
+const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 900;
+const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
+
+/// A configuration problem, naming the variable and never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, reason: impl ToString) -> Self {
+        Self { var, reason: reason.to_string() }
+    }
+}
+
+/// Where the configuration is read: on Lambda every secret must be given; locally there are
+/// development defaults so that `make run` needs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Lambda,
+    Local,
+}
+
+/// Configuration of the reset-password route.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub token: TokenSettings,
+    pub providers: ProviderPolicy,
+    pub cors: CorsPolicy,
+    pub events: EventTarget,
+    pub log: LogSettings,
+    /// True when the development secret is in use, so the local runner can say so.
+    pub uses_development_secret: bool,
+}
+
+/// Reads variables; `from_env` uses the process environment, tests pass a map.
+pub struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    pub fn new(lookup: F) -> Self {
+        Self(lookup)
+    }
+
+    /// The variable's value, with empty treated as unset.
+    pub fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.is_empty())
+    }
+
+    pub fn get_or(&self, var: &str, default: &str) -> String {
+        self.get(var).unwrap_or_else(|| default.to_owned())
+    }
+
+    pub fn parse_or<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse().map_err(|e| ConfigError::new(var, format!("{e} (got `{raw}`)"))),
+        }
+    }
+}
+
+/// The process environment (callers run `check_utf8` first, so nothing is mangled here).
+pub fn env_var(var: &str) -> Option<String> {
+    std::env::var_os(var).map(|v| v.to_string_lossy().into_owned())
+}
+
+impl ApiConfig {
+    pub fn from_env(profile: Profile) -> Result<Self, ConfigError> {
+        check_utf8(&["JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "AUTH_PROVIDERS", "AUTH_CORS"])?;
+        Self::from_vars(profile, &Vars::new(env_var))
+    }
+
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
+        let (secret, uses_development_secret) = match (vars.0)("JWT_SECRET") {
+            Some(raw) => (raw, false),
+            None if profile == Profile::Local => (DEVELOPMENT_SECRET.to_owned(), true),
+            None => return Err(ConfigError::new("JWT_SECRET", "is required (at least 32 bytes)")),
+        };
+        let secret = SigningSecret::parse(secret).map_err(|e: SecretTooShort| ConfigError::new("JWT_SECRET", e))?;
+        let lifetime = vars.parse_or("RESET_TOKEN_TTL_SECONDS", DEFAULT_TOKEN_LIFETIME_SECS)?;
+        if !TOKEN_LIFETIME_RANGE.contains(&lifetime) {
+            return Err(ConfigError::new(
+                "RESET_TOKEN_TTL_SECONDS",
+                format!("must be between {} and {} seconds", TOKEN_LIFETIME_RANGE.start(), TOKEN_LIFETIME_RANGE.end()),
+            ));
+        }
+        let providers = ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", "customer=emailpass"))
+            .map_err(|e: PolicyError| ConfigError::new("AUTH_PROVIDERS", e))?;
+        let default_cors = if profile == Profile::Local { DEVELOPMENT_CORS } else { "" };
+        let cors = CorsPolicy::parse(&vars.get_or("AUTH_CORS", default_cors))
+            .map_err(|e: CorsError| ConfigError::new("AUTH_CORS", e))?;
+        Ok(Self {
+            token: TokenSettings {
+                secret,
+                lifetime: Duration::from_secs(lifetime),
+                issuer: vars.get("JWT_ISSUER"),
+                audience: vars.get("JWT_AUDIENCE"),
+            },
+            providers,
+            cors,
+            events: EventTarget {
+                bus_name: vars.get_or("EVENT_BUS_NAME", "default"),
+                source: vars.get_or("EVENT_SOURCE", "medusa.auth"),
+                detail_type: vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET),
+            },
+            log: LogSettings::from_vars(profile, vars)?,
+            uses_development_secret,
+        })
+    }
+}
+
+/// Refuses variables whose value is not UTF-8 rather than using a mangled value.
+pub fn check_utf8(vars: &[&'static str]) -> Result<(), ConfigError> {
+    for &var in vars {
+        if let Some(value) = std::env::var_os(var) {
+            if value.to_str().is_none() {
+                return Err(ConfigError::new(var, "is not valid UTF-8"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::LogFormat;
+    use std::collections::HashMap;
+
+    fn config(profile: Profile, pairs: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ApiConfig::from_vars(profile, &Vars::new(|k: &str| map.get(k).cloned()))
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn lambda_requires_a_secret_and_names_the_variable() {
+        let error = config(Profile::Lambda, &[]).unwrap_err();
+        assert_eq!(error.var, "JWT_SECRET");
+        let error = config(Profile::Lambda, &[("JWT_SECRET", "too-short")]).unwrap_err();
+        assert_eq!(error.to_string(), "JWT_SECRET: must be at least 32 bytes, got 9");
+    }
+
+    #[test]
+    fn an_empty_secret_is_an_error_not_the_development_default() {
+        let error = config(Profile::Local, &[("JWT_SECRET", "")]).unwrap_err();
+        assert_eq!(error.var, "JWT_SECRET");
+    }
+
+    #[test]
+    fn local_runs_with_embedded_defaults() {
+        let config = config(Profile::Local, &[]).unwrap();
+        assert!(config.uses_development_secret);
+        assert!(config.cors.allows("http://localhost:8000"));
+        assert_eq!(config.token.lifetime, Duration::from_secs(900));
+        assert_eq!(config.events.detail_type, "auth.password_reset");
+        assert_eq!(config.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn lambda_defaults_are_json_logs_and_no_cors() {
+        let config = config(Profile::Lambda, &[("JWT_SECRET", SECRET)]).unwrap();
+        assert!(!config.uses_development_secret);
+        assert!(!config.cors.allows("http://localhost:8000"));
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.events.bus_name, "default");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("RESET_TOKEN_TTL_SECONDS", "soon"),
+            ("RESET_TOKEN_TTL_SECONDS", "5"),
+            ("AUTH_PROVIDERS", "customer"),
+            ("AUTH_CORS", "localhost"),
+            ("LOG_FORMAT", "xml"),
+            ("RUST_LOG", "info,aws=loud"),
+        ];
+        for (var, value) in cases {
+            let error = config(Profile::Lambda, &[("JWT_SECRET", SECRET), (var, value)]).unwrap_err();
+            assert_eq!(error.var, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn errors_never_show_the_secret() {
+        let error = config(Profile::Lambda, &[("JWT_SECRET", "hunter2")]).unwrap_err();
+        assert!(!error.to_string().contains("hunter2"));
+    }
+}

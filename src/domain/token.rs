@@ -1,0 +1,215 @@
+//! Mints the reset token: an HS256 JWT with the claims Medusa's update route accepts.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::actor::{ActorType, AuthProvider};
+use super::identifier::Identifier;
+
+/// HS256 keys shorter than the hash output weaken the MAC; Medusa's own guidance agrees.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The shared signing secret. Never printed: `Debug` is redacted and there is no `Display`.
+#[derive(Clone)]
+pub struct SigningSecret(Vec<u8>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be at least {MIN_SECRET_BYTES} bytes, got {0}")]
+pub struct SecretTooShort(pub usize);
+
+impl SigningSecret {
+    pub fn parse(raw: impl Into<Vec<u8>>) -> Result<Self, SecretTooShort> {
+        let bytes = raw.into();
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(SecretTooShort(bytes.len()));
+        }
+        Ok(Self(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningSecret(<redacted>)")
+    }
+}
+
+/// How tokens are minted: the secret, their lifetime and the optional `iss`/`aud` claims.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub secret: SigningSecret,
+    pub lifetime: Duration,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// The claims of a reset token. Field names are Medusa's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetClaims {
+    pub entity_id: String,
+    pub provider: String,
+    pub actor_type: String,
+    pub purpose: String,
+    pub jti: String,
+    pub iat: u64,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// The `purpose` claim of every token this system mints.
+pub const RESET_PURPOSE: &str = "reset";
+
+/// A signed token as it travels in the event. `Debug` is redacted so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResetToken(String);
+
+impl ResetToken {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ResetToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResetToken(<redacted>)")
+    }
+}
+
+/// A freshly minted token with the facts about it that callers need without decoding it.
+#[derive(Debug, Clone)]
+pub struct MintedToken {
+    pub token: ResetToken,
+    pub jti: Uuid,
+    pub expires_at: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the system clock is before 1970")]
+    Clock,
+    #[error("signing the token failed: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+}
+
+/// Mints tokens; built once at cold start so the key and header are not rebuilt per request.
+pub struct TokenMinter {
+    key: EncodingKey,
+    header: Header,
+    lifetime_secs: u64,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl TokenMinter {
+    pub fn new(settings: &TokenSettings) -> Self {
+        Self {
+            key: EncodingKey::from_secret(settings.secret.as_bytes()),
+            header: Header::new(Algorithm::HS256),
+            lifetime_secs: settings.lifetime.as_secs(),
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+        }
+    }
+
+    pub fn mint(
+        &self,
+        identifier: &Identifier,
+        actor_type: &ActorType,
+        provider: &AuthProvider,
+        now: SystemTime,
+    ) -> Result<MintedToken, TokenError> {
+        let iat = now.duration_since(UNIX_EPOCH).map_err(|_| TokenError::Clock)?.as_secs();
+        let jti = Uuid::new_v4();
+        let claims = ResetClaims {
+            entity_id: identifier.as_str().to_owned(),
+            provider: provider.as_str().to_owned(),
+            actor_type: actor_type.as_str().to_owned(),
+            purpose: RESET_PURPOSE.to_owned(),
+            jti: jti.to_string(),
+            iat,
+            exp: iat + self.lifetime_secs,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        let token = jsonwebtoken::encode(&self.header, &claims, &self.key)?;
+        Ok(MintedToken { token: ResetToken(token), jti, expires_at: claims.exp })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::actor::ProviderPolicy;
+    use jsonwebtoken::{DecodingKey, Validation, decode};
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn settings() -> TokenSettings {
+        TokenSettings {
+            secret: SigningSecret::parse(SECRET).unwrap(),
+            lifetime: Duration::from_secs(900),
+            issuer: Some("shop".into()),
+            audience: None,
+        }
+    }
+
+    #[test]
+    fn a_short_secret_is_refused() {
+        assert_eq!(SigningSecret::parse("short").unwrap_err(), SecretTooShort(5));
+        assert!(SigningSecret::parse(SECRET).is_ok());
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let shown = format!("{:?}", settings());
+        assert!(!shown.contains(SECRET), "{shown}");
+    }
+
+    #[test]
+    fn a_minted_token_carries_medusas_claims() {
+        let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
+        let id = Identifier::parse("a@example.com").unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let minted = TokenMinter::new(&settings()).mint(&id, &actor, &provider, now).unwrap();
+
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.set_issuer(&["shop"]);
+        let claims = decode::<ResetClaims>(minted.token.expose(), &DecodingKey::from_secret(SECRET.as_bytes()), &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims.entity_id, "a@example.com");
+        assert_eq!((claims.actor_type.as_str(), claims.provider.as_str()), ("customer", "emailpass"));
+        assert_eq!(claims.purpose, "reset");
+        assert_eq!((claims.iat, claims.exp), (2_000_000_000, 2_000_000_900));
+        assert_eq!(claims.jti, minted.jti.to_string());
+        assert_eq!(claims.aud, None);
+        assert_eq!(minted.expires_at, claims.exp);
+    }
+
+    #[test]
+    fn every_token_gets_a_fresh_jti() {
+        let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
+        let id = Identifier::parse("a@example.com").unwrap();
+        let minter = TokenMinter::new(&settings());
+        let a = minter.mint(&id, &actor, &provider, SystemTime::now()).unwrap();
+        let b = minter.mint(&id, &actor, &provider, SystemTime::now()).unwrap();
+        assert_ne!(a.jti, b.jti);
+        assert_eq!(a.jti.get_version_num(), 4);
+    }
+}

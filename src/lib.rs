@@ -1,0 +1,14 @@
+//! Medusa's password-reset token route as AWS Lambdas: the domain, its ports and their adapters.
+//!
+//! `domain` holds the parsed types and the token; `publish` is the event port with its EventBridge
+//! and in-process adapters; `reset` is the use case; `api` is the axum router that both the Lambda
+//! and the local server run; `config` reads the environment once at start-up.
+
+pub mod api;
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod local;
+pub mod publish;
+pub mod reset;
+pub mod telemetry;

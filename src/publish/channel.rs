@@ -1,0 +1,25 @@
+//! In-process publisher: hands each event to a channel that `make run` and the tests read.
+
+use tokio::sync::mpsc;
+
+use super::{EventPublisher, PublishError};
+use crate::domain::event::PasswordResetEvent;
+
+/// Sends events into an unbounded channel; publishing fails once the receiver is gone.
+#[derive(Debug, Clone)]
+pub struct ChannelPublisher {
+    sender: mpsc::UnboundedSender<PasswordResetEvent>,
+}
+
+impl ChannelPublisher {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<PasswordResetEvent>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (Self { sender }, receiver)
+    }
+}
+
+impl EventPublisher for ChannelPublisher {
+    async fn publish(&self, event: &PasswordResetEvent) -> Result<(), PublishError> {
+        self.sender.send(event.clone()).map_err(|_| PublishError::ChannelClosed)
+    }
+}

@@ -1,0 +1,56 @@
+//! EventBridge publisher: one `PutEvents` entry per reset, a failed entry counted as a failure.
+
+use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::error::DisplayErrorContext;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use super::{EventPublisher, PublishError};
+use crate::domain::event::PasswordResetEvent;
+
+/// Where events go: the bus, the `Source` and the `DetailType`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTarget {
+    pub bus_name: String,
+    pub source: String,
+    pub detail_type: String,
+}
+
+/// Puts events on an EventBridge bus with a client built once per cold start.
+#[derive(Debug, Clone)]
+pub struct EventBridgePublisher {
+    client: Client,
+    target: EventTarget,
+}
+
+impl EventBridgePublisher {
+    pub fn new(client: Client, target: EventTarget) -> Self {
+        Self { client, target }
+    }
+}
+
+impl EventPublisher for EventBridgePublisher {
+    async fn publish(&self, event: &PasswordResetEvent) -> Result<(), PublishError> {
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name(&self.target.bus_name)
+            .source(&self.target.source)
+            .detail_type(&self.target.detail_type)
+            .detail(serde_json::to_string(event)?)
+            .build();
+        let output = self
+            .client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            // The SDK's error names the operation and cause; it never contains the request body.
+            .map_err(|e| PublishError::Service(DisplayErrorContext(&e).to_string()))?;
+        if output.failed_entry_count() > 0 {
+            let failed = output.entries().iter().find(|e| e.error_code().is_some());
+            return Err(PublishError::EntryFailed {
+                code: failed.and_then(|e| e.error_code()).unwrap_or("unknown").to_owned(),
+                message: failed.and_then(|e| e.error_message()).unwrap_or("no message").to_owned(),
+            });
+        }
+        Ok(())
+    }
+}

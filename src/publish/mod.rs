@@ -1,0 +1,29 @@
+//! The event port: where a minted reset goes. EventBridge on Lambda, an in-process channel locally.
+
+use std::future::Future;
+
+use crate::domain::event::PasswordResetEvent;
+
+mod channel;
+mod eventbridge;
+
+pub use channel::ChannelPublisher;
+pub use eventbridge::{EventBridgePublisher, EventTarget};
+
+/// Puts one `auth.password_reset` event where subscribers will find it.
+pub trait EventPublisher: Send + Sync + 'static {
+    fn publish(&self, event: &PasswordResetEvent) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// Why an event was not published. Messages carry codes and causes, never the event itself.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("EventBridge refused the entry ({code}): {message}")]
+    EntryFailed { code: String, message: String },
+    #[error("EventBridge call failed: {0}")]
+    Service(String),
+    #[error("the event could not be serialized: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("the in-process event channel is closed")]
+    ChannelClosed,
+}
