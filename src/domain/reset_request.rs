@@ -10,6 +10,8 @@ use super::metadata::{Metadata, MetadataError};
 
 /// Medusa joins at most this many issues into one message.
 const MAX_ISSUES: usize = 3;
+/// Unknown field names echoed back at most; the rest are counted, so a hostile body cannot bloat the answer.
+const MAX_ECHOED_FIELDS: usize = 5;
 
 /// A well-formed request: a usable identifier and bounded metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,10 +32,17 @@ impl ResetRequest {
     pub fn from_json(body: Value) -> Result<Self, InvalidRequest> {
         match body {
             Value::String(identifier) => parse_identifier(&identifier)
-                .map(|identifier| Self { identifier, metadata: None })
-                .map_err(|issue| InvalidRequest { issues: vec![issue] }),
+                .map(|identifier| Self {
+                    identifier,
+                    metadata: None,
+                })
+                .map_err(|issue| InvalidRequest {
+                    issues: vec![issue],
+                }),
             Value::Object(fields) => Self::from_fields(fields),
-            other => Err(InvalidRequest { issues: vec![wrong_type("object", "", &other)] }),
+            other => Err(InvalidRequest {
+                issues: vec![wrong_type("object", "", &other)],
+            }),
         }
     }
 
@@ -44,7 +53,9 @@ impl ResetRequest {
                 issues.push("Field 'identifier' is required".to_owned());
                 None
             }
-            Some(Value::String(raw)) => parse_identifier(&raw).map_err(|issue| issues.push(issue)).ok(),
+            Some(Value::String(raw)) => parse_identifier(&raw)
+                .map_err(|issue| issues.push(issue))
+                .ok(),
             Some(other) => {
                 issues.push(wrong_type("string", "identifier", &other));
                 None
@@ -52,18 +63,30 @@ impl ResetRequest {
         };
         let metadata = match fields.remove("metadata") {
             None => None,
-            Some(Value::Object(map)) => Metadata::parse(map).map_err(|e| issues.push(metadata_issue(&e))).ok(),
+            Some(Value::Object(map)) => Metadata::parse(map)
+                .map_err(|e| issues.push(metadata_issue(&e)))
+                .ok(),
             Some(other) => {
                 issues.push(wrong_type("object", "metadata", &other));
                 None
             }
         };
         if !fields.is_empty() {
-            let names: Vec<String> = fields.keys().map(|k| format!("'{}'", printable(k))).collect();
+            let mut names: Vec<String> = fields
+                .keys()
+                .take(MAX_ECHOED_FIELDS)
+                .map(|k| format!("'{}'", printable(k)))
+                .collect();
+            if fields.len() > MAX_ECHOED_FIELDS {
+                names.push(format!("and {} more", fields.len() - MAX_ECHOED_FIELDS));
+            }
             issues.push(format!("Unrecognized fields: {}", names.join(", ")));
         }
         match identifier {
-            Some(identifier) if issues.is_empty() => Ok(Self { identifier, metadata }),
+            Some(identifier) if issues.is_empty() => Ok(Self {
+                identifier,
+                metadata,
+            }),
             _ => {
                 issues.truncate(MAX_ISSUES);
                 Err(InvalidRequest { issues })
@@ -81,7 +104,10 @@ fn metadata_issue(error: &MetadataError) -> String {
 }
 
 fn wrong_type(expected: &str, field: &str, got: &Value) -> String {
-    format!("Expected type: '{expected}' for field '{field}', got: '{}'", zod_type_name(got))
+    format!(
+        "Expected type: '{expected}' for field '{field}', got: '{}'",
+        zod_type_name(got)
+    )
 }
 
 /// zod's names for the type it received.
@@ -100,7 +126,11 @@ fn zod_type_name(value: &Value) -> &'static str {
 /// hostile key cannot forge log lines or bloat the answer.
 fn printable(key: &str) -> String {
     const MAX_ECHO: usize = 40;
-    let mut shown: String = key.chars().filter(|c| !c.is_control()).take(MAX_ECHO).collect();
+    let mut shown: String = key
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_ECHO)
+        .collect();
     if key.chars().count() > MAX_ECHO {
         shown.push('…');
     }
@@ -119,7 +149,10 @@ mod tests {
 
     #[test]
     fn an_identifier_with_metadata_parses() {
-        let req = ResetRequest::from_json(json!({"identifier": "a@example.com", "metadata": {"locale": "de"}})).unwrap();
+        let req = ResetRequest::from_json(
+            json!({"identifier": "a@example.com", "metadata": {"locale": "de"}}),
+        )
+        .unwrap();
         assert_eq!(req.identifier.as_str(), "a@example.com");
         assert_eq!(req.metadata.unwrap().get_str("locale"), Some("de"));
     }
@@ -133,7 +166,10 @@ mod tests {
 
     #[test]
     fn a_missing_identifier_gets_medusas_message() {
-        assert_eq!(message(json!({})), "Invalid request: Field 'identifier' is required");
+        assert_eq!(
+            message(json!({})),
+            "Invalid request: Field 'identifier' is required"
+        );
     }
 
     #[test]
@@ -150,7 +186,10 @@ mod tests {
             message(json!({"identifier": "a@b.c", "metadata": [1]})),
             "Invalid request: Expected type: 'object' for field 'metadata', got: 'array'"
         );
-        assert_eq!(message(json!([1])), "Invalid request: Expected type: 'object' for field '', got: 'array'");
+        assert_eq!(
+            message(json!([1])),
+            "Invalid request: Expected type: 'object' for field '', got: 'array'"
+        );
     }
 
     #[test]
@@ -179,7 +218,10 @@ mod tests {
             message(json!({"identifier": "a@b.c\r\nBcc: x@y.z"})),
             "Invalid request: Field 'identifier' must not contain control characters"
         );
-        assert_eq!(message(json!("")), "Invalid request: Field 'identifier' must not be empty");
+        assert_eq!(
+            message(json!("")),
+            "Invalid request: Field 'identifier' must not be empty"
+        );
     }
 
     #[test]
@@ -187,6 +229,13 @@ mod tests {
         let msg = message(json!({"identifier": "a@b.c", "\u{1b}[31mred\n": 1, "k".repeat(500): 2}));
         assert!(!msg.chars().any(char::is_control), "{msg:?}");
         assert!(msg.len() < 200, "{msg}");
+        let many: Map<String, Value> = (0..50).map(|i| (format!("f{i:02}"), json!(1))).collect();
+        let mut body = many;
+        body.insert("identifier".into(), json!("a@b.c"));
+        assert_eq!(
+            message(Value::Object(body)),
+            "Invalid request: Unrecognized fields: 'f00', 'f01', 'f02', 'f03', 'f04', and 45 more"
+        );
     }
 
     fn any_json() -> impl Strategy<Value = Value> {

@@ -1,0 +1,120 @@
+//! Shared test support: the real parts tests use (moto, the compiled binaries, an independent JWT
+//! verifier) and small helpers to drive the router in-process.
+// Each test crate uses a different subset of these helpers.
+#![allow(dead_code)]
+
+pub mod runtime_api;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use axum::Router;
+use axum::body::Body;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use medusa_reset::config::{ApiConfig, Profile, Vars};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+/// The moto server `make test` started (`MOTO_ENDPOINT`); tests that need AWS fail loudly without it.
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
+        panic!("MOTO_ENDPOINT is not set: run these tests with `make test`, which starts moto")
+    })
+}
+
+/// SDK configuration pointing at moto with dummy credentials.
+pub async fn moto_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+/// The API configuration of the tests: the Lambda profile with the test secret and the given overrides.
+pub fn api_config(overrides: &[(&str, &str)]) -> ApiConfig {
+    let lookup = |var: &str| {
+        overrides
+            .iter()
+            .find(|(k, _)| *k == var)
+            .map(|(_, v)| v.to_string())
+            .or_else(|| match var {
+                "JWT_SECRET" => Some(SECRET.to_owned()),
+                _ => None,
+            })
+    };
+    ApiConfig::from_vars(Profile::Lambda, &Vars::new(lookup)).expect("test configuration is valid")
+}
+
+/// Sends one request through the router in-process and returns status, headers and body text.
+pub async fn send(app: &Router, request: Request<Body>) -> (Response<()>, String) {
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router never fails");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("body collects").to_bytes();
+    (
+        Response::from_parts(parts, ()),
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+pub fn post_json(path: &str, body: &str) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+/// The project's Python with PyJWT (`make test` creates `.venv`); `PYTHON` overrides it.
+fn python() -> PathBuf {
+    std::env::var_os("PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+}
+
+/// Verifies a token with PyJWT, a verifier independent of the code that minted it: signature,
+/// algorithm, expiry and the presence of Medusa's claims. Returns the claims, or PyJWT's complaint.
+pub fn verify_independently(
+    token: &str,
+    secret: &str,
+    audience: Option<&str>,
+) -> Result<Value, String> {
+    const SCRIPT: &str = r#"
+import json, sys, jwt
+token, secret, audience = sys.argv[1], sys.argv[2], sys.argv[3] or None
+try:
+    claims = jwt.decode(token, secret, algorithms=["HS256"], audience=audience,
+        options={"require": ["exp", "iat", "jti", "entity_id", "actor_type", "provider"]})
+except jwt.PyJWTError as e:
+    print(type(e).__name__ + ": " + str(e)); sys.exit(1)
+print(json.dumps(claims))
+"#;
+    let output = Command::new(python())
+        .args(["-c", SCRIPT, token, secret, audience.unwrap_or("")])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (run `make test`, which creates .venv): {e}",
+                python().display()
+            )
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if output.status.success() {
+        Ok(serde_json::from_str(&stdout).expect("PyJWT prints JSON claims"))
+    } else {
+        Err(format!(
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
