@@ -4,17 +4,19 @@
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 
 /// Loads the SDK configuration once per cold start; clients built from it are reused.
 pub async fn sdk_config() -> SdkConfig {
+    defaults().load().await
+}
+
+/// The loader with this project's settings, for callers (tests) that add their own endpoint.
+pub fn defaults() -> ConfigLoader {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
         .build();
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts)
 }

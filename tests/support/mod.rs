@@ -3,12 +3,13 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod aws_fixtures;
 pub mod runtime_api;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use axum::Router;
 use axum::body::Body;
 use http::{Request, Response};
@@ -28,8 +29,13 @@ pub fn moto_endpoint() -> String {
 
 /// SDK configuration pointing at moto with dummy credentials.
 pub async fn moto_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
+    sdk_config_for(&moto_endpoint()).await
+}
+
+/// The project's SDK settings against any local endpoint (moto, or a stub a test runs).
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    medusa_reset::aws::defaults()
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(
             "testing", "testing", None, None, "tests",

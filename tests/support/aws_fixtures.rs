@@ -1,0 +1,108 @@
+//! AWS fixtures in moto: an EventBridge bus whose rule feeds an SQS queue, and a way to drain it.
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use serde_json::{Value, json};
+
+/// A fresh bus with a rule (`source` + `auth.password_reset`) that targets a fresh SQS queue.
+pub struct BusToQueue {
+    pub bus_name: String,
+    pub queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl BusToQueue {
+    pub async fn create(config: &SdkConfig, source: &str, detail_type: &str) -> Self {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let bus_name = format!("bus-{suffix}");
+        let events = aws_sdk_eventbridge::Client::new(config);
+        let sqs = aws_sdk_sqs::Client::new(config);
+        events
+            .create_event_bus()
+            .name(&bus_name)
+            .send()
+            .await
+            .expect("create bus");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("q-{suffix}"))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes");
+        let queue_arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .expect("queue arn")
+            .clone();
+        let pattern = json!({"source": [source], "detail-type": [detail_type]});
+        events
+            .put_rule()
+            .name("to-queue")
+            .event_bus_name(&bus_name)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .expect("put rule");
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id("queue")
+            .arn(queue_arn)
+            .build()
+            .expect("target");
+        events
+            .put_targets()
+            .rule("to-queue")
+            .event_bus_name(&bus_name)
+            .targets(target)
+            .send()
+            .await
+            .expect("put targets");
+        Self {
+            bus_name,
+            queue_url,
+            sqs,
+        }
+    }
+
+    /// Every EventBridge event that reached the queue within `wait`, as JSON.
+    pub async fn drain(&self, wait: Duration) -> Vec<Value> {
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receive");
+            for message in received.messages() {
+                events.push(
+                    serde_json::from_str(message.body().unwrap_or_default())
+                        .expect("an EventBridge event"),
+                );
+                if let Some(handle) = message.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+        }
+        events
+    }
+}
