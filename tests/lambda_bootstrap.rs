@@ -1,0 +1,134 @@
+//! The compiled `reset-password` binary under the Runtime API emulator, fed every file in `events/`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::aws_fixtures::BusToQueue;
+use support::runtime_api::{Answer, RuntimeApi};
+use support::{SECRET, moto_endpoint, moto_sdk_config};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_reset-password");
+
+/// What each sample event must get: HTTP status, and the error `type` where there is a body.
+fn expected(name: &str) -> (u16, Option<&'static str>) {
+    match name {
+        "valid.json" | "valid-base64-body.json" | "bare-string-body.json" => (201, None),
+        "missing-identifier.json" | "malformed-json.json" => (400, Some("invalid_data")),
+        "disallowed-provider.json" => (400, Some("not_allowed")),
+        "cors-preflight.json" => (200, None),
+        other => panic!("events/reset-password/{other} has no expected answer in this test: add one"),
+    }
+}
+
+fn event_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/reset-password");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn header<'a>(response: &'a Value, name: &str) -> Option<&'a str> {
+    response["headers"][name].as_str()
+}
+
+#[tokio::test]
+async fn every_sample_event_gets_its_expected_answer_from_the_bootstrap() {
+    let config = moto_sdk_config().await;
+    let fixture = BusToQueue::create(&config, "medusa.auth", "auth.password_reset").await;
+    let api = RuntimeApi::start().await.unwrap();
+    let mut child = api
+        .command(Path::new(BINARY), "reset-password")
+        .env("JWT_SECRET", SECRET)
+        .env("EVENT_BUS_NAME", &fixture.bus_name)
+        .env("AUTH_CORS", "http://localhost:8000")
+        .env("AWS_ENDPOINT_URL", moto_endpoint())
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let files = event_files();
+    assert!(files.len() >= 6, "the six required sample events exist");
+    let mut published = 0;
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let event: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        let answer = api.invoke(&event, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let Answer::Response(response) = answer else { panic!("{name}: the function failed: {answer:?}") };
+        let (status, kind) = expected(&name);
+        assert_eq!(response["statusCode"], status, "{name}: {response}");
+        assert_eq!(header(&response, "cache-control"), Some("no-store"), "{name}");
+        match kind {
+            Some(kind) => {
+                let body: Value = serde_json::from_str(response["body"].as_str().unwrap_or_default()).unwrap();
+                assert_eq!(body["type"], kind, "{name}: {body}");
+            }
+            None => assert!(response["body"].as_str().unwrap_or_default().is_empty(), "{name}: {response}"),
+        }
+        if name == "cors-preflight.json" {
+            assert_eq!(header(&response, "access-control-allow-origin"), Some("http://localhost:8000"));
+            assert_eq!(header(&response, "access-control-allow-credentials"), Some("true"));
+        }
+        if status == 201 {
+            published += 1;
+        }
+    }
+
+    let events = fixture.drain(Duration::from_secs(2)).await;
+    assert_eq!(events.len(), published, "one event per 201");
+    let mut identifiers: Vec<&str> = events.iter().map(|e| e["detail"]["entity_id"].as_str().unwrap()).collect();
+    identifiers.sort();
+    assert_eq!(identifiers, ["customer@example.com", "customer@gmail.com", "second@example.com"]);
+
+    child.kill().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let request_lines: Vec<Value> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "request")
+        .collect();
+    assert_eq!(request_lines.len(), files.len(), "one log line per request:\n{stdout}");
+    for line in &request_lines {
+        assert!(line["request_id"].is_string() && line["status"].is_u64() && line["latency_us"].is_u64(), "{line}");
+        assert!(line["outcome"].is_string(), "{line}");
+    }
+    assert!(request_lines.iter().any(|l| l["identifier"] == "c***@example.com"), "{stdout}");
+    for event in &events {
+        assert!(!stdout.contains(event["detail"]["token"].as_str().unwrap()), "a token reached the log");
+    }
+    assert!(!stdout.contains("customer@example.com") && !stdout.contains(SECRET), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_missing_secret_stops_start_up_and_names_the_variable() {
+    let api = RuntimeApi::start().await.unwrap();
+    let output = api
+        .command(Path::new(BINARY), "reset-password")
+        .env_remove("JWT_SECRET")
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output).await.unwrap().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("JWT_SECRET"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_short_secret_stops_start_up_without_showing_it() {
+    let api = RuntimeApi::start().await.unwrap();
+    let output = api.command(Path::new(BINARY), "reset-password").env("JWT_SECRET", "hunter2-hunter2").output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output).await.unwrap().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("JWT_SECRET: must be at least 32 bytes"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
