@@ -1,1 +1,126 @@
-fn main() {}
+//! Cold start and memory of the release bootstraps under the Runtime API emulator, and the size of
+//! the zipped bootstraps `make package` builds. Targets: start ≤ 15 ms (spawn → first
+//! `invocation/next`), peak RSS ≤ 16 MB after a first request, zip ≤ 4 MB. Exits non-zero when a
+//! figure misses its target. Runs under `tools/with-moto` so the first request really publishes.
+
+#[path = "../tests/support/runtime_api.rs"]
+mod runtime_api;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use runtime_api::{Answer, RuntimeApi};
+
+const RUNS: usize = 30;
+const MAX_START: Duration = Duration::from_millis(15);
+const MAX_RSS_KB: u64 = 16 * 1024;
+const MAX_ZIP_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A function to measure: its binary name, the environment it needs and the event of its first request.
+struct Function {
+    name: &'static str,
+    env: &'static [(&'static str, &'static str)],
+    first_event: &'static str,
+}
+
+const FUNCTIONS: &[Function] = &[Function {
+    name: "reset-password",
+    env: &[("JWT_SECRET", "benchmark-secret-0123456789abcdef"), ("LOG_FORMAT", "json")],
+    first_event: "events/reset-password/valid.json",
+}];
+
+struct Run {
+    start: Duration,
+    rss_kb: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut ok = true;
+    for function in FUNCTIONS {
+        match measure(root, function).await {
+            Ok(runs) => ok &= report(function.name, &runs),
+            Err(error) => {
+                eprintln!("{}: {error}", function.name);
+                ok = false;
+            }
+        }
+        let zip = root.join("target/lambda").join(function.name).join("bootstrap.zip");
+        match std::fs::metadata(&zip) {
+            Ok(meta) => ok &= verdict(
+                &format!("{} zipped bootstrap", function.name),
+                &format!("{:.2} MB", meta.len() as f64 / 1_048_576.0),
+                meta.len() <= MAX_ZIP_BYTES,
+                "≤ 4 MB",
+            ),
+            Err(_) => println!("{}: no {} (run `make package` first)", function.name, zip.display()),
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+async fn measure(root: &Path, function: &Function) -> Result<Vec<Run>, String> {
+    let binary: PathBuf = root.join("target/release").join(function.name);
+    let event: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join(function.first_event)).map_err(|e| format!("{}: {e}", function.first_event))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut runs = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
+        let mut command = api.command(&binary, function.name);
+        command.envs(function.env.iter().copied()).stdout(std::process::Stdio::null());
+        let spawned = Instant::now();
+        let mut child = command.spawn().map_err(|e| format!("{}: {e}", binary.display()))?;
+        let polled = api.first_poll(Duration::from_secs(5)).await.ok_or("no invocation/next within 5 s")?;
+        let answer = api.invoke(&event, Duration::from_secs(10)).await?;
+        if !matches!(answer, Answer::Response(_)) {
+            return Err(format!("the first request failed: {answer:?}"));
+        }
+        let pid = child.id().ok_or("the bootstrap exited")?;
+        let rss_kb = peak_rss_kb(pid).ok_or("cannot read VmHWM")?;
+        child.kill().await.map_err(|e| e.to_string())?;
+        runs.push(Run { start: polled - spawned, rss_kb });
+    }
+    Ok(runs)
+}
+
+/// The process's peak resident set (`VmHWM`), in kB.
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn report(name: &str, runs: &[Run]) -> bool {
+    let mut starts: Vec<Duration> = runs.iter().map(|r| r.start).collect();
+    let mut rss: Vec<u64> = runs.iter().map(|r| r.rss_kb).collect();
+    starts.sort();
+    rss.sort();
+    let pick = |p: usize| starts[(starts.len() - 1) * p / 100];
+    let start = verdict(
+        &format!("{name} cold start ({} runs)", runs.len()),
+        &format!("median {:.2} ms, p90 {:.2} ms, max {:.2} ms", ms(pick(50)), ms(pick(90)), ms(pick(100))),
+        pick(50) <= MAX_START,
+        "median ≤ 15 ms",
+    );
+    let max_rss = rss[rss.len() - 1];
+    let memory = verdict(
+        &format!("{name} peak RSS after a first request"),
+        &format!("median {:.1} MB, max {:.1} MB", rss[rss.len() / 2] as f64 / 1024.0, max_rss as f64 / 1024.0),
+        max_rss <= MAX_RSS_KB,
+        "≤ 16 MB",
+    );
+    start && memory
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn verdict(what: &str, figure: &str, ok: bool, target: &str) -> bool {
+    println!("{what}: {figure} (target {target}) {}", if ok { "OK" } else { "MISSED" });
+    ok
+}

@@ -1,1 +1,54 @@
-fn main() {}
+//! Handler work per request, network excluded: parse, validate, mint and build the event, through
+//! the whole router with the in-process publisher. Target: ≤ 50 µs.
+
+use std::hint::black_box;
+
+use axum::body::Body;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Request;
+use medusa_reset::api;
+use medusa_reset::config::{ApiConfig, Profile, Vars};
+use medusa_reset::domain::reset_request::ResetRequest;
+use medusa_reset::publish::ChannelPublisher;
+use tower::ServiceExt;
+
+const BODY: &str = r#"{"identifier":"customer@example.com","metadata":{"locale":"de","cart_id":"cart_01JDX"}}"#;
+
+fn config() -> ApiConfig {
+    let vars = Vars::new(|var: &str| (var == "JWT_SECRET").then(|| "benchmark-secret-0123456789abcdef".to_owned()));
+    ApiConfig::from_vars(Profile::Lambda, &vars).expect("valid benchmark configuration")
+}
+
+fn request() -> Request<Body> {
+    Request::post("/auth/customer/emailpass/reset-password")
+        .header("content-type", "application/json")
+        .body(Body::from(BODY))
+        .expect("valid request")
+}
+
+fn handler(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (publisher, mut events) = ChannelPublisher::new();
+    let app = api::app(&config(), publisher);
+    // Drained on the same runtime, as a subscriber would, so events do not pile up in memory.
+    runtime.spawn(async move { while events.recv().await.is_some() {} });
+
+    c.bench_function("reset_request_end_to_end_in_process", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let response = app.clone().oneshot(request()).await.expect("router answers");
+            assert_eq!(response.status(), 201);
+            black_box(response)
+        })
+    });
+
+    c.bench_function("parse_and_validate_body", |b| {
+        let headers = request().headers().clone();
+        b.iter(|| {
+            let value = api::parse_json(&headers, black_box(BODY.as_bytes())).expect("json");
+            black_box(ResetRequest::from_json(value).expect("valid"))
+        })
+    });
+}
+
+criterion_group!(benches, handler);
+criterion_main!(benches);

@@ -1,0 +1,61 @@
+# The two commands that matter: `make run` (the whole flow locally) and `make test` (everything).
+SHELL := bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+TEST_TOOLS := $(VENV)/.test-tools
+PACKAGE_TOOLS := $(VENV)/.package-tools
+LAMBDAS := reset-password
+ARCH ?= arm64
+EVENT ?= events/reset-password/valid.json
+# `make invoke` runs the Lambda profile, which requires a secret; this one is public, for local use only.
+DEV_SECRET := development-only-secret--never-deploy-this-value
+
+.PHONY: help run test lint bench package deploy invoke clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+run: ## the route on http://127.0.0.1:9000 with embedded defaults; no AWS, no Docker
+	cargo run --bin local
+
+test: $(TEST_TOOLS) lint ## format, lint, template check, and every test (starts and stops moto)
+	$(VENV)/bin/cfn-lint template.yaml
+	tools/with-moto cargo test
+
+lint: ## rustfmt and clippy, warnings as errors
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+bench: $(TEST_TOOLS) package ## handler time (criterion), cold start and RSS of the release bootstraps, zip sizes
+	cargo build --release --bins
+	tools/with-moto cargo bench --bench cold_start
+	cargo bench --bench handler
+
+package: $(PACKAGE_TOOLS) ## target/lambda/<function>/bootstrap.zip for ARCH=arm64|x86_64, with cargo-lambda
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --$(subst x86_64,x86-64,$(ARCH)) \
+	  --output-format zip $(addprefix --bin ,$(LAMBDAS))
+
+deploy: ## sam build && sam deploy --guided (needs the AWS SAM CLI and AWS credentials)
+	@command -v sam >/dev/null || { echo "install the AWS SAM CLI first (pip install aws-sam-cli)"; exit 1; }
+	sam build && sam deploy --guided
+
+invoke: $(TEST_TOOLS) ## make invoke EVENT=events/...: a release bootstrap under a local Runtime API, AWS on moto
+	cargo build --release --bins --example invoke
+	JWT_SECRET="$${JWT_SECRET:-$(DEV_SECRET)}" tools/with-moto target/release/examples/invoke "$(EVENT)"
+
+clean: ## remove build output and the tool venv
+	cargo clean
+	rm -rf $(VENV) outbox
+
+$(VENV)/bin/python:
+	@python3 -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+	python3 -m venv $(VENV)
+
+$(TEST_TOOLS): tools/requirements-test.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	touch $@
+
+$(PACKAGE_TOOLS): tools/requirements-package.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	touch $@

@@ -1,0 +1,56 @@
+//! `make invoke EVENT=events/…`: one sample event through a release `bootstrap` under the Runtime
+//! API emulator, printing the function's answer: what `sam local invoke` does, without Docker.
+//!
+//! The function is the event's folder name (`events/reset-password/valid.json` → `reset-password`);
+//! `BOOTSTRAP` overrides the binary. The binary inherits this process's environment.
+
+#[path = "../tests/support/runtime_api.rs"]
+mod runtime_api;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use runtime_api::{Answer, RuntimeApi};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("invoke: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> Result<bool, Box<dyn std::error::Error>> {
+    let event_path = std::env::args().nth(1).ok_or("usage: invoke EVENT_FILE")?;
+    let event = serde_json::from_slice(&std::fs::read(&event_path)?)?;
+    let function = Path::new(&event_path)
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str())
+        .ok_or("the event file must sit in events/<function>/")?
+        .to_owned();
+    let binary = std::env::var_os("BOOTSTRAP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new("target/release").join(&function));
+    let api = RuntimeApi::start().await?;
+    let mut child = api
+        .command(&binary, &function)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let answer = tokio::select! {
+        answer = api.invoke(&event, Duration::from_secs(30)) => answer?,
+        status = child.wait() => return Err(format!("{function} exited during start-up: {}", status?).into()),
+    };
+    child.kill().await?;
+    let (label, value, ok) = match answer {
+        Answer::Response(value) => ("response", value, true),
+        Answer::Error(value) => ("error", value, false),
+    };
+    println!("{label}:\n{}", serde_json::to_string_pretty(&value)?);
+    Ok(ok)
+}
