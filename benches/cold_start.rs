@@ -3,6 +3,8 @@
 //! `invocation/next`), peak RSS ≤ 16 MB after a first request, zip ≤ 4 MB. Exits non-zero when a
 //! figure misses its target. Runs under `tools/with-moto` so the first request really publishes.
 
+// Shared with the tests, which use more of it than this file does.
+#[allow(dead_code)]
 #[path = "../tests/support/runtime_api.rs"]
 mod runtime_api;
 
@@ -49,12 +51,14 @@ async fn main() -> ExitCode {
         }
         let zip = root.join("target/lambda").join(function.name).join("bootstrap.zip");
         match std::fs::metadata(&zip) {
-            Ok(meta) => ok &= verdict(
-                &format!("{} zipped bootstrap", function.name),
-                &format!("{:.2} MB", meta.len() as f64 / 1_048_576.0),
-                meta.len() <= MAX_ZIP_BYTES,
-                "≤ 4 MB",
-            ),
+            Ok(meta) => {
+                ok &= verdict(
+                    &format!("{} zipped bootstrap", function.name),
+                    &format!("{:.2} MB", meta.len() as f64 / 1_048_576.0),
+                    meta.len() <= MAX_ZIP_BYTES,
+                    "≤ 4 MB",
+                )
+            }
             Err(_) => println!("{}: no {} (run `make package` first)", function.name, zip.display()),
         }
     }

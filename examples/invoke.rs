@@ -4,6 +4,8 @@
 //! The function is the event's folder name (`events/reset-password/valid.json` → `reset-password`);
 //! `BOOTSTRAP` overrides the binary. The binary inherits this process's environment.
 
+// Shared with the tests, which use more of it than this file does.
+#[allow(dead_code)]
 #[path = "../tests/support/runtime_api.rs"]
 mod runtime_api;
 
@@ -34,14 +36,10 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         .and_then(|name| name.to_str())
         .ok_or("the event file must sit in events/<function>/")?
         .to_owned();
-    let binary = std::env::var_os("BOOTSTRAP")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new("target/release").join(&function));
+    let binary =
+        std::env::var_os("BOOTSTRAP").map(PathBuf::from).unwrap_or_else(|| Path::new("target/release").join(&function));
     let api = RuntimeApi::start().await?;
-    let mut child = api
-        .command(&binary, &function)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let mut child = api.command(&binary, &function).spawn().map_err(|e| format!("{}: {e}", binary.display()))?;
     let answer = tokio::select! {
         answer = api.invoke(&event, Duration::from_secs(30)) => answer?,
         status = child.wait() => return Err(format!("{function} exited during start-up: {}", status?).into()),

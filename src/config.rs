@@ -28,10 +28,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(var: &'static str, reason: impl ToString) -> Self {
-        Self {
-            var,
-            reason: reason.to_string(),
-        }
+        Self { var, reason: reason.to_string() }
     }
 }
 
@@ -72,20 +69,13 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         self.get(var).unwrap_or_else(|| default.to_owned())
     }
 
-    pub fn parse_or<T: std::str::FromStr>(
-        &self,
-        var: &'static str,
-        default: T,
-    ) -> Result<T, ConfigError>
+    pub fn parse_or<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
         match self.get(var) {
             None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .map_err(|e| ConfigError::new(var, format!("{e} (got `{raw}`)"))),
+            Some(raw) => raw.trim().parse().map_err(|e| ConfigError::new(var, format!("{e} (got `{raw}`)"))),
         }
     }
 }
@@ -97,50 +87,29 @@ pub fn env_var(var: &str) -> Option<String> {
 
 impl ApiConfig {
     pub fn from_env(profile: Profile) -> Result<Self, ConfigError> {
-        check_utf8(&[
-            "JWT_SECRET",
-            "JWT_ISSUER",
-            "JWT_AUDIENCE",
-            "AUTH_PROVIDERS",
-            "AUTH_CORS",
-        ])?;
+        check_utf8(&["JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "AUTH_PROVIDERS", "AUTH_CORS"])?;
         Self::from_vars(profile, &Vars::new(env_var))
     }
 
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(
-        profile: Profile,
-        vars: &Vars<F>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
         let (secret, uses_development_secret) = match (vars.0)("JWT_SECRET") {
             Some(raw) => (raw, false),
             None if profile == Profile::Local => (DEVELOPMENT_SECRET.to_owned(), true),
             None => {
-                return Err(ConfigError::new(
-                    "JWT_SECRET",
-                    "is required (at least 32 bytes)",
-                ));
+                return Err(ConfigError::new("JWT_SECRET", "is required (at least 32 bytes)"));
             }
         };
-        let secret = SigningSecret::parse(secret)
-            .map_err(|e: SecretTooShort| ConfigError::new("JWT_SECRET", e))?;
+        let secret = SigningSecret::parse(secret).map_err(|e: SecretTooShort| ConfigError::new("JWT_SECRET", e))?;
         let lifetime = vars.parse_or("RESET_TOKEN_TTL_SECONDS", DEFAULT_TOKEN_LIFETIME_SECS)?;
         if !TOKEN_LIFETIME_RANGE.contains(&lifetime) {
             return Err(ConfigError::new(
                 "RESET_TOKEN_TTL_SECONDS",
-                format!(
-                    "must be between {} and {} seconds",
-                    TOKEN_LIFETIME_RANGE.start(),
-                    TOKEN_LIFETIME_RANGE.end()
-                ),
+                format!("must be between {} and {} seconds", TOKEN_LIFETIME_RANGE.start(), TOKEN_LIFETIME_RANGE.end()),
             ));
         }
         let providers = ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", "customer=emailpass"))
             .map_err(|e: PolicyError| ConfigError::new("AUTH_PROVIDERS", e))?;
-        let default_cors = if profile == Profile::Local {
-            DEVELOPMENT_CORS
-        } else {
-            ""
-        };
+        let default_cors = if profile == Profile::Local { DEVELOPMENT_CORS } else { "" };
         let cors = CorsPolicy::parse(&vars.get_or("AUTH_CORS", default_cors))
             .map_err(|e: CorsError| ConfigError::new("AUTH_CORS", e))?;
         Ok(Self {
@@ -166,10 +135,8 @@ impl ApiConfig {
 /// Refuses variables whose value is not UTF-8 rather than using a mangled value.
 pub fn check_utf8(vars: &[&'static str]) -> Result<(), ConfigError> {
     for &var in vars {
-        if let Some(value) = std::env::var_os(var) {
-            if value.to_str().is_none() {
-                return Err(ConfigError::new(var, "is not valid UTF-8"));
-            }
+        if std::env::var_os(var).is_some_and(|value| value.to_str().is_none()) {
+            return Err(ConfigError::new(var, "is not valid UTF-8"));
         }
     }
     Ok(())
@@ -182,10 +149,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(profile: Profile, pairs: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         ApiConfig::from_vars(profile, &Vars::new(|k: &str| map.get(k).cloned()))
     }
 
@@ -196,10 +160,7 @@ mod tests {
         let error = config(Profile::Lambda, &[]).unwrap_err();
         assert_eq!(error.var, "JWT_SECRET");
         let error = config(Profile::Lambda, &[("JWT_SECRET", "too-short")]).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "JWT_SECRET: must be at least 32 bytes, got 9"
-        );
+        assert_eq!(error.to_string(), "JWT_SECRET: must be at least 32 bytes, got 9");
     }
 
     #[test]
@@ -238,8 +199,7 @@ mod tests {
             ("RUST_LOG", "info,aws=loud"),
         ];
         for (var, value) in cases {
-            let error =
-                config(Profile::Lambda, &[("JWT_SECRET", SECRET), (var, value)]).unwrap_err();
+            let error = config(Profile::Lambda, &[("JWT_SECRET", SECRET), (var, value)]).unwrap_err();
             assert_eq!(error.var, var, "{value}");
         }
     }

@@ -19,23 +19,16 @@ impl LocalSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let vars = Vars::new(env_var);
         let addr = vars.parse_or("LOCAL_ADDR", SocketAddr::from(([127, 0, 0, 1], 9000)))?;
-        let link_template = vars.get_or(
-            "RESET_URL_TEMPLATE",
-            "http://localhost:8000/reset-password?token={token}&email={email}",
-        );
-        Ok(Self {
-            addr,
-            link_template,
-        })
+        let link_template =
+            vars.get_or("RESET_URL_TEMPLATE", "http://localhost:8000/reset-password?token={token}&email={email}");
+        Ok(Self { addr, link_template })
     }
 }
 
 /// Prints what the server is and how to use it.
 pub fn announce(config: &ApiConfig, bound: SocketAddr) {
     if config.uses_development_secret {
-        tracing::warn!(
-            "JWT_SECRET is not set: signing with the built-in DEVELOPMENT secret, for development only"
-        );
+        tracing::warn!("JWT_SECRET is not set: signing with the built-in DEVELOPMENT secret, for development only");
     }
     tracing::info!(
         "listening on http://{bound}; try: curl -i -X POST http://{bound}/auth/customer/emailpass/reset-password \
@@ -44,21 +37,12 @@ pub fn announce(config: &ApiConfig, bound: SocketAddr) {
 }
 
 /// Prints each event as EventBridge would carry it, with the reset link the token implies.
-pub async fn print_events(
-    mut events: UnboundedReceiver<PasswordResetEvent>,
-    link_template: String,
-) {
+pub async fn print_events(mut events: UnboundedReceiver<PasswordResetEvent>, link_template: String) {
     while let Some(event) = events.recv().await {
         let detail = serde_json::to_string_pretty(&event).unwrap_or_default();
         let link = link_template
-            .replace(
-                "{token}",
-                &utf8_percent_encode(event.token.expose(), NON_ALPHANUMERIC).to_string(),
-            )
-            .replace(
-                "{email}",
-                &utf8_percent_encode(&event.entity_id, NON_ALPHANUMERIC).to_string(),
-            );
+            .replace("{token}", &utf8_percent_encode(event.token.expose(), NON_ALPHANUMERIC).to_string())
+            .replace("{email}", &utf8_percent_encode(&event.entity_id, NON_ALPHANUMERIC).to_string());
         println!(
             "--- auth.password_reset (development only: this output shows the token)\n{detail}\nreset link: {link}\n"
         );

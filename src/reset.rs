@@ -34,9 +34,7 @@ impl<P: EventPublisher> ResetService<P> {
         actor_type: &ActorType,
         provider: &AuthProvider,
     ) -> Result<(), ResetError> {
-        let minted =
-            self.minter
-                .mint(&request.identifier, actor_type, provider, SystemTime::now())?;
+        let minted = self.minter.mint(&request.identifier, actor_type, provider, SystemTime::now())?;
         let event = PasswordResetEvent {
             entity_id: request.identifier.as_str().to_owned(),
             actor_type: actor_type.as_str().to_owned(),

@@ -22,31 +22,20 @@ pub struct LogSettings {
 }
 
 impl LogSettings {
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(
-        profile: Profile,
-        vars: &Vars<F>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
         let format = match vars.get("LOG_FORMAT").as_deref() {
             None if profile == Profile::Lambda => LogFormat::Json,
             None => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
             Some(_) => {
-                return Err(ConfigError {
-                    var: "LOG_FORMAT",
-                    reason: "must be `json` or `text`".into(),
-                });
+                return Err(ConfigError { var: "LOG_FORMAT", reason: "must be `json` or `text`".into() });
             }
         };
         // The SDK logs request details at debug level: keep it at warn unless asked.
-        let spec = vars.get_or(
-            "RUST_LOG",
-            "info,aws_config=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn",
-        );
-        let filter = Targets::from_str(&spec).map_err(|e| ConfigError {
-            var: "RUST_LOG",
-            reason: format!("{e} (got `{spec}`)"),
-        })?;
+        let spec = vars.get_or("RUST_LOG", "info,aws_config=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn");
+        let filter = Targets::from_str(&spec)
+            .map_err(|e| ConfigError { var: "RUST_LOG", reason: format!("{e} (got `{spec}`)") })?;
         Ok(Self { format, filter })
     }
 }
@@ -64,8 +53,6 @@ pub fn init(settings: &LogSettings) {
                     .with_span_list(false),
             )
             .try_init(),
-        LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
-            .try_init(),
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init(),
     };
 }

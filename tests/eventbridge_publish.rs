@@ -13,18 +13,13 @@ use medusa_reset::api;
 use medusa_reset::publish::EventBridgePublisher;
 use serde_json::{Value, json};
 use support::aws_fixtures::BusToQueue;
-use support::{
-    SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, verify_independently,
-};
+use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, verify_independently};
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
 async fn app_publishing_to(config: &aws_config::SdkConfig, bus_name: &str) -> Router {
     let api_config = api_config(&[("EVENT_BUS_NAME", bus_name), ("EVENT_SOURCE", "shop.auth")]);
-    let publisher = EventBridgePublisher::new(
-        aws_sdk_eventbridge::Client::new(config),
-        api_config.events.clone(),
-    );
+    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), api_config.events.clone());
     api::app(&api_config, publisher)
 }
 
@@ -58,10 +53,7 @@ async fn a_bus_that_does_not_exist_is_a_500() {
     let app = app_publishing_to(&config, "no-such-bus").await;
     let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["type"],
-        "unknown_error"
-    );
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "unknown_error");
 }
 
 /// A stand-in for EventBridge that answers every `PutEvents` with `status` and `body`, counting calls.
@@ -73,11 +65,7 @@ async fn stub(status: StatusCode, body: Value, calls: Arc<AtomicUsize>) -> Strin
             let body = body.clone();
             async move {
                 calls.fetch_add(1, Ordering::SeqCst);
-                (
-                    status,
-                    [("content-type", "application/x-amz-json-1.1")],
-                    body.to_string(),
-                )
+                (status, [("content-type", "application/x-amz-json-1.1")], body.to_string())
             }
         }),
     );
@@ -106,15 +94,8 @@ async fn throttling_is_retried_by_the_sdk_then_answered_500() {
     let app = app_publishing_to(&sdk_config_for(&endpoint).await, "bus").await;
     let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(
-        !body.contains("Rate exceeded"),
-        "the cause stays in the log: {body}"
-    );
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        3,
-        "the standard retry strategy makes three attempts"
-    );
+    assert!(!body.contains("Rate exceeded"), "the cause stays in the log: {body}");
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "the standard retry strategy makes three attempts");
 }
 
 #[tokio::test]
@@ -127,9 +108,5 @@ async fn an_unreachable_endpoint_is_a_500_within_the_timeouts() {
     let started = std::time::Instant::now();
     let (response, _) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
 }

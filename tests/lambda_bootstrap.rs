@@ -112,10 +112,7 @@ async fn every_sample_event_gets_its_expected_answer_from_the_bootstrap() {
 #[tokio::test]
 async fn a_missing_secret_stops_start_up_and_names_the_variable() {
     let api = RuntimeApi::start().await.unwrap();
-    let output = api
-        .command(Path::new(BINARY), "reset-password")
-        .env_remove("JWT_SECRET")
-        .output();
+    let output = api.command(Path::new(BINARY), "reset-password").env_remove("JWT_SECRET").output();
     let output = tokio::time::timeout(Duration::from_secs(10), output).await.unwrap().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

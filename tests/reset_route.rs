@@ -27,14 +27,8 @@ fn app() -> (Router, UnboundedReceiver<PasswordResetEvent>) {
 #[tokio::test]
 async fn a_valid_request_gets_201_with_no_body_and_publishes_one_event() {
     let (app, mut events) = app();
-    let (response, body) = send(
-        &app,
-        post_json(
-            ROUTE,
-            r#"{"identifier":"a@example.com","metadata":{"locale":"de"}}"#,
-        ),
-    )
-    .await;
+    let (response, body) =
+        send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com","metadata":{"locale":"de"}}"#)).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(body, "");
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -47,16 +41,12 @@ async fn a_valid_request_gets_201_with_no_body_and_publishes_one_event() {
     assert_eq!(detail["provider"], "emailpass");
     assert_eq!(detail["metadata"], json!({"locale": "de"}));
 
-    let claims =
-        verify_independently(event.token.expose(), SECRET, None).expect("PyJWT accepts the token");
+    let claims = verify_independently(event.token.expose(), SECRET, None).expect("PyJWT accepts the token");
     assert_eq!(claims["entity_id"], "a@example.com");
     assert_eq!(claims["actor_type"], "customer");
     assert_eq!(claims["provider"], "emailpass");
     assert_eq!(claims["purpose"], "reset");
-    assert_eq!(
-        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
-        900
-    );
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 900);
     let jti = claims["jti"].as_str().unwrap();
     assert_eq!(uuid::Uuid::parse_str(jti).unwrap().get_version_num(), 4);
 }
@@ -66,33 +56,19 @@ async fn a_token_signed_with_another_secret_is_rejected_by_the_independent_verif
     let (app, mut events) = app();
     send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     let token = events.try_recv().unwrap().token;
-    let complaint = verify_independently(
-        token.expose(),
-        "another-secret-of-at-least-32-bytes!!",
-        None,
-    )
-    .unwrap_err();
+    let complaint = verify_independently(token.expose(), "another-secret-of-at-least-32-bytes!!", None).unwrap_err();
     assert!(complaint.contains("InvalidSignatureError"), "{complaint}");
 }
 
 #[tokio::test]
 async fn issuer_audience_and_lifetime_follow_configuration() {
-    let (app, mut events) = app_with(&[
-        ("JWT_ISSUER", "shop"),
-        ("JWT_AUDIENCE", "storefront"),
-        ("RESET_TOKEN_TTL_SECONDS", "120"),
-    ]);
+    let (app, mut events) =
+        app_with(&[("JWT_ISSUER", "shop"), ("JWT_AUDIENCE", "storefront"), ("RESET_TOKEN_TTL_SECONDS", "120")]);
     send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     let token = events.try_recv().unwrap().token;
     let claims = verify_independently(token.expose(), SECRET, Some("storefront")).unwrap();
-    assert_eq!(
-        (claims["iss"].as_str(), claims["aud"].as_str()),
-        (Some("shop"), Some("storefront"))
-    );
-    assert_eq!(
-        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
-        120
-    );
+    assert_eq!((claims["iss"].as_str(), claims["aud"].as_str()), (Some("shop"), Some("storefront")));
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 120);
     assert!(verify_independently(token.expose(), SECRET, Some("admin")).is_err());
 }
 
@@ -109,38 +85,19 @@ async fn unknown_identifier_gets_the_same_answer() {
     // Without Medusa's database every well-formed identifier is treated alike: same status, same
     // (empty) body, same headers.
     let (app, _events) = app();
-    let (known, known_body) = send(
-        &app,
-        post_json(ROUTE, r#"{"identifier":"customer@example.com"}"#),
-    )
-    .await;
-    let (unknown, unknown_body) = send(
-        &app,
-        post_json(ROUTE, r#"{"identifier":"nobody@nowhere.test"}"#),
-    )
-    .await;
+    let (known, known_body) = send(&app, post_json(ROUTE, r#"{"identifier":"customer@example.com"}"#)).await;
+    let (unknown, unknown_body) = send(&app, post_json(ROUTE, r#"{"identifier":"nobody@nowhere.test"}"#)).await;
     assert_eq!(known.status(), unknown.status());
     assert_eq!(known_body, unknown_body);
-    let names = |r: &http::Response<()>| {
-        r.headers()
-            .keys()
-            .map(|k| k.as_str().to_owned())
-            .collect::<Vec<_>>()
-    };
+    let names = |r: &http::Response<()>| r.headers().keys().map(|k| k.as_str().to_owned()).collect::<Vec<_>>();
     assert_eq!(names(&known), names(&unknown));
 }
 
 #[tokio::test]
 async fn a_disallowed_provider_is_refused_with_medusas_message() {
     let (app, mut events) = app();
-    let (response, body) = send(
-        &app,
-        post_json(
-            "/auth/customer/github/reset-password",
-            r#"{"identifier":"a@example.com"}"#,
-        ),
-    )
-    .await;
+    let (response, body) =
+        send(&app, post_json("/auth/customer/github/reset-password", r#"{"identifier":"a@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap(),
@@ -154,22 +111,13 @@ async fn validation_failures_use_medusas_messages() {
     let (app, _events) = app();
     let cases = [
         (r#"{}"#, "Invalid request: Field 'identifier' is required"),
-        (
-            r#"{"identifier":1}"#,
-            "Invalid request: Expected type: 'string' for field 'identifier', got: 'number'",
-        ),
-        (
-            r#"{"identifier":"a@b.c","email":"x"}"#,
-            "Invalid request: Unrecognized fields: 'email'",
-        ),
+        (r#"{"identifier":1}"#, "Invalid request: Expected type: 'string' for field 'identifier', got: 'number'"),
+        (r#"{"identifier":"a@b.c","email":"x"}"#, "Invalid request: Unrecognized fields: 'email'"),
     ];
     for (body, message) in cases {
         let (response, text) = send(&app, post_json(ROUTE, body)).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(
-            serde_json::from_str::<Value>(&text).unwrap(),
-            json!({"type": "invalid_data", "message": message})
-        );
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"type": "invalid_data", "message": message}));
     }
 }
 
@@ -192,40 +140,21 @@ async fn an_allowed_origin_gets_a_preflight_answer_with_credentials() {
         let preflight = Request::options(ROUTE)
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "content-type,x-publishable-api-key",
-            )
+            .header("access-control-request-headers", "content-type,x-publishable-api-key")
             .body(Body::empty())
             .unwrap();
         let (response, _) = send(&app, preflight).await;
-        assert!(
-            response.status().is_success(),
-            "{origin}: {}",
-            response.status()
-        );
+        assert!(response.status().is_success(), "{origin}: {}", response.status());
         let headers = response.headers();
         assert_eq!(headers["access-control-allow-origin"], origin);
         assert_eq!(headers["access-control-allow-credentials"], "true");
-        assert!(
-            headers["access-control-allow-methods"]
-                .to_str()
-                .unwrap()
-                .contains("POST")
-        );
-        assert_eq!(
-            headers["access-control-allow-headers"],
-            "content-type,x-publishable-api-key"
-        );
+        assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+        assert_eq!(headers["access-control-allow-headers"], "content-type,x-publishable-api-key");
     }
     let mut post = post_json(ROUTE, r#"{"identifier":"a@example.com"}"#);
-    post.headers_mut()
-        .insert("origin", "http://localhost:8000".parse().unwrap());
+    post.headers_mut().insert("origin", "http://localhost:8000".parse().unwrap());
     let (response, _) = send(&app, post).await;
-    assert_eq!(
-        response.headers()["access-control-allow-origin"],
-        "http://localhost:8000"
-    );
+    assert_eq!(response.headers()["access-control-allow-origin"], "http://localhost:8000");
 }
 
 #[tokio::test]
@@ -237,12 +166,7 @@ async fn an_unknown_origin_gets_no_cors_headers() {
         .body(Body::empty())
         .unwrap();
     let (response, _) = send(&app, preflight).await;
-    assert!(
-        response
-            .headers()
-            .get("access-control-allow-origin")
-            .is_none()
-    );
+    assert!(response.headers().get("access-control-allow-origin").is_none());
 }
 
 #[tokio::test]
@@ -250,16 +174,10 @@ async fn unknown_routes_and_methods_get_the_json_error_shape() {
     let (app, _events) = app();
     let (response, body) = send(&app, post_json("/auth/customer/emailpass/reset", "{}")).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["type"],
-        "not_found"
-    );
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "not_found");
     let (response, body) = send(&app, Request::get(ROUTE).body(Body::empty()).unwrap()).await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["type"],
-        "not_allowed"
-    );
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "not_allowed");
 }
 
 /// A hostile or malformed request: each must get a 4xx in Medusa's shape and publish nothing.
@@ -272,43 +190,21 @@ struct Hostile {
 }
 
 fn hostile(name: &'static str, body: impl Into<Vec<u8>>) -> Hostile {
-    Hostile {
-        name,
-        method: "POST",
-        path: ROUTE.into(),
-        content_type: Some("application/json"),
-        body: body.into(),
-    }
+    Hostile { name, method: "POST", path: ROUTE.into(), content_type: Some("application/json"), body: body.into() }
 }
 
 fn hostile_requests() -> Vec<Hostile> {
     let deep_array = format!("{}{}", "[".repeat(500), "]".repeat(500));
-    let deep_metadata = format!(
-        r#"{{"identifier":"a@b.c","metadata":{}1{}}}"#,
-        r#"{"a":"#.repeat(10),
-        "}".repeat(10)
-    );
+    let deep_metadata = format!(r#"{{"identifier":"a@b.c","metadata":{}1{}}}"#, r#"{"a":"#.repeat(10), "}".repeat(10));
     let huge_identifier = format!(r#"{{"identifier":"{}@example.com"}}"#, "a".repeat(300));
-    let huge_body = format!(
-        r#"{{"identifier":"a@b.c","metadata":{{"x":"{}"}}}}"#,
-        "x".repeat(20_000)
-    );
-    let big_metadata = format!(
-        r#"{{"identifier":"a@b.c","metadata":{{"x":"{}"}}}}"#,
-        "x".repeat(3_000)
-    );
+    let huge_body = format!(r#"{{"identifier":"a@b.c","metadata":{{"x":"{}"}}}}"#, "x".repeat(20_000));
+    let big_metadata = format!(r#"{{"identifier":"a@b.c","metadata":{{"x":"{}"}}}}"#, "x".repeat(3_000));
     let many_fields = format!(
         r#"{{"identifier":"a@b.c",{}}}"#,
-        (0..200)
-            .map(|i| format!(r#""f{i}":1"#))
-            .collect::<Vec<_>>()
-            .join(",")
+        (0..200).map(|i| format!(r#""f{i}":1"#)).collect::<Vec<_>>().join(",")
     );
     vec![
-        hostile(
-            "invalid utf-8",
-            b"{\"identifier\":\"\xff\xfe@b.c\"}".to_vec(),
-        ),
+        hostile("invalid utf-8", b"{\"identifier\":\"\xff\xfe@b.c\"}".to_vec()),
         hostile("invalid utf-8 outside strings", b"\xff{}".to_vec()),
         hostile("huge body", huge_body),
         hostile("deep json", deep_array),
@@ -323,72 +219,33 @@ fn hostile_requests() -> Vec<Hostile> {
         hostile("body is a number", "12"),
         hostile("body is an array", r#"["a@b.c"]"#),
         hostile("missing identifier", r#"{"metadata":{}}"#),
-        hostile(
-            "duplicate identifier",
-            r#"{"identifier":"a@b.c","identifier":"x@y.z"}"#,
-        ),
-        hostile(
-            "crlf in identifier",
-            r#"{"identifier":"a@b.c\r\nBcc: victim@x.y"}"#,
-        ),
+        hostile("duplicate identifier", r#"{"identifier":"a@b.c","identifier":"x@y.z"}"#),
+        hostile("crlf in identifier", r#"{"identifier":"a@b.c\r\nBcc: victim@x.y"}"#),
         hostile("nul in identifier", r#"{"identifier":"a@b.c\u0000"}"#),
-        hostile(
-            "escape sequence in identifier",
-            r#"{"identifier":"\u001b[31ma@b.c"}"#,
-        ),
-        hostile(
-            "bidi override in identifier",
-            r#"{"identifier":"\u202emoc.b@a"}"#,
-        ),
+        hostile("escape sequence in identifier", r#"{"identifier":"\u001b[31ma@b.c"}"#),
+        hostile("bidi override in identifier", r#"{"identifier":"\u202emoc.b@a"}"#),
         hostile("empty identifier", r#"{"identifier":""}"#),
         hostile("padded identifier", r#"{"identifier":" a@b.c "}"#),
         hostile("identifier too long", huge_identifier),
-        hostile(
-            "metadata is a string",
-            r#"{"identifier":"a@b.c","metadata":"x"}"#,
-        ),
-        hostile(
-            "metadata is null",
-            r#"{"identifier":"a@b.c","metadata":null}"#,
-        ),
-        hostile(
-            "metadata is an array",
-            r#"{"identifier":"a@b.c","metadata":[]}"#,
-        ),
+        hostile("metadata is a string", r#"{"identifier":"a@b.c","metadata":"x"}"#),
+        hostile("metadata is null", r#"{"identifier":"a@b.c","metadata":null}"#),
+        hostile("metadata is an array", r#"{"identifier":"a@b.c","metadata":[]}"#),
         hostile("unknown field", r#"{"identifier":"a@b.c","password":"x"}"#),
-        hostile(
-            "prototype pollution",
-            r#"{"identifier":"a@b.c","__proto__":{"admin":true}}"#,
-        ),
+        hostile("prototype pollution", r#"{"identifier":"a@b.c","__proto__":{"admin":true}}"#),
         hostile("many unknown fields", many_fields),
         hostile("truncated json", r#"{"identifier":"a@b.c""#),
         hostile("trailing garbage", r#"{"identifier":"a@b.c"} x"#),
         hostile("single quotes", r#"{'identifier':'a@b.c'}"#),
-        hostile(
-            "number overflow",
-            r#"{"identifier":"a@b.c","metadata":{"n":1e999}}"#,
-        ),
+        hostile("number overflow", r#"{"identifier":"a@b.c","metadata":{"n":1e999}}"#),
         hostile("lone surrogate", r#"{"identifier":"\ud800@b.c"}"#),
-        Hostile {
-            content_type: None,
-            ..hostile("no content type", r#"{"identifier":"a@b.c"}"#)
-        },
-        Hostile {
-            content_type: Some("text/plain"),
-            ..hostile("text content type", r#"{"identifier":"a@b.c"}"#)
-        },
+        Hostile { content_type: None, ..hostile("no content type", r#"{"identifier":"a@b.c"}"#) },
+        Hostile { content_type: Some("text/plain"), ..hostile("text content type", r#"{"identifier":"a@b.c"}"#) },
         Hostile {
             content_type: Some("application/x-www-form-urlencoded"),
             ..hostile("form content type", "identifier=a%40b.c")
         },
-        Hostile {
-            content_type: Some("multipart/form-data; boundary=x"),
-            ..hostile("multipart", "--x--")
-        },
-        Hostile {
-            content_type: Some("application/json"),
-            ..hostile("empty body", "")
-        },
+        Hostile { content_type: Some("multipart/form-data; boundary=x"), ..hostile("multipart", "--x--") },
+        Hostile { content_type: Some("application/json"), ..hostile("empty body", "") },
         Hostile {
             path: "/auth/customer//reset-password".into(),
             ..hostile("missing provider", r#"{"identifier":"a@b.c"}"#)
@@ -397,10 +254,7 @@ fn hostile_requests() -> Vec<Hostile> {
             path: "/auth//emailpass/reset-password".into(),
             ..hostile("missing actor", r#"{"identifier":"a@b.c"}"#)
         },
-        Hostile {
-            path: "/auth/customer/reset-password".into(),
-            ..hostile("short path", r#"{"identifier":"a@b.c"}"#)
-        },
+        Hostile { path: "/auth/customer/reset-password".into(), ..hostile("short path", r#"{"identifier":"a@b.c"}"#) },
         Hostile {
             path: "/auth/admin/emailpass/reset-password".into(),
             ..hostile("unknown actor type", r#"{"identifier":"a@b.c"}"#)
@@ -413,14 +267,8 @@ fn hostile_requests() -> Vec<Hostile> {
             path: "/auth/customer/%ff/reset-password".into(),
             ..hostile("bad percent-encoding in path", r#"{"identifier":"a@b.c"}"#)
         },
-        Hostile {
-            method: "PUT",
-            ..hostile("wrong method", r#"{"identifier":"a@b.c"}"#)
-        },
-        Hostile {
-            method: "DELETE",
-            ..hostile("delete", "")
-        },
+        Hostile { method: "PUT", ..hostile("wrong method", r#"{"identifier":"a@b.c"}"#) },
+        Hostile { method: "DELETE", ..hostile("delete", "") },
     ]
 }
 
@@ -435,35 +283,12 @@ async fn hostile_requests_get_a_4xx_in_medusas_shape_and_publish_nothing() {
             builder = builder.header("content-type", content_type);
         }
         let (response, body) = send(&app, builder.body(Body::from(case.body)).unwrap()).await;
-        assert!(
-            response.status().is_client_error(),
-            "{}: {}",
-            case.name,
-            response.status()
-        );
-        let error: Value = serde_json::from_str(&body)
-            .unwrap_or_else(|_| panic!("{}: not JSON: {body}", case.name));
-        assert!(
-            error["type"].is_string() && error["message"].is_string(),
-            "{}: {error}",
-            case.name
-        );
-        assert_eq!(
-            error.as_object().unwrap().len(),
-            2,
-            "{}: {error}",
-            case.name
-        );
-        assert!(
-            body.len() < 300,
-            "{}: the error echoes too much: {body}",
-            case.name
-        );
-        assert!(
-            events.try_recv().is_err(),
-            "{}: published an event",
-            case.name
-        );
+        assert!(response.status().is_client_error(), "{}: {}", case.name, response.status());
+        let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{}: not JSON: {body}", case.name));
+        assert!(error["type"].is_string() && error["message"].is_string(), "{}: {error}", case.name);
+        assert_eq!(error.as_object().unwrap().len(), 2, "{}: {error}", case.name);
+        assert!(body.len() < 300, "{}: the error echoes too much: {body}", case.name);
+        assert!(events.try_recv().is_err(), "{}: published an event", case.name);
     }
 }
 

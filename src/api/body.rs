@@ -26,17 +26,10 @@ pub enum BodyError {
 
 /// Reads the whole body (up to the bound) and parses it. An empty body is `{}`, as Medusa sees it.
 pub async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, BodyError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|e| {
-            let too_large =
-                std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>());
-            if too_large {
-                BodyError::TooLarge
-            } else {
-                BodyError::Unreadable
-            }
-        })?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>());
+        if too_large { BodyError::TooLarge } else { BodyError::Unreadable }
+    })?;
     parse_json(headers, &bytes)
 }
 
@@ -51,13 +44,11 @@ pub fn parse_json(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, BodyError>
     if !is_json_content_type(headers) {
         return Err(BodyError::UnsupportedContentType);
     }
-    serde_json::from_slice::<Strict>(bytes)
-        .map(|Strict(value)| value)
-        .map_err(|e| match e.classify() {
-            // Data errors come only from the visitor below, which raises nothing but duplicates.
-            serde_json::error::Category::Data => BodyError::DuplicateField,
-            _ => BodyError::Malformed,
-        })
+    serde_json::from_slice::<Strict>(bytes).map(|Strict(value)| value).map_err(|e| match e.classify() {
+        // Data errors come only from the visitor below, which raises nothing but duplicates.
+        serde_json::error::Category::Data => BodyError::DuplicateField,
+        _ => BodyError::Malformed,
+    })
 }
 
 /// `application/json`, optionally with parameters, or any `application/…+json`.
@@ -65,14 +56,8 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// A JSON value whose objects have no duplicate keys. `JSON.parse` would keep the last one silently;
@@ -150,18 +135,12 @@ mod tests {
     use serde_json::json;
 
     fn json_headers() -> HeaderMap {
-        HeaderMap::from_iter([(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        )])
+        HeaderMap::from_iter([(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))])
     }
 
     #[test]
     fn a_json_object_parses() {
-        assert_eq!(
-            parse_json(&json_headers(), br#"{"identifier":"a@b.c"}"#),
-            Ok(json!({"identifier": "a@b.c"}))
-        );
+        assert_eq!(parse_json(&json_headers(), br#"{"identifier":"a@b.c"}"#), Ok(json!({"identifier": "a@b.c"})));
     }
 
     #[test]
@@ -172,60 +151,29 @@ mod tests {
 
     #[test]
     fn a_body_without_a_json_content_type_is_refused() {
-        let form = HeaderMap::from_iter([(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        )]);
-        assert_eq!(
-            parse_json(&form, b"identifier=a"),
-            Err(BodyError::UnsupportedContentType)
-        );
-        assert_eq!(
-            parse_json(&HeaderMap::new(), b"{}"),
-            Err(BodyError::UnsupportedContentType)
-        );
-        let vendor = HeaderMap::from_iter([(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/vnd.api+json"),
-        )]);
+        let form =
+            HeaderMap::from_iter([(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))]);
+        assert_eq!(parse_json(&form, b"identifier=a"), Err(BodyError::UnsupportedContentType));
+        assert_eq!(parse_json(&HeaderMap::new(), b"{}"), Err(BodyError::UnsupportedContentType));
+        let vendor = HeaderMap::from_iter([(CONTENT_TYPE, HeaderValue::from_static("application/vnd.api+json"))]);
         assert!(parse_json(&vendor, b"{}").is_ok());
     }
 
     #[test]
     fn duplicate_keys_are_refused_at_any_depth() {
         let headers = json_headers();
-        assert_eq!(
-            parse_json(&headers, br#"{"identifier":"a","identifier":"b"}"#),
-            Err(BodyError::DuplicateField)
-        );
-        assert_eq!(
-            parse_json(&headers, br#"{"metadata":{"k":1,"k":2}}"#),
-            Err(BodyError::DuplicateField)
-        );
+        assert_eq!(parse_json(&headers, br#"{"identifier":"a","identifier":"b"}"#), Err(BodyError::DuplicateField));
+        assert_eq!(parse_json(&headers, br#"{"metadata":{"k":1,"k":2}}"#), Err(BodyError::DuplicateField));
     }
 
     #[test]
     fn malformed_and_over_deep_json_is_refused() {
         let headers = json_headers();
-        for body in [
-            &b"{"[..],
-            b"{\"a\":}",
-            b"\xff\xfe",
-            b"{\"a\":\"\xff\"}",
-            b"{} {}",
-            b"NaN",
-        ] {
-            assert_eq!(
-                parse_json(&headers, body),
-                Err(BodyError::Malformed),
-                "{body:?}"
-            );
+        for body in [&b"{"[..], b"{\"a\":}", b"\xff\xfe", b"{\"a\":\"\xff\"}", b"{} {}", b"NaN"] {
+            assert_eq!(parse_json(&headers, body), Err(BodyError::Malformed), "{body:?}");
         }
         let deep = "[".repeat(200);
-        assert_eq!(
-            parse_json(&headers, deep.as_bytes()),
-            Err(BodyError::Malformed)
-        );
+        assert_eq!(parse_json(&headers, deep.as_bytes()), Err(BodyError::Malformed));
     }
 
     #[test]
@@ -239,10 +187,8 @@ mod tests {
         fn strict_parsing_agrees_with_serde_json_when_there_are_no_duplicates(body in "\\PC{0,64}") {
             let strict = parse_json(&json_headers(), body.as_bytes());
             let loose = serde_json::from_str::<Value>(&body);
-            if let Ok(value) = strict {
-                if !body.trim().is_empty() {
-                    prop_assert_eq!(Some(value), loose.ok());
-                }
+            if let (Ok(value), false) = (strict, body.trim().is_empty()) {
+                prop_assert_eq!(Some(value), loose.ok());
             }
         }
     }

@@ -57,37 +57,22 @@ impl CorsPolicy {
                 .allow_origin(allow)
                 .allow_credentials(true)
                 // The `cors` package's defaults, which Medusa uses.
-                .allow_methods([
-                    Method::GET,
-                    Method::HEAD,
-                    Method::PUT,
-                    Method::PATCH,
-                    Method::POST,
-                    Method::DELETE,
-                ])
+                .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::PATCH, Method::POST, Method::DELETE])
                 .allow_headers(AllowHeaders::mirror_request()),
         )
     }
 }
 
 fn parse_rule(entry: &str) -> Result<OriginRule, CorsError> {
-    let error = |reason: String| CorsError {
-        entry: entry.to_owned(),
-        reason,
-    };
-    match entry
-        .strip_prefix('/')
-        .and_then(|rest| rest.strip_suffix('/'))
-    {
-        Some(pattern) if !pattern.is_empty() => Regex::new(pattern)
-            .map(OriginRule::Pattern)
-            .map_err(|e| error(e.to_string())),
+    let error = |reason: String| CorsError { entry: entry.to_owned(), reason };
+    match entry.strip_prefix('/').and_then(|rest| rest.strip_suffix('/')) {
+        Some(pattern) if !pattern.is_empty() => {
+            Regex::new(pattern).map(OriginRule::Pattern).map_err(|e| error(e.to_string()))
+        }
         _ if entry.starts_with("http://") || entry.starts_with("https://") => {
             Ok(OriginRule::Exact(entry.trim_end_matches('/').to_owned()))
         }
-        _ => Err(error(
-            "an origin starts with http:// or https://".to_owned(),
-        )),
+        _ => Err(error("an origin starts with http:// or https://".to_owned())),
     }
 }
 

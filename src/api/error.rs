@@ -44,9 +44,7 @@ impl ApiError {
         match self {
             Self::Body(BodyError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Body(BodyError::UnsupportedContentType) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Body(_) | Self::InvalidRequest(_) | Self::NotAllowed(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::Body(_) | Self::InvalidRequest(_) | Self::NotAllowed(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Reset(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,17 +90,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let kind = self.kind();
         let code = (kind == "unknown_error").then_some("unknown_error");
-        let body = ErrorBody {
-            code,
-            kind,
-            message: self.public_message(),
-        };
+        let body = ErrorBody { code, kind, message: self.public_message() };
         let cause = matches!(self, Self::Reset(_)).then(|| self.to_string());
         let mut response = (status, Json(body)).into_response();
-        response.extensions_mut().insert(Outcome {
-            label: self.outcome(),
-            cause,
-        });
+        response.extensions_mut().insert(Outcome { label: self.outcome(), cause });
         response
     }
 }
@@ -123,9 +114,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unexpected_failure_is_medusas_unknown_error_without_its_cause() {
-        let error = ApiError::Reset(ResetError::Publish(PublishError::Service(
-            "secret cause".into(),
-        )));
+        let error = ApiError::Reset(ResetError::Publish(PublishError::Service("secret cause".into())));
         let (status, body) = parts(error).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
@@ -136,10 +125,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_disallowed_provider_is_not_allowed_with_medusas_message() {
-        let error = ApiError::NotAllowed(NotAllowed::Pair {
-            actor_type: "customer".into(),
-            provider: "github".into(),
-        });
+        let error = ApiError::NotAllowed(NotAllowed::Pair { actor_type: "customer".into(), provider: "github".into() });
         let (status, body) = parts(error).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(

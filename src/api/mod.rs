@@ -46,10 +46,7 @@ pub fn app<P: EventPublisher>(config: &ApiConfig, publisher: P) -> Router {
 
 pub fn router<P: EventPublisher>(state: ApiState<P>, cors: &CorsPolicy) -> Router {
     let mut router = Router::new()
-        .route(
-            RESET_PASSWORD_ROUTE,
-            post(reset_password::reset_password::<P>),
-        )
+        .route(RESET_PASSWORD_ROUTE, post(reset_password::reset_password::<P>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(state));
@@ -58,10 +55,7 @@ pub fn router<P: EventPublisher>(state: ApiState<P>, cors: &CorsPolicy) -> Route
     }
     router
         // Reset answers must never be cached by a browser, a CDN or a proxy.
-        .layer(SetResponseHeaderLayer::overriding(
-            CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
+        .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(middleware::from_fn(request_log::log_request))
 }
 

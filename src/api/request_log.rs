@@ -22,32 +22,16 @@ pub struct MaskedIdentifier(pub String);
 pub async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let request_id = request
-        .extensions()
-        .get::<Context>()
-        .map(|c| c.request_id.clone());
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let request_id = request.extensions().get::<Context>().map(|c| c.request_id.clone());
     let response = next.run(request).await;
 
     let status = response.status().as_u16();
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let outcome = response.extensions().get::<Outcome>();
-    let label = outcome.map_or(
-        if method == http::Method::OPTIONS {
-            "preflight"
-        } else {
-            "unlabelled"
-        },
-        |o| o.label,
-    );
+    let label = outcome.map_or(if method == http::Method::OPTIONS { "preflight" } else { "unlabelled" }, |o| o.label);
     let cause = outcome.and_then(|o| o.cause.as_deref());
-    let identifier = response
-        .extensions()
-        .get::<MaskedIdentifier>()
-        .map(|m| m.0.as_str());
+    let identifier = response.extensions().get::<MaskedIdentifier>().map(|m| m.0.as_str());
     let route = route.as_deref().unwrap_or("unmatched");
     macro_rules! emit {
         ($level:ident) => {

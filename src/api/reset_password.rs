@@ -28,10 +28,7 @@ pub async fn reset_password<P: EventPublisher>(
     let mut response = match result {
         Ok(()) => {
             let mut created = StatusCode::CREATED.into_response();
-            created.extensions_mut().insert(Outcome {
-                label: "token_published",
-                cause: None,
-            });
+            created.extensions_mut().insert(Outcome { label: "token_published", cause: None });
             created
         }
         Err(error) => error.into_response(),
@@ -54,9 +51,6 @@ async fn attempt<P: EventPublisher>(
     let (actor_type, provider) = state.providers.authorize(&actor_type, &provider)?;
     let request = ResetRequest::from_json(read_json(headers, body).await?)?;
     *who = Some(MaskedIdentifier(request.identifier.masked()));
-    state
-        .service
-        .request_reset(request, &actor_type, &provider)
-        .await?;
+    state.service.request_reset(request, &actor_type, &provider).await?;
     Ok(())
 }

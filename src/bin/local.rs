@@ -26,8 +26,6 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(local::print_events(events, settings.link_template.clone()));
     let listener = tokio::net::TcpListener::bind(settings.addr).await?;
     local::announce(&config, listener.local_addr()?);
-    axum::serve(listener, api::app(&config, publisher))
-        .with_graceful_shutdown(local::shutdown_signal())
-        .await?;
+    axum::serve(listener, api::app(&config, publisher)).with_graceful_shutdown(local::shutdown_signal()).await?;
     Ok(())
 }

@@ -17,10 +17,7 @@ async fn main() -> ExitCode {
     };
     telemetry::init(&config.log);
     let events = aws_sdk_eventbridge::Client::new(&aws::sdk_config().await);
-    let app = api::app(
-        &config,
-        EventBridgePublisher::new(events, config.events.clone()),
-    );
+    let app = api::app(&config, EventBridgePublisher::new(events, config.events.clone()));
     match lambda_http::run(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -43,10 +43,7 @@ impl fmt::Display for AuthProvider {
 pub enum NotAllowed {
     /// Medusa's own refusal; the names are echoed as Medusa does, since they passed `is_name`.
     #[error("The actor type {actor_type} is not allowed to use the auth provider {provider}")]
-    Pair {
-        actor_type: String,
-        provider: String,
-    },
+    Pair { actor_type: String, provider: String },
     /// A segment that cannot be a name at all is not echoed back.
     #[error("The actor type or auth provider is not a valid name")]
     InvalidName,
@@ -69,12 +66,8 @@ impl ProviderPolicy {
         for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
             let (actor, providers) = entry.split_once('=').ok_or_else(invalid)?;
             let actor = actor.trim();
-            let providers: Vec<String> = providers
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect();
+            let providers: Vec<String> =
+                providers.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect();
             if !is_name(actor) || providers.is_empty() || !providers.iter().all(|p| is_name(p)) {
                 return Err(invalid());
             }
@@ -87,23 +80,15 @@ impl ProviderPolicy {
     }
 
     /// Parses the path's two segments into a pair the allow-list permits.
-    pub fn authorize(
-        &self,
-        actor_type: &str,
-        provider: &str,
-    ) -> Result<(ActorType, AuthProvider), NotAllowed> {
+    pub fn authorize(&self, actor_type: &str, provider: &str) -> Result<(ActorType, AuthProvider), NotAllowed> {
         if !is_name(actor_type) || !is_name(provider) {
             return Err(NotAllowed::InvalidName);
         }
         match self.allowed.get(actor_type) {
-            Some(providers) if providers.iter().any(|p| p == provider) => Ok((
-                ActorType(actor_type.to_owned()),
-                AuthProvider(provider.to_owned()),
-            )),
-            _ => Err(NotAllowed::Pair {
-                actor_type: actor_type.to_owned(),
-                provider: provider.to_owned(),
-            }),
+            Some(providers) if providers.iter().any(|p| p == provider) => {
+                Ok((ActorType(actor_type.to_owned()), AuthProvider(provider.to_owned())))
+            }
+            _ => Err(NotAllowed::Pair { actor_type: actor_type.to_owned(), provider: provider.to_owned() }),
         }
     }
 
@@ -115,17 +100,14 @@ impl ProviderPolicy {
 
 impl Default for ProviderPolicy {
     fn default() -> Self {
-        Self {
-            allowed: BTreeMap::from([("customer".to_owned(), vec!["emailpass".to_owned()])]),
-        }
+        Self { allowed: BTreeMap::from([("customer".to_owned(), vec!["emailpass".to_owned()])]) }
     }
 }
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -137,15 +119,9 @@ mod tests {
     fn the_default_lets_customers_use_emailpass_only() {
         let policy = ProviderPolicy::default();
         let (actor, provider) = policy.authorize("customer", "emailpass").unwrap();
+        assert_eq!((actor.as_str(), provider.as_str()), ("customer", "emailpass"));
         assert_eq!(
-            (actor.as_str(), provider.as_str()),
-            ("customer", "emailpass")
-        );
-        assert_eq!(
-            policy
-                .authorize("customer", "github")
-                .unwrap_err()
-                .to_string(),
+            policy.authorize("customer", "github").unwrap_err().to_string(),
             "The actor type customer is not allowed to use the auth provider github"
         );
         assert!(policy.authorize("user", "emailpass").is_err());
@@ -154,14 +130,8 @@ mod tests {
     #[test]
     fn hostile_segments_are_not_echoed() {
         let policy = ProviderPolicy::default();
-        assert_eq!(
-            policy.authorize("customer", "<script>"),
-            Err(NotAllowed::InvalidName)
-        );
-        assert_eq!(
-            policy.authorize(&"a".repeat(65), "emailpass"),
-            Err(NotAllowed::InvalidName)
-        );
+        assert_eq!(policy.authorize("customer", "<script>"), Err(NotAllowed::InvalidName));
+        assert_eq!(policy.authorize(&"a".repeat(65), "emailpass"), Err(NotAllowed::InvalidName));
     }
 
     #[test]
@@ -170,22 +140,12 @@ mod tests {
         assert!(policy.authorize("customer", "google").is_ok());
         assert!(policy.authorize("user", "emailpass").is_ok());
         assert!(policy.authorize("user", "google").is_err());
-        assert_eq!(
-            policy.actor_types().collect::<Vec<_>>(),
-            ["customer", "user"]
-        );
+        assert_eq!(policy.actor_types().collect::<Vec<_>>(), ["customer", "user"]);
     }
 
     #[test]
     fn malformed_policies_are_refused() {
-        for spec in [
-            "",
-            "customer",
-            "customer=",
-            "Customer=emailpass",
-            "customer=email pass",
-            ";",
-        ] {
+        for spec in ["", "customer", "customer=", "Customer=emailpass", "customer=email pass", ";"] {
             assert!(ProviderPolicy::parse(spec).is_err(), "{spec:?}");
         }
     }

@@ -32,17 +32,10 @@ impl ResetRequest {
     pub fn from_json(body: Value) -> Result<Self, InvalidRequest> {
         match body {
             Value::String(identifier) => parse_identifier(&identifier)
-                .map(|identifier| Self {
-                    identifier,
-                    metadata: None,
-                })
-                .map_err(|issue| InvalidRequest {
-                    issues: vec![issue],
-                }),
+                .map(|identifier| Self { identifier, metadata: None })
+                .map_err(|issue| InvalidRequest { issues: vec![issue] }),
             Value::Object(fields) => Self::from_fields(fields),
-            other => Err(InvalidRequest {
-                issues: vec![wrong_type("object", "", &other)],
-            }),
+            other => Err(InvalidRequest { issues: vec![wrong_type("object", "", &other)] }),
         }
     }
 
@@ -53,9 +46,7 @@ impl ResetRequest {
                 issues.push("Field 'identifier' is required".to_owned());
                 None
             }
-            Some(Value::String(raw)) => parse_identifier(&raw)
-                .map_err(|issue| issues.push(issue))
-                .ok(),
+            Some(Value::String(raw)) => parse_identifier(&raw).map_err(|issue| issues.push(issue)).ok(),
             Some(other) => {
                 issues.push(wrong_type("string", "identifier", &other));
                 None
@@ -63,30 +54,22 @@ impl ResetRequest {
         };
         let metadata = match fields.remove("metadata") {
             None => None,
-            Some(Value::Object(map)) => Metadata::parse(map)
-                .map_err(|e| issues.push(metadata_issue(&e)))
-                .ok(),
+            Some(Value::Object(map)) => Metadata::parse(map).map_err(|e| issues.push(metadata_issue(&e))).ok(),
             Some(other) => {
                 issues.push(wrong_type("object", "metadata", &other));
                 None
             }
         };
         if !fields.is_empty() {
-            let mut names: Vec<String> = fields
-                .keys()
-                .take(MAX_ECHOED_FIELDS)
-                .map(|k| format!("'{}'", printable(k)))
-                .collect();
+            let mut names: Vec<String> =
+                fields.keys().take(MAX_ECHOED_FIELDS).map(|k| format!("'{}'", printable(k))).collect();
             if fields.len() > MAX_ECHOED_FIELDS {
                 names.push(format!("and {} more", fields.len() - MAX_ECHOED_FIELDS));
             }
             issues.push(format!("Unrecognized fields: {}", names.join(", ")));
         }
         match identifier {
-            Some(identifier) if issues.is_empty() => Ok(Self {
-                identifier,
-                metadata,
-            }),
+            Some(identifier) if issues.is_empty() => Ok(Self { identifier, metadata }),
             _ => {
                 issues.truncate(MAX_ISSUES);
                 Err(InvalidRequest { issues })
@@ -104,10 +87,7 @@ fn metadata_issue(error: &MetadataError) -> String {
 }
 
 fn wrong_type(expected: &str, field: &str, got: &Value) -> String {
-    format!(
-        "Expected type: '{expected}' for field '{field}', got: '{}'",
-        zod_type_name(got)
-    )
+    format!("Expected type: '{expected}' for field '{field}', got: '{}'", zod_type_name(got))
 }
 
 /// zod's names for the type it received.
@@ -126,11 +106,7 @@ fn zod_type_name(value: &Value) -> &'static str {
 /// hostile key cannot forge log lines or bloat the answer.
 fn printable(key: &str) -> String {
     const MAX_ECHO: usize = 40;
-    let mut shown: String = key
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_ECHO)
-        .collect();
+    let mut shown: String = key.chars().filter(|c| !c.is_control()).take(MAX_ECHO).collect();
     if key.chars().count() > MAX_ECHO {
         shown.push('…');
     }
@@ -149,10 +125,8 @@ mod tests {
 
     #[test]
     fn an_identifier_with_metadata_parses() {
-        let req = ResetRequest::from_json(
-            json!({"identifier": "a@example.com", "metadata": {"locale": "de"}}),
-        )
-        .unwrap();
+        let req =
+            ResetRequest::from_json(json!({"identifier": "a@example.com", "metadata": {"locale": "de"}})).unwrap();
         assert_eq!(req.identifier.as_str(), "a@example.com");
         assert_eq!(req.metadata.unwrap().get_str("locale"), Some("de"));
     }
@@ -166,10 +140,7 @@ mod tests {
 
     #[test]
     fn a_missing_identifier_gets_medusas_message() {
-        assert_eq!(
-            message(json!({})),
-            "Invalid request: Field 'identifier' is required"
-        );
+        assert_eq!(message(json!({})), "Invalid request: Field 'identifier' is required");
     }
 
     #[test]
@@ -186,10 +157,7 @@ mod tests {
             message(json!({"identifier": "a@b.c", "metadata": [1]})),
             "Invalid request: Expected type: 'object' for field 'metadata', got: 'array'"
         );
-        assert_eq!(
-            message(json!([1])),
-            "Invalid request: Expected type: 'object' for field '', got: 'array'"
-        );
+        assert_eq!(message(json!([1])), "Invalid request: Expected type: 'object' for field '', got: 'array'");
     }
 
     #[test]
@@ -218,10 +186,7 @@ mod tests {
             message(json!({"identifier": "a@b.c\r\nBcc: x@y.z"})),
             "Invalid request: Field 'identifier' must not contain control characters"
         );
-        assert_eq!(
-            message(json!("")),
-            "Invalid request: Field 'identifier' must not be empty"
-        );
+        assert_eq!(message(json!("")), "Invalid request: Field 'identifier' must not be empty");
     }
 
     #[test]

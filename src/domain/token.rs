@@ -133,10 +133,7 @@ impl TokenMinter {
         provider: &AuthProvider,
         now: SystemTime,
     ) -> Result<MintedToken, TokenError> {
-        let iat = now
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| TokenError::Clock)?
-            .as_secs();
+        let iat = now.duration_since(UNIX_EPOCH).map_err(|_| TokenError::Clock)?.as_secs();
         let jti = Uuid::new_v4();
         let claims = ResetClaims {
             entity_id: identifier.as_str().to_owned(),
@@ -150,11 +147,7 @@ impl TokenMinter {
             aud: self.audience.clone(),
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.key)?;
-        Ok(MintedToken {
-            token: ResetToken(token),
-            jti,
-            expires_at: claims.exp,
-        })
+        Ok(MintedToken { token: ResetToken(token), jti, expires_at: claims.exp })
     }
 }
 
@@ -177,10 +170,7 @@ mod tests {
 
     #[test]
     fn a_short_secret_is_refused() {
-        assert_eq!(
-            SigningSecret::parse("short").unwrap_err(),
-            SecretTooShort(5)
-        );
+        assert_eq!(SigningSecret::parse("short").unwrap_err(), SecretTooShort(5));
         assert!(SigningSecret::parse(SECRET).is_ok());
     }
 
@@ -192,30 +182,20 @@ mod tests {
 
     #[test]
     fn a_minted_token_carries_medusas_claims() {
-        let (actor, provider) = ProviderPolicy::default()
-            .authorize("customer", "emailpass")
-            .unwrap();
+        let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
         let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
-        let minted = TokenMinter::new(&settings())
-            .mint(&id, &actor, &provider, now)
-            .unwrap();
+        let minted = TokenMinter::new(&settings()).mint(&id, &actor, &provider, now).unwrap();
 
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
         validation.set_issuer(&["shop"]);
-        let claims = decode::<ResetClaims>(
-            minted.token.expose(),
-            &DecodingKey::from_secret(SECRET.as_bytes()),
-            &validation,
-        )
-        .unwrap()
-        .claims;
+        let claims =
+            decode::<ResetClaims>(minted.token.expose(), &DecodingKey::from_secret(SECRET.as_bytes()), &validation)
+                .unwrap()
+                .claims;
         assert_eq!(claims.entity_id, "a@example.com");
-        assert_eq!(
-            (claims.actor_type.as_str(), claims.provider.as_str()),
-            ("customer", "emailpass")
-        );
+        assert_eq!((claims.actor_type.as_str(), claims.provider.as_str()), ("customer", "emailpass"));
         assert_eq!(claims.purpose, "reset");
         assert_eq!((claims.iat, claims.exp), (2_000_000_000, 2_000_000_900));
         assert_eq!(claims.jti, minted.jti.to_string());
@@ -225,17 +205,11 @@ mod tests {
 
     #[test]
     fn every_token_gets_a_fresh_jti() {
-        let (actor, provider) = ProviderPolicy::default()
-            .authorize("customer", "emailpass")
-            .unwrap();
+        let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
         let minter = TokenMinter::new(&settings());
-        let a = minter
-            .mint(&id, &actor, &provider, SystemTime::now())
-            .unwrap();
-        let b = minter
-            .mint(&id, &actor, &provider, SystemTime::now())
-            .unwrap();
+        let a = minter.mint(&id, &actor, &provider, SystemTime::now()).unwrap();
+        let b = minter.mint(&id, &actor, &provider, SystemTime::now()).unwrap();
         assert_ne!(a.jti, b.jti);
         assert_eq!(a.jti.get_version_num(), 4);
     }

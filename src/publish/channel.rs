@@ -20,8 +20,6 @@ impl ChannelPublisher {
 
 impl EventPublisher for ChannelPublisher {
     async fn publish(&self, event: &PasswordResetEvent) -> Result<(), PublishError> {
-        self.sender
-            .send(event.clone())
-            .map_err(|_| PublishError::ChannelClosed)
+        self.sender.send(event.clone()).map_err(|_| PublishError::ChannelClosed)
     }
 }

@@ -47,14 +47,8 @@ impl EventPublisher for EventBridgePublisher {
         if output.failed_entry_count() > 0 {
             let failed = output.entries().iter().find(|e| e.error_code().is_some());
             return Err(PublishError::EntryFailed {
-                code: failed
-                    .and_then(|e| e.error_code())
-                    .unwrap_or("unknown")
-                    .to_owned(),
-                message: failed
-                    .and_then(|e| e.error_message())
-                    .unwrap_or("no message")
-                    .to_owned(),
+                code: failed.and_then(|e| e.error_code()).unwrap_or("unknown").to_owned(),
+                message: failed.and_then(|e| e.error_message()).unwrap_or("no message").to_owned(),
             });
         }
         Ok(())

@@ -12,10 +12,7 @@ pub use eventbridge::{EventBridgePublisher, EventTarget};
 
 /// Puts one `auth.password_reset` event where subscribers will find it.
 pub trait EventPublisher: Send + Sync + 'static {
-    fn publish(
-        &self,
-        event: &PasswordResetEvent,
-    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+    fn publish(&self, event: &PasswordResetEvent) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
 /// Why an event was not published. Messages carry codes and causes, never the event itself.

@@ -18,12 +18,7 @@ impl BusToQueue {
         let bus_name = format!("bus-{suffix}");
         let events = aws_sdk_eventbridge::Client::new(config);
         let sqs = aws_sdk_sqs::Client::new(config);
-        events
-            .create_event_bus()
-            .name(&bus_name)
-            .send()
-            .await
-            .expect("create bus");
+        events.create_event_bus().name(&bus_name).send().await.expect("create bus");
         let queue_url = sqs
             .create_queue()
             .queue_name(format!("q-{suffix}"))
@@ -53,11 +48,7 @@ impl BusToQueue {
             .send()
             .await
             .expect("put rule");
-        let target = aws_sdk_eventbridge::types::Target::builder()
-            .id("queue")
-            .arn(queue_arn)
-            .build()
-            .expect("target");
+        let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().expect("target");
         events
             .put_targets()
             .rule("to-queue")
@@ -66,11 +57,7 @@ impl BusToQueue {
             .send()
             .await
             .expect("put targets");
-        Self {
-            bus_name,
-            queue_url,
-            sqs,
-        }
+        Self { bus_name, queue_url, sqs }
     }
 
     /// Every EventBridge event that reached the queue within `wait`, as JSON.
@@ -88,10 +75,7 @@ impl BusToQueue {
                 .await
                 .expect("receive");
             for message in received.messages() {
-                events.push(
-                    serde_json::from_str(message.body().unwrap_or_default())
-                        .expect("an EventBridge event"),
-                );
+                events.push(serde_json::from_str(message.body().unwrap_or_default()).expect("an EventBridge event"));
                 if let Some(handle) = message.receipt_handle() {
                     self.sqs
                         .delete_message()

@@ -22,9 +22,8 @@ pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
 /// The moto server `make test` started (`MOTO_ENDPOINT`); tests that need AWS fail loudly without it.
 pub fn moto_endpoint() -> String {
-    std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
-        panic!("MOTO_ENDPOINT is not set: run these tests with `make test`, which starts moto")
-    })
+    std::env::var("MOTO_ENDPOINT")
+        .unwrap_or_else(|_| panic!("MOTO_ENDPOINT is not set: run these tests with `make test`, which starts moto"))
 }
 
 /// SDK configuration pointing at moto with dummy credentials.
@@ -37,9 +36,7 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
     medusa_reset::aws::defaults()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "tests"))
         .load()
         .await
 }
@@ -47,38 +44,24 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
 /// The API configuration of the tests: the Lambda profile with the test secret and the given overrides.
 pub fn api_config(overrides: &[(&str, &str)]) -> ApiConfig {
     let lookup = |var: &str| {
-        overrides
-            .iter()
-            .find(|(k, _)| *k == var)
-            .map(|(_, v)| v.to_string())
-            .or_else(|| match var {
-                "JWT_SECRET" => Some(SECRET.to_owned()),
-                _ => None,
-            })
+        overrides.iter().find(|(k, _)| *k == var).map(|(_, v)| v.to_string()).or_else(|| match var {
+            "JWT_SECRET" => Some(SECRET.to_owned()),
+            _ => None,
+        })
     };
     ApiConfig::from_vars(Profile::Lambda, &Vars::new(lookup)).expect("test configuration is valid")
 }
 
 /// Sends one request through the router in-process and returns status, headers and body text.
 pub async fn send(app: &Router, request: Request<Body>) -> (Response<()>, String) {
-    let response = app
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("the router never fails");
+    let response = app.clone().oneshot(request).await.expect("the router never fails");
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.expect("body collects").to_bytes();
-    (
-        Response::from_parts(parts, ()),
-        String::from_utf8_lossy(&bytes).into_owned(),
-    )
+    (Response::from_parts(parts, ()), String::from_utf8_lossy(&bytes).into_owned())
 }
 
 pub fn post_json(path: &str, body: &str) -> Request<Body> {
-    Request::post(path)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap()
+    Request::post(path).header("content-type", "application/json").body(Body::from(body.to_owned())).unwrap()
 }
 
 /// The project's Python with PyJWT (`make test` creates `.venv`); `PYTHON` overrides it.
@@ -90,11 +73,7 @@ fn python() -> PathBuf {
 
 /// Verifies a token with PyJWT, a verifier independent of the code that minted it: signature,
 /// algorithm, expiry and the presence of Medusa's claims. Returns the claims, or PyJWT's complaint.
-pub fn verify_independently(
-    token: &str,
-    secret: &str,
-    audience: Option<&str>,
-) -> Result<Value, String> {
+pub fn verify_independently(token: &str, secret: &str, audience: Option<&str>) -> Result<Value, String> {
     const SCRIPT: &str = r#"
 import json, sys, jwt
 token, secret, audience = sys.argv[1], sys.argv[2], sys.argv[3] or None
@@ -108,19 +87,11 @@ print(json.dumps(claims))
     let output = Command::new(python())
         .args(["-c", SCRIPT, token, secret, audience.unwrap_or("")])
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} (run `make test`, which creates .venv): {e}",
-                python().display()
-            )
-        });
+        .unwrap_or_else(|e| panic!("cannot run {} (run `make test`, which creates .venv): {e}", python().display()));
     let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     if output.status.success() {
         Ok(serde_json::from_str(&stdout).expect("PyJWT prints JSON claims"))
     } else {
-        Err(format!(
-            "{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        ))
+        Err(format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)))
     }
 }

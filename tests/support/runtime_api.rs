@@ -33,7 +33,6 @@ struct Shared {
     waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     first_poll: OnceLock<Instant>,
     polled: Notify,
-    init_error: Mutex<Option<Value>>,
 }
 
 /// A running emulator on 127.0.0.1, stopped when dropped.
@@ -54,10 +53,7 @@ impl RuntimeApi {
         let shared = Arc::new(Shared::default());
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(respond),
-            )
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
             .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
@@ -66,11 +62,7 @@ impl RuntimeApi {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self {
-            addr,
-            shared,
-            server,
-        })
+        Ok(Self { addr, shared, server })
     }
 
     /// The value of `AWS_LAMBDA_RUNTIME_API`.
@@ -86,10 +78,7 @@ impl RuntimeApi {
             .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{function_name}"),
-            )
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function_name}"))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
@@ -100,17 +89,9 @@ impl RuntimeApi {
     pub async fn invoke(&self, event: &Value, timeout: Duration) -> Result<Answer, String> {
         let id = uuid::Uuid::new_v4().to_string();
         let (sender, receiver) = oneshot::channel();
-        self.shared
-            .waiting
-            .lock()
-            .map_err(|e| e.to_string())?
-            .insert(id.clone(), sender);
+        self.shared.waiting.lock().map_err(|e| e.to_string())?.insert(id.clone(), sender);
         let body = Bytes::from(serde_json::to_vec(event).map_err(|e| e.to_string())?);
-        self.shared
-            .queue
-            .lock()
-            .map_err(|e| e.to_string())?
-            .push_back((id, body));
+        self.shared.queue.lock().map_err(|e| e.to_string())?.push_back((id, body));
         self.shared.queued.notify_one();
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -131,11 +112,6 @@ impl RuntimeApi {
             let _ = tokio::time::timeout(left, polled).await;
         }
     }
-
-    /// What the function reported to `init/error`, if anything.
-    pub fn init_error(&self) -> Option<Value> {
-        self.shared.init_error.lock().ok().and_then(|e| e.clone())
-    }
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
@@ -145,10 +121,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     loop {
         let popped = shared.queue.lock().ok().and_then(|mut q| q.pop_front());
         if let Some((id, body)) = popped {
-            let deadline = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                + Duration::from_secs(30);
+            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(30);
             let mut headers = HeaderMap::new();
             let mut set = |name: &'static str, value: String| {
                 if let Ok(value) = HeaderValue::from_str(&value) {
@@ -156,18 +129,9 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
                 }
             };
             set("lambda-runtime-aws-request-id", id);
-            set(
-                "lambda-runtime-deadline-ms",
-                deadline.as_millis().to_string(),
-            );
-            set(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:123456789012:function:local".into(),
-            );
-            set(
-                "lambda-runtime-trace-id",
-                "Root=1-00000000-000000000000000000000000;Sampled=0".into(),
-            );
+            set("lambda-runtime-deadline-ms", deadline.as_millis().to_string());
+            set("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:local".into());
+            set("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0".into());
             set("content-type", "application/json".into());
             return (StatusCode::OK, headers, body);
         }
@@ -186,29 +150,19 @@ fn settle(shared: &Shared, id: &str, answer: Answer) -> StatusCode {
 }
 
 fn json_or_text(body: &Bytes) -> Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-async fn respond(
-    State(shared): State<Arc<Shared>>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
+async fn respond(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
     settle(&shared, &id, Answer::Response(json_or_text(&body)))
 }
 
-async fn fail(
-    State(shared): State<Arc<Shared>>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
+async fn fail(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
     settle(&shared, &id, Answer::Error(json_or_text(&body)))
 }
 
-async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
-    if let Ok(mut slot) = shared.init_error.lock() {
-        *slot = Some(json_or_text(&body));
-    }
+/// Start-up failures are only shown: the function exits after reporting one.
+async fn init_error(body: Bytes) -> StatusCode {
+    eprintln!("runtime API: the function reported an init error: {}", json_or_text(&body));
     StatusCode::ACCEPTED
 }
