@@ -9,6 +9,8 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod local;
+pub mod mail;
+pub mod notify;
 pub mod publish;
 pub mod reset;
 pub mod telemetry;

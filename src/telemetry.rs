@@ -29,13 +29,13 @@ impl LogSettings {
             Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
             Some(_) => {
-                return Err(ConfigError { var: "LOG_FORMAT", reason: "must be `json` or `text`".into() });
+                return Err(ConfigError::new("LOG_FORMAT", "must be `json` or `text`"));
             }
         };
         // The SDK logs request details at debug level: keep it at warn unless asked.
         let spec = vars.get_or("RUST_LOG", "info,aws_config=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn");
-        let filter = Targets::from_str(&spec)
-            .map_err(|e| ConfigError { var: "RUST_LOG", reason: format!("{e} (got `{spec}`)") })?;
+        let filter =
+            Targets::from_str(&spec).map_err(|e| ConfigError::new("RUST_LOG", format!("{e} (got `{spec}`)")))?;
         Ok(Self { format, filter })
     }
 }

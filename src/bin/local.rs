@@ -1,11 +1,14 @@
-//! `make run`: the reset route on 127.0.0.1:9000 with embedded defaults and no AWS account;
-//! each event is printed (with its token and reset link) instead of going to EventBridge.
+//! `make run`: the whole flow on one machine with embedded defaults and no AWS account. The reset
+//! route listens on 127.0.0.1:9000; each event goes in-process to the notifier, whose e-mails are
+//! printed and written under ./outbox/.
 
 use std::process::ExitCode;
 
-use medusa_reset::config::{ApiConfig, Profile};
+use medusa_reset::config::{ApiConfig, NotifierConfig, Profile};
+use medusa_reset::local::{self, LocalSettings};
+use medusa_reset::mail::OutboxMailer;
 use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::{api, local, telemetry};
+use medusa_reset::{api, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -19,13 +22,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let settings = local::LocalSettings::from_env()?;
+    let settings = LocalSettings::from_env()?;
     let config = ApiConfig::from_env(Profile::Local)?;
+    let notifier_config = NotifierConfig::from_env(Profile::Local)?;
     telemetry::init(&config.log);
+    let mailer = OutboxMailer::new(settings.outbox.clone(), notifier_config.sender.clone())?;
     let (publisher, events) = ChannelPublisher::new();
-    tokio::spawn(local::print_events(events, settings.link_template.clone()));
+    tokio::spawn(local::deliver_events(events, notifier_config.into_notifier(mailer)));
     let listener = tokio::net::TcpListener::bind(settings.addr).await?;
-    local::announce(&config, listener.local_addr()?);
+    local::announce(&config, &settings, listener.local_addr()?);
     axum::serve(listener, api::app(&config, publisher)).with_graceful_shutdown(local::shutdown_signal()).await?;
     Ok(())
 }

@@ -82,6 +82,16 @@ impl ResetToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The `exp` claim, read without checking the signature: the notifier only decides whether a
+    /// link is still worth sending, and has no business holding the secret. Medusa verifies.
+    pub fn expires_at(&self) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Expiry {
+            exp: u64,
+        }
+        jsonwebtoken::dangerous::insecure_decode_claims::<Expiry>(&self.0).ok().map(|claims| claims.exp)
+    }
 }
 
 impl fmt::Debug for ResetToken {
@@ -201,6 +211,17 @@ mod tests {
         assert_eq!(claims.jti, minted.jti.to_string());
         assert_eq!(claims.aud, None);
         assert_eq!(minted.expires_at, claims.exp);
+    }
+
+    #[test]
+    fn expiry_is_read_back_from_the_token() {
+        let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
+        let id = Identifier::parse("a@example.com").unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let minted = TokenMinter::new(&settings()).mint(&id, &actor, &provider, now).unwrap();
+        assert_eq!(minted.token.expires_at(), Some(2_000_000_900));
+        assert_eq!(ResetToken::new("not.a.token".into()).expires_at(), None);
+        assert_eq!(ResetToken::new(String::new()).expires_at(), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Configuration, read and checked once at cold start; a bad value names its variable.
+//! Configuration of the reset-password route.
 
 use std::time::Duration;
 
@@ -9,6 +9,8 @@ use crate::domain::token::{SecretTooShort, SigningSecret, TokenSettings};
 use crate::publish::EventTarget;
 use crate::telemetry::LogSettings;
 
+use super::{ConfigError, Profile, Vars, check_utf8, env_var};
+
 /// The signing secret `make run` uses when none is given. It is public, so only for development.
 pub const DEVELOPMENT_SECRET: &str = "development-only-secret--never-deploy-this-value";
 /// The origins `make run` allows: the usual local storefront and admin ports.
@@ -17,28 +19,6 @@ pub const DEVELOPMENT_CORS: &str =
 
 const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 900;
 const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
-
-/// A configuration problem, naming the variable and never its value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{var}: {reason}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub reason: String,
-}
-
-impl ConfigError {
-    fn new(var: &'static str, reason: impl ToString) -> Self {
-        Self { var, reason: reason.to_string() }
-    }
-}
-
-/// Where the configuration is read: on Lambda every secret must be given; locally there are
-/// development defaults so that `make run` needs nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    Lambda,
-    Local,
-}
 
 /// Configuration of the reset-password route.
 #[derive(Debug, Clone)]
@@ -52,39 +32,6 @@ pub struct ApiConfig {
     pub uses_development_secret: bool,
 }
 
-/// Reads variables; `from_env` uses the process environment, tests pass a map.
-pub struct Vars<F>(F);
-
-impl<F: Fn(&str) -> Option<String>> Vars<F> {
-    pub fn new(lookup: F) -> Self {
-        Self(lookup)
-    }
-
-    /// The variable's value, with empty treated as unset.
-    pub fn get(&self, var: &str) -> Option<String> {
-        (self.0)(var).filter(|v| !v.is_empty())
-    }
-
-    pub fn get_or(&self, var: &str, default: &str) -> String {
-        self.get(var).unwrap_or_else(|| default.to_owned())
-    }
-
-    pub fn parse_or<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match self.get(var) {
-            None => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|e| ConfigError::new(var, format!("{e} (got `{raw}`)"))),
-        }
-    }
-}
-
-/// The process environment (callers run `check_utf8` first, so nothing is mangled here).
-pub fn env_var(var: &str) -> Option<String> {
-    std::env::var_os(var).map(|v| v.to_string_lossy().into_owned())
-}
-
 impl ApiConfig {
     pub fn from_env(profile: Profile) -> Result<Self, ConfigError> {
         check_utf8(&["JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "AUTH_PROVIDERS", "AUTH_CORS"])?;
@@ -92,7 +39,7 @@ impl ApiConfig {
     }
 
     pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
-        let (secret, uses_development_secret) = match (vars.0)("JWT_SECRET") {
+        let (secret, uses_development_secret) = match vars.raw("JWT_SECRET") {
             Some(raw) => (raw, false),
             None if profile == Profile::Local => (DEVELOPMENT_SECRET.to_owned(), true),
             None => {
@@ -130,16 +77,6 @@ impl ApiConfig {
             uses_development_secret,
         })
     }
-}
-
-/// Refuses variables whose value is not UTF-8 rather than using a mangled value.
-pub fn check_utf8(vars: &[&'static str]) -> Result<(), ConfigError> {
-    for &var in vars {
-        if std::env::var_os(var).is_some_and(|value| value.to_str().is_none()) {
-            return Err(ConfigError::new(var, "is not valid UTF-8"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

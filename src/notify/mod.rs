@@ -1,0 +1,9 @@
+//! The notifier: from an `auth.password_reset` event to a reset e-mail with a working link.
+
+pub mod link;
+pub mod locale;
+pub mod notifier;
+pub mod recipient;
+pub mod templates;
+
+pub use notifier::{Delivery, DropReason, Notifier, NotifyError};
