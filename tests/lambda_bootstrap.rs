@@ -1,4 +1,4 @@
-//! The compiled `reset-password` binary under the Runtime API emulator, fed every file in `events/`.
+//! The compiled Lambda binaries under the Runtime API emulator, fed every file in `events/`.
 
 mod support;
 
@@ -7,11 +7,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::aws_fixtures::BusToQueue;
+use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
 use support::runtime_api::{Answer, RuntimeApi};
 use support::{SECRET, moto_endpoint, moto_sdk_config};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_reset-password");
+const NOTIFIER: &str = env!("CARGO_BIN_EXE_notifier");
 
 /// What each sample event must get: HTTP status, and the error `type` where there is a body.
 fn expected(name: &str) -> (u16, Option<&'static str>) {
@@ -24,8 +25,8 @@ fn expected(name: &str) -> (u16, Option<&'static str>) {
     }
 }
 
-fn event_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/reset-password");
+fn event_files(function: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events").join(function);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -56,7 +57,7 @@ async fn every_sample_event_gets_its_expected_answer_from_the_bootstrap() {
         .spawn()
         .unwrap();
 
-    let files = event_files();
+    let files = event_files("reset-password");
     assert!(files.len() >= 6, "the six required sample events exist");
     let mut published = 0;
     for file in &files {
@@ -128,4 +129,115 @@ async fn a_short_secret_stops_start_up_without_showing_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("JWT_SECRET: must be at least 32 bytes"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+/// What the notifier must do with each sample event: the logged outcome, and the subject if sent.
+fn notifier_expected(name: &str) -> (&'static str, Option<&'static str>) {
+    match name {
+        "valid.json" => ("sent", Some("Reset your password")),
+        "locale-de.json" => ("sent", Some("Setzen Sie Ihr Passwort zurück")),
+        "expired-token.json" => ("dropped_token_expired", None),
+        "not-an-email.json" => ("dropped_not_an_email", None),
+        "malformed-detail.json" => ("dropped_malformed_event", None),
+        other => panic!("events/notifier/{other} has no expected outcome in this test: add one"),
+    }
+}
+
+fn json_lines(output: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(output).lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
+
+#[tokio::test]
+async fn every_notifier_sample_event_gets_its_expected_outcome_from_the_bootstrap() {
+    let config = moto_sdk_config().await;
+    let sender = verified_sender(&config).await;
+    let api = RuntimeApi::start().await.unwrap();
+    let mut child = api
+        .command(Path::new(NOTIFIER), "notifier")
+        .env("MAIL_FROM", &sender)
+        .env("RESET_URL_TEMPLATE_CUSTOMER", "https://shop.example.com/reset-password?token={token}&email={email}")
+        .env("AWS_ENDPOINT_URL", moto_endpoint())
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let files = event_files("notifier");
+    assert!(files.len() >= 5, "the five required notifier events exist");
+    let mut expected_subjects = Vec::new();
+    let mut tokens = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let event: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        if let Some(token) = event["detail"]["token"].as_str() {
+            tokens.push(token.to_owned());
+        }
+        let answer = api.invoke(&event, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(matches!(answer, Answer::Response(_)), "{name}: nothing here is worth a retry: {answer:?}");
+        if let (_, Some(subject)) = notifier_expected(&name) {
+            expected_subjects.push(subject);
+        }
+    }
+
+    let messages = sent_messages(&moto_endpoint(), &sender).await;
+    let mut subjects: Vec<&str> = messages.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    subjects.sort();
+    expected_subjects.sort();
+    assert_eq!(subjects, expected_subjects);
+
+    child.kill().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let lines: Vec<Value> = json_lines(&output.stdout).into_iter().filter(|l| l["message"] == "event").collect();
+    assert_eq!(lines.len(), files.len(), "one log line per event");
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let event: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        let line = lines.iter().find(|l| l["event_id"] == event["id"]).unwrap_or_else(|| panic!("{name}: no log line"));
+        assert_eq!(line["outcome"], notifier_expected(&name).0, "{name}: {line}");
+        if line["outcome"] == "sent" {
+            assert!(line["message_id"].as_str().is_some_and(|id| !id.is_empty()), "{line}");
+        }
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for token in &tokens {
+        assert!(!stdout.contains(token.as_str()), "a token reached the log");
+    }
+    assert!(!stdout.contains("customer@example.com") && !stdout.contains("reset-password?token"), "{stdout}");
+}
+
+#[tokio::test]
+async fn the_notifier_bootstrap_reports_an_error_when_ses_is_unreachable_so_lambda_retries() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let api = RuntimeApi::start().await.unwrap();
+    let _child = api
+        .command(Path::new(NOTIFIER), "notifier")
+        .env("MAIL_FROM", "no-reply@shop.example.com")
+        .env("RESET_URL_TEMPLATE_CUSTOMER", "https://shop.example.com/reset-password?token={token}")
+        .env("AWS_ENDPOINT_URL", unreachable)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/notifier/valid.json");
+    let event: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let answer = api.invoke(&event, Duration::from_secs(15)).await.unwrap();
+    let Answer::Error(diagnostic) = answer else { panic!("expected an error for Lambda to retry: {answer:?}") };
+    assert_eq!(diagnostic["errorType"], "NotifyError", "{diagnostic}");
+}
+
+#[tokio::test]
+async fn the_notifier_refuses_to_start_without_a_link_template() {
+    let api = RuntimeApi::start().await.unwrap();
+    let output = api
+        .command(Path::new(NOTIFIER), "notifier")
+        .env("MAIL_FROM", "no-reply@shop.example.com")
+        .env("AUTH_PROVIDERS", "customer=emailpass;user=emailpass")
+        .env("RESET_URL_TEMPLATE_CUSTOMER", "https://shop.example.com/reset-password?token={token}")
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output).await.unwrap().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("RESET_URL_TEMPLATE_USER"), "{stderr}");
 }

@@ -90,3 +90,32 @@ impl BusToQueue {
         events
     }
 }
+
+/// A sender domain verified in moto's SES, unique to the caller so tests do not share identities.
+pub async fn verified_sender(config: &SdkConfig) -> String {
+    let domain = format!("shop-{}.example.com", uuid::Uuid::new_v4().simple());
+    aws_sdk_sesv2::Client::new(config)
+        .create_email_identity()
+        .email_identity(&domain)
+        .send()
+        .await
+        .expect("verify domain");
+    format!("no-reply@{domain}")
+}
+
+/// The messages moto's SES accepted from `sender`, read back from `GET /moto-api/data.json`.
+pub async fn sent_messages(endpoint: &str, sender: &str) -> Vec<Value> {
+    let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .expect("moto answers")
+        .json()
+        .await
+        .expect("moto's data is JSON");
+    // data.json: {"ses": {"Message": [{"source", "destinations", "subject", "body"}, …]}}
+    data["ses"]["Message"]
+        .as_array()
+        .map(|messages| {
+            messages.iter().filter(|m| m["source"].as_str().is_some_and(|s| s.contains(sender))).cloned().collect()
+        })
+        .unwrap_or_default()
+}

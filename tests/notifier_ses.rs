@@ -1,0 +1,143 @@
+//! The notifier against SES v2: moto's server for real sends and rejections, stubs for outages.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use http::StatusCode;
+use medusa_reset::config::{NotifierConfig, Profile, Vars};
+use medusa_reset::mail::{MailError, Mailer, Sender, SesMailer};
+use medusa_reset::notify::Notifier;
+use medusa_reset::notify::recipient::Recipient;
+use medusa_reset::notify::templates::RenderedEmail;
+use serde_json::Value;
+use support::aws_fixtures::{sent_messages, verified_sender};
+use support::{moto_endpoint, moto_sdk_config, sdk_config_for};
+
+const LINK_TEMPLATE: &str = "https://shop.example.com/reset-password?token={token}&email={email}";
+
+fn notifier_config(from: &str) -> NotifierConfig {
+    let from = from.to_owned();
+    let vars = Vars::new(move |var: &str| match var {
+        "MAIL_FROM" => Some(from.clone()),
+        "RESET_URL_TEMPLATE_CUSTOMER" => Some(LINK_TEMPLATE.to_owned()),
+        _ => None,
+    });
+    NotifierConfig::from_vars(Profile::Lambda, &vars).expect("valid notifier configuration")
+}
+
+async fn notifier_against(config: &aws_config::SdkConfig, from: &str) -> Notifier<SesMailer> {
+    let notifier_config = notifier_config(from);
+    let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(config), notifier_config.sender.clone(), None);
+    notifier_config.into_notifier(mailer)
+}
+
+fn sample(name: &str) -> Value {
+    let path = format!("{}/events/notifier/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+fn email() -> RenderedEmail {
+    RenderedEmail { subject: "Reset".into(), text: "text".into(), html: "<p>html</p>".into() }
+}
+
+#[tokio::test]
+async fn a_valid_event_is_sent_through_ses_with_the_link() {
+    let config = moto_sdk_config().await;
+    let sender = verified_sender(&config).await;
+    let notifier = notifier_against(&config, &sender).await;
+    notifier.handle_envelope(sample("valid.json")).await.expect("sent");
+
+    let messages = sent_messages(&moto_endpoint(), &sender).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let message = &messages[0];
+    assert_eq!(message["destinations"]["ToAddresses"], serde_json::json!(["customer@example.com"]));
+    assert_eq!(message["subject"], "Reset your password");
+    let body = message["body"].as_str().unwrap();
+    assert!(body.contains("reset-password?token=eyJ"), "{body}");
+    assert!(body.contains("&amp;email=customer%40example.com"), "{body}");
+}
+
+#[tokio::test]
+async fn the_german_sample_is_sent_in_german() {
+    let config = moto_sdk_config().await;
+    let sender = verified_sender(&config).await;
+    notifier_against(&config, &sender).await.handle_envelope(sample("locale-de.json")).await.unwrap();
+    let messages = sent_messages(&moto_endpoint(), &sender).await;
+    assert_eq!(messages[0]["subject"], "Setzen Sie Ihr Passwort zurück");
+}
+
+#[tokio::test]
+async fn expired_unaddressable_and_malformed_events_send_nothing_and_are_not_retried() {
+    let config = moto_sdk_config().await;
+    let sender = verified_sender(&config).await;
+    let notifier = notifier_against(&config, &sender).await;
+    for name in ["expired-token.json", "not-an-email.json", "malformed-detail.json"] {
+        assert!(notifier.handle_envelope(sample(name)).await.is_ok(), "{name}");
+    }
+    assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unverified_sender_is_a_permanent_rejection_not_a_retry() {
+    let config = moto_sdk_config().await;
+    let notifier_config = notifier_config("no-reply@unverified.example.org");
+    let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), notifier_config.sender.clone(), None);
+    let recipient = Recipient::parse("customer@example.com").unwrap();
+    let error = mailer.send(&recipient, &email()).await.unwrap_err();
+    assert!(matches!(error, MailError::Permanent(_)), "{error:?}");
+    // Through the notifier, the rejection is logged and dropped: Lambda sees success, no retry.
+    let notifier = notifier_config.into_notifier(mailer);
+    assert!(notifier.handle_envelope(sample("valid.json")).await.is_ok());
+}
+
+/// A stand-in for SES v2 answering every `SendEmail` with `status` and an error type.
+async fn ses_stub(status: StatusCode, error_type: &'static str) -> String {
+    let app = Router::new().route(
+        "/v2/email/outbound-emails",
+        post(move || async move {
+            (status, [("x-amzn-errortype", error_type), ("content-type", "application/json")], r#"{"message":"stub"}"#)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+async fn send_through(endpoint: &str) -> Result<String, MailError> {
+    let sender = Sender { from: "no-reply@shop.example.com".into(), reply_to: None };
+    let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&sdk_config_for(endpoint).await), sender, None);
+    mailer.send(&Recipient::parse("customer@example.com").unwrap(), &email()).await
+}
+
+#[tokio::test]
+async fn throttling_and_outages_are_transient_so_lambda_retries() {
+    for (status, error_type) in [
+        (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException"),
+        (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+        (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
+    ] {
+        let error = send_through(&ses_stub(status, error_type).await).await.unwrap_err();
+        assert!(matches!(error, MailError::Transient(_)), "{error_type}: {error:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_message_rejected_by_the_stub_is_permanent() {
+    let error = send_through(&ses_stub(StatusCode::BAD_REQUEST, "MessageRejected").await).await.unwrap_err();
+    assert!(matches!(error, MailError::Permanent(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn ses_unreachable_makes_the_handler_fail_so_lambda_retries() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let notifier = notifier_against(&sdk_config_for(&endpoint).await, "no-reply@shop.example.com").await;
+    let started = std::time::Instant::now();
+    assert!(notifier.handle_envelope(sample("valid.json")).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(6));
+}
