@@ -5,7 +5,7 @@ SHELL := bash
 VENV := .venv
 TEST_TOOLS := $(VENV)/.test-tools
 PACKAGE_TOOLS := $(VENV)/.package-tools
-LAMBDAS := reset-password
+LAMBDAS := reset-password notifier
 ARCH ?= arm64
 EVENT ?= events/reset-password/valid.json
 # `make invoke` runs the Lambda profile, which requires a secret; this one is public, for local use only.

@@ -1,7 +1,8 @@
 //! Cold start and memory of the release bootstraps under the Runtime API emulator, and the size of
 //! the zipped bootstraps `make package` builds. Targets: start ≤ 15 ms (spawn → first
 //! `invocation/next`), peak RSS ≤ 16 MB after a first request, zip ≤ 4 MB. Exits non-zero when a
-//! figure misses its target. Runs under `tools/with-moto` so the first request really publishes.
+//! figure misses its target. Runs under `tools/with-moto` so the first request really publishes
+//! (reset-password) or sends an e-mail (notifier, templates included).
 
 // Shared with the tests, which use more of it than this file does.
 #[allow(dead_code)]
@@ -26,11 +27,31 @@ struct Function {
     first_event: &'static str,
 }
 
-const FUNCTIONS: &[Function] = &[Function {
-    name: "reset-password",
-    env: &[("JWT_SECRET", "benchmark-secret-0123456789abcdef"), ("LOG_FORMAT", "json")],
-    first_event: "events/reset-password/valid.json",
-}];
+const FUNCTIONS: &[Function] = &[
+    Function {
+        name: "reset-password",
+        env: &[("JWT_SECRET", "benchmark-secret-0123456789abcdef"), ("LOG_FORMAT", "json")],
+        first_event: "events/reset-password/valid.json",
+    },
+    Function {
+        name: "notifier",
+        env: &[
+            ("MAIL_FROM", "no-reply@bench.example.com"),
+            ("RESET_URL_TEMPLATE_CUSTOMER", "https://shop.example.com/reset-password?token={token}&email={email}"),
+            ("LOG_FORMAT", "json"),
+        ],
+        first_event: "events/notifier/valid.json",
+    },
+];
+
+/// Verifies the notifier's sender in moto, so its first request really sends an e-mail.
+async fn verify_sender() -> Result<(), String> {
+    let endpoint = std::env::var("MOTO_ENDPOINT").map_err(|_| "MOTO_ENDPOINT is not set: run `make bench`")?;
+    let config = medusa_reset::aws::defaults().endpoint_url(endpoint).load().await;
+    let ses = aws_sdk_sesv2::Client::new(&config);
+    ses.create_email_identity().email_identity("bench.example.com").send().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
 
 struct Run {
     start: Duration,
@@ -40,6 +61,10 @@ struct Run {
 #[tokio::main]
 async fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Err(error) = verify_sender().await {
+        eprintln!("cannot prepare moto: {error}");
+        return ExitCode::FAILURE;
+    }
     let mut ok = true;
     for function in FUNCTIONS {
         match measure(root, function).await {

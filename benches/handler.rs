@@ -1,5 +1,6 @@
-//! Handler work per request, network excluded: parse, validate, mint and build the event, through
-//! the whole router with the in-process publisher. Target: ≤ 50 µs.
+//! Work per request, network excluded. The reset route: parse, validate, mint and build the event,
+//! through the whole router with the in-process publisher (target ≤ 50 µs). The notifier: render
+//! one e-mail, link included (target ≤ 100 µs).
 
 use std::hint::black_box;
 
@@ -9,6 +10,9 @@ use http::Request;
 use medusa_reset::api;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::reset_request::ResetRequest;
+use medusa_reset::notify::link::LinkTemplates;
+use medusa_reset::notify::locale::Locale;
+use medusa_reset::notify::templates::{EmailContext, EmailTemplates};
 use medusa_reset::publish::ChannelPublisher;
 use tower::ServiceExt;
 
@@ -50,5 +54,27 @@ fn handler(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, handler);
+fn render(c: &mut Criterion) {
+    let templates = EmailTemplates::load(None, &Locale::parse("en").expect("locale")).expect("embedded templates");
+    let mut links = LinkTemplates::new();
+    links.insert("customer", "https://shop.example.com/reset-password?token={token}&email={email}").expect("template");
+    let token = "eyJhbGciOiJIUzI1NiJ9.eyJlbnRpdHlfaWQiOiJjdXN0b21lckBleGFtcGxlLmNvbSJ9.c2lnbmF0dXJl";
+    let german = Locale::parse("de-DE");
+
+    c.bench_function("render_one_email_with_link", |b| {
+        b.iter(|| {
+            let link = links.link("customer", black_box(token), "customer@example.com").expect("link");
+            let context = EmailContext {
+                link: &link,
+                email: "customer@example.com",
+                actor_type: "customer",
+                expires_minutes: 15,
+                metadata: None,
+            };
+            black_box(templates.render(german.as_ref(), &context).expect("renders"))
+        })
+    });
+}
+
+criterion_group!(benches, handler, render);
 criterion_main!(benches);
