@@ -2,7 +2,9 @@
 //! API emulator, printing the function's answer: what `sam local invoke` does, without Docker.
 //!
 //! The function is the event's folder name (`events/reset-password/valid.json` → `reset-password`);
-//! `BOOTSTRAP` overrides the binary. The binary inherits this process's environment.
+//! `BOOTSTRAP` overrides the binary. The binary inherits this process's environment. Under moto
+//! (`MOTO_ENDPOINT`, as `make invoke` runs it), the notifier's `MAIL_FROM` domain is verified first,
+//! as it would be in SES.
 
 // Shared with the tests, which use more of it than this file does.
 #[allow(dead_code)]
@@ -38,6 +40,9 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         .to_owned();
     let binary =
         std::env::var_os("BOOTSTRAP").map(PathBuf::from).unwrap_or_else(|| Path::new("target/release").join(&function));
+    if function == "notifier" {
+        verify_sender_in_moto().await?;
+    }
     let api = RuntimeApi::start().await?;
     let mut child = api.command(&binary, &function).spawn().map_err(|e| format!("{}: {e}", binary.display()))?;
     let answer = tokio::select! {
@@ -51,4 +56,14 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     };
     println!("{label}:\n{}", serde_json::to_string_pretty(&value)?);
     Ok(ok)
+}
+
+async fn verify_sender_in_moto() -> Result<(), Box<dyn std::error::Error>> {
+    let (Ok(endpoint), Ok(from)) = (std::env::var("MOTO_ENDPOINT"), std::env::var("MAIL_FROM")) else {
+        return Ok(());
+    };
+    let domain = from.rsplit('@').next().unwrap_or_default().trim_end_matches('>').to_owned();
+    let config = medusa_reset::aws::defaults().endpoint_url(endpoint).load().await;
+    aws_sdk_sesv2::Client::new(&config).create_email_identity().email_identity(domain).send().await?;
+    Ok(())
 }
