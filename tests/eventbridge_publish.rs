@@ -13,7 +13,10 @@ use medusa_reset::api;
 use medusa_reset::publish::EventBridgePublisher;
 use serde_json::{Value, json};
 use support::aws_fixtures::BusToQueue;
-use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, verify_independently};
+use support::{
+    SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint,
+    verify_independently,
+};
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
@@ -69,10 +72,7 @@ async fn stub(status: StatusCode, body: Value, calls: Arc<AtomicUsize>) -> Strin
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
+    serve(app).await
 }
 
 #[tokio::test]
@@ -100,11 +100,7 @@ async fn throttling_is_retried_by_the_sdk_then_answered_500() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_500_within_the_timeouts() {
-    // Nothing listens on this port once the listener is dropped.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    let app = app_publishing_to(&sdk_config_for(&endpoint).await, "bus").await;
+    let app = app_publishing_to(&sdk_config_for(&unreachable_endpoint()).await, "bus").await;
     let started = std::time::Instant::now();
     let (response, _) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

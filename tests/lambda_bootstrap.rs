@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
 use support::runtime_api::{Answer, RuntimeApi};
-use support::{SECRET, moto_endpoint, moto_sdk_config};
+use support::{SECRET, moto_endpoint, moto_sdk_config, read_event, unreachable_endpoint};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_reset-password");
 const NOTIFIER: &str = env!("CARGO_BIN_EXE_notifier");
@@ -208,21 +208,16 @@ async fn every_notifier_sample_event_gets_its_expected_outcome_from_the_bootstra
 
 #[tokio::test]
 async fn the_notifier_bootstrap_reports_an_error_when_ses_is_unreachable_so_lambda_retries() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let unreachable = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
     let api = RuntimeApi::start().await.unwrap();
     let _child = api
         .command(Path::new(NOTIFIER), "notifier")
         .env("MAIL_FROM", "no-reply@shop.example.com")
         .env("RESET_URL_TEMPLATE_CUSTOMER", "https://shop.example.com/reset-password?token={token}")
-        .env("AWS_ENDPOINT_URL", unreachable)
+        .env("AWS_ENDPOINT_URL", unreachable_endpoint())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/notifier/valid.json");
-    let event: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let answer = api.invoke(&event, Duration::from_secs(15)).await.unwrap();
+    let answer = api.invoke(&read_event("notifier/valid.json"), Duration::from_secs(15)).await.unwrap();
     let Answer::Error(diagnostic) = answer else { panic!("expected an error for Lambda to retry: {answer:?}") };
     assert_eq!(diagnostic["errorType"], "NotifyError", "{diagnostic}");
 }

@@ -14,7 +14,7 @@ use medusa_reset::notify::recipient::Recipient;
 use medusa_reset::notify::templates::RenderedEmail;
 use serde_json::Value;
 use support::aws_fixtures::{sent_messages, verified_sender};
-use support::{moto_endpoint, moto_sdk_config, sdk_config_for};
+use support::{moto_endpoint, moto_sdk_config, read_event, sdk_config_for, serve, unreachable_endpoint};
 
 const LINK_TEMPLATE: &str = "https://shop.example.com/reset-password?token={token}&email={email}";
 
@@ -35,8 +35,7 @@ async fn notifier_against(config: &aws_config::SdkConfig, from: &str) -> Notifie
 }
 
 fn sample(name: &str) -> Value {
-    let path = format!("{}/events/notifier/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    read_event(&format!("notifier/{name}"))
 }
 
 fn email() -> RenderedEmail {
@@ -101,10 +100,7 @@ async fn ses_stub(status: StatusCode, error_type: &'static str) -> String {
             (status, [("x-amzn-errortype", error_type), ("content-type", "application/json")], r#"{"message":"stub"}"#)
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
+    serve(app).await
 }
 
 async fn send_through(endpoint: &str) -> Result<String, MailError> {
@@ -133,10 +129,7 @@ async fn a_message_rejected_by_the_stub_is_permanent() {
 
 #[tokio::test]
 async fn ses_unreachable_makes_the_handler_fail_so_lambda_retries() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    let notifier = notifier_against(&sdk_config_for(&endpoint).await, "no-reply@shop.example.com").await;
+    let notifier = notifier_against(&sdk_config_for(&unreachable_endpoint()).await, "no-reply@shop.example.com").await;
     let started = std::time::Instant::now();
     assert!(notifier.handle_envelope(sample("valid.json")).await.is_err());
     assert!(started.elapsed() < Duration::from_secs(6));

@@ -95,3 +95,26 @@ print(json.dumps(claims))
         Err(format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)))
     }
 }
+
+/// An address on 127.0.0.1 where nothing listens: the listener is dropped before it is used.
+pub fn unreachable_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
+    drop(listener);
+    endpoint
+}
+
+/// Serves a stub on a free 127.0.0.1 port for the rest of the test; returns its base URL.
+pub async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let address = format!("http://{}", listener.local_addr().expect("bound"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("the stub serves") });
+    address
+}
+
+/// A sample event from `events/`, e.g. `read_event("notifier/valid.json")`.
+pub fn read_event(relative: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events").join(relative);
+    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
