@@ -42,9 +42,12 @@ deploy: ## sam build && sam deploy --guided (needs the AWS SAM CLI and AWS crede
 
 invoke: $(TEST_TOOLS) ## make invoke EVENT=events/...: a release bootstrap under a local Runtime API, AWS on moto
 	cargo build --release --bins --example invoke
-	JWT_SECRET="$${JWT_SECRET:-$(DEV_SECRET)}" MAIL_FROM="$${MAIL_FROM:-no-reply@shop.example.com}" \
-	  RESET_URL_TEMPLATE_CUSTOMER="$${RESET_URL_TEMPLATE_CUSTOMER:-http://localhost:8000/reset-password?token={token}&email={email}}" \
-	  tools/with-moto target/release/examples/invoke "$(EVENT)"
+	tools/with-moto target/release/examples/invoke "$(EVENT)"
+
+# Development defaults for `make invoke`; values already in the environment win.
+invoke: export JWT_SECRET ?= $(DEV_SECRET)
+invoke: export MAIL_FROM ?= no-reply@shop.example.com
+invoke: export RESET_URL_TEMPLATE_CUSTOMER ?= http://localhost:8000/reset-password?token={token}&email={email}
 
 clean: ## remove build output and the tool venv
 	cargo clean
