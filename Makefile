@@ -19,8 +19,9 @@ help: ## list the targets
 run: ## the route on http://127.0.0.1:9000 with embedded defaults; no AWS, no Docker
 	cargo run --bin local
 
-test: $(TEST_TOOLS) lint ## format, lint, template check, and every test (starts and stops moto)
+test: $(TEST_TOOLS) lint ## format, lint, template check, and every test (starts moto, and PostgreSQL if down)
 	$(VENV)/bin/cfn-lint template.yaml
+	tools/ensure-postgres
 	tools/with-moto cargo test
 
 lint: ## rustfmt and clippy, warnings as errors

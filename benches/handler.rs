@@ -10,6 +10,7 @@ use http::Request;
 use medusa_reset::api;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::reset_request::ResetRequest;
+use medusa_reset::identity::MemoryStore;
 use medusa_reset::notify::link::LinkTemplates;
 use medusa_reset::notify::locale::Locale;
 use medusa_reset::notify::templates::{EmailContext, EmailTemplates};
@@ -33,7 +34,7 @@ fn request() -> Request<Body> {
 fn handler(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = api::app(&config(), publisher);
+    let app = api::app(&config(), publisher, MemoryStore::open());
     // Drained on the same runtime, as a subscriber would, so events do not pile up in memory.
     runtime.spawn(async move { while events.recv().await.is_some() {} });
 

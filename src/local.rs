@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::config::{ApiConfig, ConfigError, Vars, env_var};
-use crate::domain::event::PasswordResetEvent;
+use crate::domain::event::AuthEvent;
 use crate::mail::Mailer;
 use crate::notify::Notifier;
 
@@ -38,13 +38,26 @@ pub fn announce(config: &ApiConfig, settings: &LocalSettings, bound: SocketAddr)
     );
 }
 
-/// Delivers each published event to the notifier, as the EventBridge rule does on AWS.
-pub async fn deliver_events<M: Mailer>(mut events: UnboundedReceiver<PasswordResetEvent>, notifier: Notifier<M>) {
+/// Delivers each password-reset event to the notifier, as the EventBridge rule does on AWS; the
+/// unknown-identity events, which no rule routes by default, are only logged.
+pub async fn deliver_events<M: Mailer>(mut events: UnboundedReceiver<AuthEvent>, notifier: Notifier<M>) {
     let mut sequence = 0u64;
     while let Some(event) = events.recv().await {
         sequence += 1;
-        // The notifier logs the outcome; a local run has no retries to hand a failure to.
-        let _ = notifier.handle(&format!("local-{sequence}"), &event).await;
+        let id = format!("local-{sequence}");
+        match event {
+            // The notifier logs the outcome; a local run has no retries to hand a failure to.
+            AuthEvent::PasswordReset(event) => {
+                let _ = notifier.handle(&id, &event).await;
+            }
+            AuthEvent::UnknownIdentity(event) => {
+                tracing::info!(
+                    event_id = id,
+                    recipient = crate::domain::identifier::mask(&event.entity_id),
+                    "no account: nothing to send"
+                );
+            }
+        }
     }
 }
 

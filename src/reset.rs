@@ -1,11 +1,17 @@
-//! The reset use case: mint a token for a parsed request and publish the `auth.password_reset` event.
+//! The reset use case: mint a token, record it for a known identity, and publish the event.
+//!
+//! Known and unknown identifiers take the same steps (mint, one store call, one publish) so that
+//! neither the answer nor its timing tells them apart; only what is published differs.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use uuid::Uuid;
 
 use crate::domain::actor::{ActorType, AuthProvider};
-use crate::domain::event::PasswordResetEvent;
+use crate::domain::event::{AuthEvent, PasswordResetEvent, UnknownIdentityEvent};
 use crate::domain::reset_request::ResetRequest;
 use crate::domain::token::{TokenError, TokenMinter};
+use crate::identity::{IdentityStore, StoreError, TokenRecord};
 use crate::publish::{EventPublisher, PublishError};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,36 +19,125 @@ pub enum ResetError {
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
     Publish(#[from] PublishError),
 }
 
-/// Everything a reset needs, built once per cold start.
-pub struct ResetService<P> {
-    minter: TokenMinter,
-    publisher: P,
+/// What a successful request did; the client sees the same 201 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetOutcome {
+    TokenPublished,
+    UnknownIdentity,
 }
 
-impl<P: EventPublisher> ResetService<P> {
-    pub fn new(minter: TokenMinter, publisher: P) -> Self {
-        Self { minter, publisher }
+/// Everything a reset needs, built once per cold start.
+pub struct ResetService<P, S> {
+    minter: TokenMinter,
+    publisher: P,
+    store: S,
+}
+
+impl<P: EventPublisher, S: IdentityStore> ResetService<P, S> {
+    pub fn new(minter: TokenMinter, publisher: P, store: S) -> Self {
+        Self { minter, publisher, store }
     }
 
-    /// Mints a token for the request and publishes it; the event is the only place the token goes.
     pub async fn request_reset(
         &self,
         request: ResetRequest,
         actor_type: &ActorType,
         provider: &AuthProvider,
-    ) -> Result<(), ResetError> {
-        let minted = self.minter.mint(&request.identifier, actor_type, provider, SystemTime::now())?;
-        let event = PasswordResetEvent {
+    ) -> Result<ResetOutcome, ResetError> {
+        let now = SystemTime::now();
+        let minted = self.minter.mint(&request.identifier, actor_type, provider, Uuid::new_v4(), now)?;
+        let record = TokenRecord {
+            entity_id: request.identifier.as_str(),
+            provider: provider.as_str(),
+            jti: minted.jti,
+            expires_at: UNIX_EPOCH + Duration::from_secs(minted.expires_at),
+        };
+        let Some(issued) = self.store.issue(&record).await? else {
+            let event = AuthEvent::UnknownIdentity(UnknownIdentityEvent {
+                entity_id: request.identifier.as_str().to_owned(),
+                actor_type: actor_type.as_str().to_owned(),
+                provider: provider.as_str().to_owned(),
+                metadata: request.metadata,
+            });
+            self.publisher.publish(&event).await?;
+            return Ok(ResetOutcome::UnknownIdentity);
+        };
+        let event = AuthEvent::PasswordReset(PasswordResetEvent {
             entity_id: request.identifier.as_str().to_owned(),
             actor_type: actor_type.as_str().to_owned(),
             provider: provider.as_str().to_owned(),
             token: minted.token,
             metadata: request.metadata,
-        };
-        self.publisher.publish(&event).await?;
-        Ok(())
+        });
+        if let Err(error) = self.publisher.publish(&event).await {
+            // No usable token without its e-mail: take the row back.
+            if let Err(withdraw) = self.store.withdraw(&issued).await {
+                tracing::error!(error = %withdraw, "could not withdraw the reset token after a failed publish");
+            }
+            return Err(error.into());
+        }
+        Ok(ResetOutcome::TokenPublished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ApiConfig;
+    use crate::domain::actor::ProviderPolicy;
+    use crate::domain::token::jti_hash;
+    use crate::identity::MemoryStore;
+    use crate::publish::ChannelPublisher;
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    fn service(store: MemoryStore) -> (ResetService<ChannelPublisher, MemoryStore>, UnboundedReceiver<AuthEvent>) {
+        let config = ApiConfig::for_tests();
+        let (publisher, events) = ChannelPublisher::new();
+        (ResetService::new(TokenMinter::new(&config.token), publisher, store), events)
+    }
+
+    fn request(identifier: &str) -> ResetRequest {
+        ResetRequest::from_json(serde_json::json!({ "identifier": identifier })).unwrap()
+    }
+
+    async fn reset(
+        service: &ResetService<ChannelPublisher, MemoryStore>,
+        identifier: &str,
+    ) -> Result<ResetOutcome, ResetError> {
+        let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
+        service.request_reset(request(identifier), &actor, &provider).await
+    }
+
+    #[tokio::test]
+    async fn a_known_identity_gets_a_recorded_token_and_its_event() {
+        let (service, mut events) = service(MemoryStore::with_identities([("a@example.com", "emailpass")]));
+        assert_eq!(reset(&service, "a@example.com").await.unwrap(), ResetOutcome::TokenPublished);
+        let Ok(AuthEvent::PasswordReset(event)) = events.try_recv() else { panic!("a password reset event") };
+        let claims =
+            jsonwebtoken::dangerous::insecure_decode_claims::<crate::domain::token::ResetClaims>(event.token.expose())
+                .unwrap();
+        let jti = Uuid::parse_str(&claims.jti).unwrap();
+        assert_eq!(service.store.live_token_hash("a@example.com", "emailpass"), Some(jti_hash(&jti)));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_identity_gets_no_token_only_the_unknown_event() {
+        let (service, mut events) = service(MemoryStore::with_identities([("a@example.com", "emailpass")]));
+        assert_eq!(reset(&service, "nobody@example.com").await.unwrap(), ResetOutcome::UnknownIdentity);
+        assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(e)) if e.entity_id == "nobody@example.com"));
+        assert!(events.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_withdraws_the_token() {
+        let (service, events) = service(MemoryStore::with_identities([("a@example.com", "emailpass")]));
+        drop(events);
+        assert!(matches!(reset(&service, "a@example.com").await, Err(ResetError::Publish(_))));
+        assert_eq!(service.store.live_token_hash("a@example.com", "emailpass"), None);
     }
 }

@@ -80,6 +80,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Reset(ResetError::Publish(_)) => "publish_failed",
+            Self::Reset(ResetError::Store(_)) => "database_failed",
             Self::Reset(ResetError::Token(_)) => "mint_failed",
         }
     }

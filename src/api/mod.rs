@@ -23,6 +23,7 @@ pub use error::ApiError;
 use crate::config::ApiConfig;
 use crate::domain::actor::ProviderPolicy;
 use crate::domain::token::TokenMinter;
+use crate::identity::IdentityStore;
 use crate::publish::EventPublisher;
 use crate::reset::ResetService;
 
@@ -30,23 +31,23 @@ use crate::reset::ResetService;
 pub const RESET_PASSWORD_ROUTE: &str = "/auth/{actor_type}/{auth_provider}/reset-password";
 
 /// What the handler needs, shared by every request of an execution environment.
-pub struct ApiState<P> {
-    pub service: ResetService<P>,
+pub struct ApiState<P, S> {
+    pub service: ResetService<P, S>,
     pub providers: ProviderPolicy,
 }
 
-/// Builds the router from configuration and a publisher: what both binaries serve.
-pub fn app<P: EventPublisher>(config: &ApiConfig, publisher: P) -> Router {
+/// Builds the router from configuration, a publisher and an identity store: what both binaries serve.
+pub fn app<P: EventPublisher, S: IdentityStore>(config: &ApiConfig, publisher: P, store: S) -> Router {
     let state = ApiState {
-        service: ResetService::new(TokenMinter::new(&config.token), publisher),
+        service: ResetService::new(TokenMinter::new(&config.token), publisher, store),
         providers: config.providers.clone(),
     };
     router(state, &config.cors)
 }
 
-pub fn router<P: EventPublisher>(state: ApiState<P>, cors: &CorsPolicy) -> Router {
+pub fn router<P: EventPublisher, S: IdentityStore>(state: ApiState<P, S>, cors: &CorsPolicy) -> Router {
     let mut router = Router::new()
-        .route(RESET_PASSWORD_ROUTE, post(reset_password::reset_password::<P>))
+        .route(RESET_PASSWORD_ROUTE, post(reset_password::reset_password::<P, S>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(state));

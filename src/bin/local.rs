@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use medusa_reset::config::{ApiConfig, NotifierConfig, Profile};
+use medusa_reset::identity::{MedusaDatabase, MemoryStore};
 use medusa_reset::local::{self, LocalSettings};
 use medusa_reset::mail::OutboxMailer;
 use medusa_reset::publish::ChannelPublisher;
@@ -31,6 +32,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(local::deliver_events(events, notifier_config.into_notifier(mailer)));
     let listener = tokio::net::TcpListener::bind(settings.addr).await?;
     local::announce(&config, &settings, listener.local_addr()?);
-    axum::serve(listener, api::app(&config, publisher)).with_graceful_shutdown(local::shutdown_signal()).await?;
+    let app = match config.database.clone() {
+        Some(database) => api::app(&config, publisher, MedusaDatabase::new(database)),
+        None => api::app(&config, publisher, MemoryStore::open()),
+    };
+    axum::serve(listener, app).with_graceful_shutdown(local::shutdown_signal()).await?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use medusa_reset::config::{ApiConfig, Profile};
+use medusa_reset::identity::{MedusaDatabase, MemoryStore};
 use medusa_reset::publish::EventBridgePublisher;
 use medusa_reset::{api, aws, telemetry};
 
@@ -17,7 +18,11 @@ async fn main() -> ExitCode {
     };
     telemetry::init(&config.log);
     let events = aws_sdk_eventbridge::Client::new(&aws::sdk_config().await);
-    let app = api::app(&config, EventBridgePublisher::new(events, config.events.clone()));
+    let publisher = EventBridgePublisher::new(events, config.events.clone());
+    let app = match config.database.clone() {
+        Some(database) => api::app(&config, publisher, MedusaDatabase::new(database)),
+        None => api::app(&config, publisher, MemoryStore::open()),
+    };
     match lambda_http::run(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

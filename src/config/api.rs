@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use crate::api::{CorsError, CorsPolicy};
 use crate::domain::actor::{PolicyError, ProviderPolicy};
-use crate::domain::event::PASSWORD_RESET;
+use crate::domain::event::{PASSWORD_RESET, PASSWORD_RESET_UNKNOWN};
 use crate::domain::token::{SecretTooShort, SigningSecret, TokenSettings};
+use crate::identity::DatabaseSettings;
 use crate::publish::EventTarget;
 use crate::telemetry::LogSettings;
 
@@ -27,6 +28,8 @@ pub struct ApiConfig {
     pub providers: ProviderPolicy,
     pub cors: CorsPolicy,
     pub events: EventTarget,
+    /// Medusa-database mode when set: only real accounts get a token, recorded for Medusa ≥ 2.16.
+    pub database: Option<DatabaseSettings>,
     pub log: LogSettings,
     /// True when the development secret is in use, so the local runner can say so.
     pub uses_development_secret: bool,
@@ -34,7 +37,14 @@ pub struct ApiConfig {
 
 impl ApiConfig {
     pub fn from_env(profile: Profile) -> Result<Self, ConfigError> {
-        check_utf8(&["JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "AUTH_PROVIDERS", "AUTH_CORS"])?;
+        check_utf8(&[
+            "JWT_SECRET",
+            "JWT_ISSUER",
+            "JWT_AUDIENCE",
+            "AUTH_PROVIDERS",
+            "AUTH_CORS",
+            "MEDUSA_DATABASE_URL",
+        ])?;
         Self::from_vars(profile, &Vars::new(env_var))
     }
 
@@ -72,10 +82,22 @@ impl ApiConfig {
                 bus_name: vars.get_or("EVENT_BUS_NAME", "default"),
                 source: vars.get_or("EVENT_SOURCE", "medusa.auth"),
                 detail_type: vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET),
+                unknown_detail_type: vars.get_or("EVENT_UNKNOWN_DETAIL_TYPE", PASSWORD_RESET_UNKNOWN),
             },
+            database: DatabaseSettings::from_vars(vars)?,
             log: LogSettings::from_vars(profile, vars)?,
             uses_development_secret,
         })
+    }
+}
+
+#[cfg(test)]
+impl ApiConfig {
+    /// The Lambda profile with a test secret, for unit tests elsewhere in the crate.
+    pub(crate) fn for_tests() -> Self {
+        let vars =
+            Vars::new(|var: &str| (var == "JWT_SECRET").then(|| "unit-test-secret-0123456789abcdef0123".to_owned()));
+        Self::from_vars(Profile::Lambda, &vars).expect("valid test configuration")
     }
 }
 
@@ -139,6 +161,24 @@ mod tests {
             let error = config(Profile::Lambda, &[("JWT_SECRET", SECRET), (var, value)]).unwrap_err();
             assert_eq!(error.var, var, "{value}");
         }
+    }
+
+    #[test]
+    fn a_bad_database_url_is_named_without_showing_its_password() {
+        let url = "postgres://medusa:s3cr3t-pw@db.internal:notaport/medusa";
+        let error = config(Profile::Lambda, &[("JWT_SECRET", SECRET), ("MEDUSA_DATABASE_URL", url)]).unwrap_err();
+        assert_eq!(error.var, "MEDUSA_DATABASE_URL");
+        assert!(!error.to_string().contains("s3cr3t"), "{error}");
+        let ok = config(
+            Profile::Lambda,
+            &[("JWT_SECRET", SECRET), ("MEDUSA_DATABASE_URL", "postgres://medusa:s3cr3t-pw@db/medusa")],
+        );
+        assert!(!format!("{:?}", ok.unwrap()).contains("s3cr3t"));
+    }
+
+    #[test]
+    fn no_database_url_means_no_database_mode() {
+        assert!(config(Profile::Lambda, &[("JWT_SECRET", SECRET)]).unwrap().database.is_none());
     }
 
     #[test]

@@ -136,15 +136,21 @@ impl TokenMinter {
         }
     }
 
+    /// The `exp` a token minted at `now` gets, in seconds since the epoch.
+    pub fn expiry(&self, now: SystemTime) -> Result<u64, TokenError> {
+        Ok(unix_seconds(now)? + self.lifetime_secs)
+    }
+
+    /// Mints a token with the given `jti`, which the caller may have recorded first (Medusa ≥ 2.16).
     pub fn mint(
         &self,
         identifier: &Identifier,
         actor_type: &ActorType,
         provider: &AuthProvider,
+        jti: Uuid,
         now: SystemTime,
     ) -> Result<MintedToken, TokenError> {
-        let iat = now.duration_since(UNIX_EPOCH).map_err(|_| TokenError::Clock)?.as_secs();
-        let jti = Uuid::new_v4();
+        let iat = unix_seconds(now)?;
         let claims = ResetClaims {
             entity_id: identifier.as_str().to_owned(),
             provider: provider.as_str().to_owned(),
@@ -159,6 +165,15 @@ impl TokenMinter {
         let token = jsonwebtoken::encode(&self.header, &claims, &self.key)?;
         Ok(MintedToken { token: ResetToken(token), jti, expires_at: claims.exp })
     }
+}
+
+fn unix_seconds(now: SystemTime) -> Result<u64, TokenError> {
+    now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).map_err(|_| TokenError::Clock)
+}
+
+/// What Medusa ≥ 2.16 stores in `auth_password_reset_token.token_hash`: the SHA-256 hex of the `jti`.
+pub fn jti_hash(jti: &Uuid) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jti.to_string().as_bytes()))
 }
 
 #[cfg(test)]
@@ -195,7 +210,7 @@ mod tests {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
         let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
-        let minted = TokenMinter::new(&settings()).mint(&id, &actor, &provider, now).unwrap();
+        let minted = TokenMinter::new(&settings()).mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
 
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
@@ -214,24 +229,31 @@ mod tests {
     }
 
     #[test]
+    fn the_jti_hash_is_sha256_hex_of_the_hyphenated_jti() {
+        let jti = Uuid::parse_str("6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap();
+        // printf %s 6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f | sha256sum
+        assert_eq!(jti_hash(&jti), "4f3d477345e38532368ff2320e67a6a00b1052461bdce4b5a529ba5f6536de55");
+    }
+
+    #[test]
     fn expiry_is_read_back_from_the_token() {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
         let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
-        let minted = TokenMinter::new(&settings()).mint(&id, &actor, &provider, now).unwrap();
+        let minted = TokenMinter::new(&settings()).mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
         assert_eq!(minted.token.expires_at(), Some(2_000_000_900));
         assert_eq!(ResetToken::new("not.a.token".into()).expires_at(), None);
         assert_eq!(ResetToken::new(String::new()).expires_at(), None);
     }
 
     #[test]
-    fn every_token_gets_a_fresh_jti() {
+    fn the_token_carries_the_jti_it_is_given() {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
         let minter = TokenMinter::new(&settings());
-        let a = minter.mint(&id, &actor, &provider, SystemTime::now()).unwrap();
-        let b = minter.mint(&id, &actor, &provider, SystemTime::now()).unwrap();
-        assert_ne!(a.jti, b.jti);
-        assert_eq!(a.jti.get_version_num(), 4);
+        let jti = Uuid::new_v4();
+        let minted = minter.mint(&id, &actor, &provider, jti, SystemTime::now()).unwrap();
+        assert_eq!(minted.jti, jti);
+        assert_eq!(minter.expiry(UNIX_EPOCH + Duration::from_secs(100)).unwrap(), 1000);
     }
 }

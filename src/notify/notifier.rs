@@ -243,7 +243,7 @@ mod tests {
         };
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
-        TokenMinter::new(&settings).mint(&id, &actor, &provider, at(exp - 900)).unwrap().token
+        TokenMinter::new(&settings).mint(&id, &actor, &provider, uuid::Uuid::new_v4(), at(exp - 900)).unwrap().token
     }
 
     fn event(entity_id: &str, exp: u64, metadata: Option<serde_json::Value>) -> PasswordResetEvent {

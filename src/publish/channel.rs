@@ -3,23 +3,23 @@
 use tokio::sync::mpsc;
 
 use super::{EventPublisher, PublishError};
-use crate::domain::event::PasswordResetEvent;
+use crate::domain::event::AuthEvent;
 
 /// Sends events into an unbounded channel; publishing fails once the receiver is gone.
 #[derive(Debug, Clone)]
 pub struct ChannelPublisher {
-    sender: mpsc::UnboundedSender<PasswordResetEvent>,
+    sender: mpsc::UnboundedSender<AuthEvent>,
 }
 
 impl ChannelPublisher {
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<PasswordResetEvent>) {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<AuthEvent>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         (Self { sender }, receiver)
     }
 }
 
 impl EventPublisher for ChannelPublisher {
-    async fn publish(&self, event: &PasswordResetEvent) -> Result<(), PublishError> {
+    async fn publish(&self, event: &AuthEvent) -> Result<(), PublishError> {
         self.sender.send(event.clone()).map_err(|_| PublishError::ChannelClosed)
     }
 }

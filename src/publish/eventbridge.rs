@@ -5,14 +5,24 @@ use aws_sdk_eventbridge::error::DisplayErrorContext;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use super::{EventPublisher, PublishError};
-use crate::domain::event::PasswordResetEvent;
+use crate::domain::event::AuthEvent;
 
-/// Where events go: the bus, the `Source` and the `DetailType`.
+/// Where events go: the bus, the `Source`, and the `DetailType` of each kind of event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventTarget {
     pub bus_name: String,
     pub source: String,
     pub detail_type: String,
+    pub unknown_detail_type: String,
+}
+
+impl EventTarget {
+    fn detail_type(&self, event: &AuthEvent) -> &str {
+        match event {
+            AuthEvent::PasswordReset(_) => &self.detail_type,
+            AuthEvent::UnknownIdentity(_) => &self.unknown_detail_type,
+        }
+    }
 }
 
 /// Puts events on an EventBridge bus with a client built once per cold start.
@@ -29,12 +39,12 @@ impl EventBridgePublisher {
 }
 
 impl EventPublisher for EventBridgePublisher {
-    async fn publish(&self, event: &PasswordResetEvent) -> Result<(), PublishError> {
+    async fn publish(&self, event: &AuthEvent) -> Result<(), PublishError> {
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.target.bus_name)
             .source(&self.target.source)
-            .detail_type(&self.target.detail_type)
-            .detail(serde_json::to_string(event)?)
+            .detail_type(self.target.detail_type(event))
+            .detail(event.detail()?)
             .build();
         let output = self
             .client

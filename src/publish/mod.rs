@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::domain::event::PasswordResetEvent;
+use crate::domain::event::AuthEvent;
 
 mod channel;
 mod eventbridge;
@@ -10,9 +10,9 @@ mod eventbridge;
 pub use channel::ChannelPublisher;
 pub use eventbridge::{EventBridgePublisher, EventTarget};
 
-/// Puts one `auth.password_reset` event where subscribers will find it.
+/// Puts one event where subscribers will find it.
 pub trait EventPublisher: Send + Sync + 'static {
-    fn publish(&self, event: &PasswordResetEvent) -> impl Future<Output = Result<(), PublishError>> + Send;
+    fn publish(&self, event: &AuthEvent) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
 /// Why an event was not published. Messages carry codes and causes, never the event itself.

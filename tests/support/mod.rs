@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod aws_fixtures;
+pub mod medusa_db;
 pub mod runtime_api;
 
 use std::path::PathBuf;

@@ -1,0 +1,89 @@
+//! In-memory identity store: without a database every identifier counts as an account and nothing
+//! is recorded (Medusa 2.6–2.15 accept the token as it stands); with a fixed set of identities it
+//! behaves like Medusa's tables, for unit tests.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use super::{IdentityStore, IssuedToken, StoreError, TokenRecord, new_row_id};
+use crate::domain::token::jti_hash;
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    /// `None`: everyone is known and nothing is recorded, so memory cannot grow with traffic.
+    known: Option<HashSet<(String, String)>>,
+    /// (entity_id, provider) → (row id, token hash) of the one live token.
+    live: Mutex<HashMap<(String, String), (String, String)>>,
+}
+
+impl MemoryStore {
+    /// Every identifier is an account; nothing is stored.
+    pub fn open() -> Self {
+        Self::default()
+    }
+
+    /// Only these `(entity_id, provider)` pairs are accounts; their tokens are recorded.
+    pub fn with_identities<'a>(identities: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let known = identities.into_iter().map(|(e, p)| (e.to_owned(), p.to_owned())).collect();
+        Self { known: Some(known), live: Mutex::default() }
+    }
+
+    /// The hash of the live token of an identity, if any.
+    pub fn live_token_hash(&self, entity_id: &str, provider: &str) -> Option<String> {
+        let live = self.live.lock().ok()?;
+        live.get(&(entity_id.to_owned(), provider.to_owned())).map(|(_, hash)| hash.clone())
+    }
+}
+
+impl IdentityStore for MemoryStore {
+    async fn issue(&self, record: &TokenRecord<'_>) -> Result<Option<IssuedToken>, StoreError> {
+        let Some(known) = &self.known else {
+            return Ok(Some(IssuedToken { row_id: None }));
+        };
+        let key = (record.entity_id.to_owned(), record.provider.to_owned());
+        if !known.contains(&key) {
+            return Ok(None);
+        }
+        let row_id = new_row_id();
+        let mut live = self.live.lock().map_err(|e| StoreError::Query(e.to_string()))?;
+        live.insert(key, (row_id.clone(), jti_hash(&record.jti)));
+        Ok(Some(IssuedToken { row_id: Some(row_id) }))
+    }
+
+    async fn withdraw(&self, issued: &IssuedToken) -> Result<(), StoreError> {
+        let mut live = self.live.lock().map_err(|e| StoreError::Query(e.to_string()))?;
+        live.retain(|_, (row_id, _)| Some(row_id.as_str()) != issued.row_id.as_deref());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+    use uuid::Uuid;
+
+    fn record(entity_id: &str) -> TokenRecord<'_> {
+        TokenRecord { entity_id, provider: "emailpass", jti: Uuid::new_v4(), expires_at: SystemTime::now() }
+    }
+
+    #[tokio::test]
+    async fn an_open_store_knows_everyone_and_keeps_nothing() {
+        let store = MemoryStore::open();
+        assert_eq!(store.issue(&record("anyone@example.com")).await.unwrap(), Some(IssuedToken { row_id: None }));
+        assert_eq!(store.live_token_hash("anyone@example.com", "emailpass"), None);
+    }
+
+    #[tokio::test]
+    async fn a_fixed_store_keeps_one_live_token_per_identity() {
+        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        assert_eq!(store.issue(&record("nobody@example.com")).await.unwrap(), None);
+        let first = record("a@example.com");
+        store.issue(&first).await.unwrap().unwrap();
+        let second = record("a@example.com");
+        let issued = store.issue(&second).await.unwrap().unwrap();
+        assert_eq!(store.live_token_hash("a@example.com", "emailpass"), Some(jti_hash(&second.jti)));
+        store.withdraw(&issued).await.unwrap();
+        assert_eq!(store.live_token_hash("a@example.com", "emailpass"), None);
+    }
+}

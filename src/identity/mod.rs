@@ -1,0 +1,53 @@
+//! The identity port: does the identifier have an account, and if so, record the reset token the
+//! way Medusa ≥ 2.16 requires. Medusa's PostgreSQL on Lambda; in memory otherwise.
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+mod memory;
+mod postgres;
+
+pub use memory::MemoryStore;
+pub use postgres::{DatabaseSettings, MedusaDatabase};
+
+/// The reset token to record for an identity.
+#[derive(Debug, Clone)]
+pub struct TokenRecord<'a> {
+    pub entity_id: &'a str,
+    pub provider: &'a str,
+    pub jti: Uuid,
+    pub expires_at: SystemTime,
+}
+
+/// A token recorded for a known identity; `row_id` is absent where nothing is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub row_id: Option<String>,
+}
+
+/// A new `auth_password_reset_token` id in Medusa's format: `authprt_` and a ULID.
+pub fn new_row_id() -> String {
+    format!("authprt_{}", ulid::Ulid::generate())
+}
+
+/// Finds identities and records their reset tokens.
+pub trait IdentityStore: Send + Sync + 'static {
+    /// For a known identity: replace its outstanding reset tokens with this one. `None`: no such identity.
+    fn issue(&self, record: &TokenRecord<'_>) -> impl Future<Output = Result<Option<IssuedToken>, StoreError>> + Send;
+
+    /// Removes a token recorded by `issue`, when its e-mail could not be set in motion.
+    fn withdraw(&self, issued: &IssuedToken) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Why the store could not answer. Messages never carry the connection URL or its password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the Medusa database: {0}")]
+    Connect(String),
+    #[error("the Medusa database did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("a Medusa database query failed: {0}")]
+    Query(String),
+}

@@ -1,0 +1,217 @@
+//! Medusa-database mode against the machine's PostgreSQL: only real accounts get a token, each token
+//! has its row in `auth_password_reset_token`, and Medusa's own check accepts it exactly once.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use http::StatusCode;
+use medusa_reset::api;
+use medusa_reset::domain::event::AuthEvent;
+use medusa_reset::identity::MedusaDatabase;
+use medusa_reset::publish::ChannelPublisher;
+use serde_json::Value;
+use support::medusa_db::TestDb;
+use support::{SECRET, api_config, post_json, send, unreachable_endpoint, verify_independently};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const ROUTE: &str = "/auth/customer/emailpass/reset-password";
+
+fn app(db: &TestDb) -> (Router, UnboundedReceiver<AuthEvent>) {
+    let (publisher, events) = ChannelPublisher::new();
+    (api::app(&api_config(&[]), publisher, MedusaDatabase::new(db.settings())), events)
+}
+
+async fn request(app: &Router, identifier: &str) -> StatusCode {
+    let body = serde_json::json!({ "identifier": identifier }).to_string();
+    send(app, post_json(ROUTE, &body)).await.0.status()
+}
+
+/// The claims of the next event's token, verified independently; panics on any other event.
+fn next_token_claims(events: &mut UnboundedReceiver<AuthEvent>) -> Value {
+    match events.try_recv() {
+        Ok(AuthEvent::PasswordReset(event)) => verify_independently(event.token.expose(), SECRET, None).unwrap(),
+        other => panic!("expected a password reset event, got {other:?}"),
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    // Computed by the system's sha256sum, independently of the code under test.
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8(output.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_known_identity_gets_exactly_one_row_whose_hash_matches_the_tokens_jti() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (app, mut events) = app(&db);
+
+    assert_eq!(request(&app, "a@example.com").await, StatusCode::CREATED);
+    let claims = next_token_claims(&mut events);
+    let rows = db.reset_rows("a@example.com").await;
+    assert_eq!(rows.len(), 1);
+    let (id, hash, expires_in) = &rows[0];
+    assert!(id.starts_with("authprt_") && id.len() == "authprt_".len() + 26, "{id}");
+    assert_eq!(*hash, sha256_hex(claims["jti"].as_str().unwrap()));
+    assert!((890..=900).contains(expires_in), "the row expires with the token: {expires_in}");
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_second_request_replaces_the_first_row() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (app, mut events) = app(&db);
+    request(&app, "a@example.com").await;
+    let first = next_token_claims(&mut events);
+    request(&app, "a@example.com").await;
+    let second = next_token_claims(&mut events);
+
+    let rows = db.reset_rows("a@example.com").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].1, sha256_hex(second["jti"].as_str().unwrap()));
+    assert_ne!(rows[0].1, sha256_hex(first["jti"].as_str().unwrap()));
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn an_unknown_identity_gets_201_no_row_and_only_the_unknown_event() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (app, mut events) = app(&db);
+
+    assert_eq!(request(&app, "nobody@example.com").await, StatusCode::CREATED);
+    match events.try_recv() {
+        Ok(AuthEvent::UnknownIdentity(event)) => assert_eq!(event.entity_id, "nobody@example.com"),
+        other => panic!("expected the unknown-identity event, got {other:?}"),
+    }
+    assert!(events.try_recv().is_err());
+    assert!(db.reset_rows("nobody@example.com").await.is_empty());
+    // Same address, other provider: not that account either.
+    db.add_identity("other@example.com", "google").await;
+    request(&app, "other@example.com").await;
+    assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(_))));
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_soft_deleted_identity_counts_as_unknown() {
+    let db = TestDb::create().await;
+    db.add_identity("gone@example.com", "emailpass").await;
+    db.add_identity("closed@example.com", "emailpass").await;
+    db.client
+        .execute("UPDATE provider_identity SET deleted_at = now() WHERE entity_id = 'gone@example.com'", &[])
+        .await
+        .unwrap();
+    db.client
+        .execute(
+            "UPDATE auth_identity SET deleted_at = now() WHERE id = \
+             (SELECT auth_identity_id FROM provider_identity WHERE entity_id = 'closed@example.com')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (app, mut events) = app(&db);
+    for identifier in ["gone@example.com", "closed@example.com"] {
+        assert_eq!(request(&app, identifier).await, StatusCode::CREATED);
+        assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(_))), "{identifier}");
+        assert!(db.reset_rows(identifier).await.is_empty(), "{identifier}");
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_publish_failure_leaves_no_row() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (app, events) = app(&db);
+    drop(events);
+    assert_eq!(request(&app, "a@example.com").await, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(db.reset_rows("a@example.com").await.is_empty());
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_database_that_is_down_is_a_500_quickly_and_publishes_nothing() {
+    let down = unreachable_endpoint().replace("http://", "postgres://postgres@") + "/medusa?sslmode=disable";
+    let config = api_config(&[("MEDUSA_DATABASE_URL", &down), ("MEDUSA_DATABASE_TIMEOUT_MS", "500")]);
+    let (publisher, mut events) = ChannelPublisher::new();
+    let app = api::app(&config, publisher, MedusaDatabase::new(config.database.clone().unwrap()));
+    let started = Instant::now();
+    let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "unknown_error");
+    assert!(!body.contains("postgres"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(events.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_stuck_database_times_out_instead_of_hanging() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    // Another session holds the row lock Medusa's tables need: our statements must give up in time.
+    let blocker =
+        TestDb { name: String::new(), url: db.url.clone(), client: support::medusa_db::connect_to(&db.url).await };
+    blocker.client.batch_execute("BEGIN; LOCK TABLE auth_password_reset_token IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let url = db.url.clone();
+    let config = api_config(&[("MEDUSA_DATABASE_URL", &url), ("MEDUSA_DATABASE_TIMEOUT_MS", "300")]);
+    let (publisher, mut events) = ChannelPublisher::new();
+    let app = api::app(&config, publisher, MedusaDatabase::new(config.database.clone().unwrap()));
+    let started = Instant::now();
+    assert_eq!(request(&app, "a@example.com").await, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(events.try_recv().is_err());
+    blocker.client.batch_execute("ROLLBACK").await.unwrap();
+    drop(blocker);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_from_many_environments_leave_exactly_one_live_row() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    // Eight apps, eight connections: as eight Lambda execution environments would be.
+    let apps: Vec<(Router, UnboundedReceiver<AuthEvent>)> = (0..8).map(|_| app(&db)).collect();
+    let mut requests = tokio::task::JoinSet::new();
+    for (app, _) in &apps {
+        for _ in 0..4 {
+            let app = app.clone();
+            requests.spawn(async move { request(&app, "a@example.com").await });
+        }
+    }
+    let statuses: Vec<StatusCode> = requests.join_all().await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
+    let rows = db.reset_rows("a@example.com").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    drop(apps);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn medusa_accepts_the_token_exactly_once_and_only_the_newest() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (app, mut events) = app(&db);
+    request(&app, "a@example.com").await;
+    let older = next_token_claims(&mut events);
+    request(&app, "a@example.com").await;
+    let newer = next_token_claims(&mut events);
+
+    let jti = |claims: &Value| claims["jti"].as_str().unwrap().to_owned();
+    assert_eq!(newer["entity_id"], "a@example.com");
+    assert_eq!(newer["provider"], "emailpass");
+    assert!(!db.medusa_consumes(&jti(&older), "a@example.com", "emailpass").await, "a replaced token is dead");
+    assert!(!db.medusa_consumes(&jti(&newer), "a@example.com", "google").await, "another provider's route refuses it");
+    assert!(db.medusa_consumes(&jti(&newer), "a@example.com", "emailpass").await, "Medusa accepts the newest token");
+    assert!(!db.medusa_consumes(&jti(&newer), "a@example.com", "emailpass").await, "and only once");
+    db.drop_database().await;
+}
