@@ -28,10 +28,12 @@ lint: ## rustfmt and clippy, warnings as errors
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-bench: $(TEST_TOOLS) package ## handler time (criterion), cold start and RSS of the release bootstraps, zip sizes
+bench: $(TEST_TOOLS) package ## cold start, RSS and zip size of the bootstraps; handler and rendering time; timing parity
 	cargo build --release --bins
 	tools/with-moto cargo bench --bench cold_start
 	cargo bench --bench handler
+	tools/ensure-postgres
+	tools/with-moto cargo bench --bench parity
 
 package: $(PACKAGE_TOOLS) ## target/lambda/<function>/bootstrap.zip for ARCH=arm64|x86_64, with cargo-lambda
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --$(subst x86_64,x86-64,$(ARCH)) \

@@ -1,9 +1,13 @@
 //! The reset use case: mint a token, record it for a known identity, and publish the event.
 //!
 //! Known and unknown identifiers take the same steps (mint, one store call, one publish) so that
-//! neither the answer nor its timing tells them apart; only what is published differs.
+//! neither the answer nor its timing tells them apart; only what is published differs. Recording a
+//! token still costs the database a little more than finding nothing, so a successful answer is held
+//! back until a configured floor has passed: both paths then take the floor, not their own time.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use uuid::Uuid;
 
@@ -36,14 +40,27 @@ pub struct ResetService<P, S> {
     minter: TokenMinter,
     publisher: P,
     store: S,
+    floor: Duration,
 }
 
 impl<P: EventPublisher, S: IdentityStore> ResetService<P, S> {
-    pub fn new(minter: TokenMinter, publisher: P, store: S) -> Self {
-        Self { minter, publisher, store }
+    pub fn new(minter: TokenMinter, publisher: P, store: S, floor: Duration) -> Self {
+        Self { minter, publisher, store, floor }
     }
 
     pub async fn request_reset(
+        &self,
+        request: ResetRequest,
+        actor_type: &ActorType,
+        provider: &AuthProvider,
+    ) -> Result<ResetOutcome, ResetError> {
+        let started = Instant::now();
+        let outcome = self.reset(request, actor_type, provider).await?;
+        wait_until(started + self.floor).await;
+        Ok(outcome)
+    }
+
+    async fn reset(
         &self,
         request: ResetRequest,
         actor_type: &ActorType,
@@ -85,6 +102,22 @@ impl<P: EventPublisher, S: IdentityStore> ResetService<P, S> {
     }
 }
 
+/// Waits until `deadline` to well under a millisecond. tokio's timer alone would not do: it wakes
+/// on whole milliseconds counted from when the task parked, so the sub-millisecond length of the
+/// work before it would still show in the answer's timing. The last stretch sleeps on a blocking
+/// thread, whose sleep is precise.
+async fn wait_until(deadline: Instant) {
+    const COARSE_MARGIN: Duration = Duration::from_millis(2);
+    if let Some(coarse) = deadline.checked_sub(COARSE_MARGIN) {
+        tokio::time::sleep_until(coarse).await;
+    }
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if !remaining.is_zero() {
+        // If the blocking pool fails the sleep, answering slightly early is the lesser harm.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(remaining)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,7 +131,7 @@ mod tests {
     fn service(store: MemoryStore) -> (ResetService<ChannelPublisher, MemoryStore>, UnboundedReceiver<AuthEvent>) {
         let config = ApiConfig::for_tests();
         let (publisher, events) = ChannelPublisher::new();
-        (ResetService::new(TokenMinter::new(&config.token), publisher, store), events)
+        (ResetService::new(TokenMinter::new(&config.token), publisher, store, Duration::ZERO), events)
     }
 
     fn request(identifier: &str) -> ResetRequest {
@@ -131,6 +164,21 @@ mod tests {
         assert_eq!(reset(&service, "nobody@example.com").await.unwrap(), ResetOutcome::UnknownIdentity);
         assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(e)) if e.entity_id == "nobody@example.com"));
         assert!(events.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_successful_answer_waits_for_the_floor_whichever_the_path() {
+        let config = ApiConfig::for_tests();
+        let (publisher, _events) = ChannelPublisher::new();
+        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let floor = Duration::from_millis(50);
+        let service = ResetService::new(TokenMinter::new(&config.token), publisher, store, floor);
+        for identifier in ["a@example.com", "nobody@example.com"] {
+            let started = Instant::now();
+            reset(&service, identifier).await.unwrap();
+            let elapsed = started.elapsed();
+            assert!(elapsed >= floor && elapsed < floor + Duration::from_millis(15), "{identifier}: {elapsed:?}");
+        }
     }
 
     #[tokio::test]

@@ -39,7 +39,7 @@ pub struct ApiState<P, S> {
 /// Builds the router from configuration, a publisher and an identity store: what both binaries serve.
 pub fn app<P: EventPublisher, S: IdentityStore>(config: &ApiConfig, publisher: P, store: S) -> Router {
     let state = ApiState {
-        service: ResetService::new(TokenMinter::new(&config.token), publisher, store),
+        service: ResetService::new(TokenMinter::new(&config.token), publisher, store, config.response_floor),
         providers: config.providers.clone(),
     };
     router(state, &config.cors)

@@ -19,6 +19,9 @@ pub const DEVELOPMENT_CORS: &str =
     "http://localhost:8000,http://127.0.0.1:8000,http://localhost:7001,http://localhost:9000";
 
 const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 900;
+/// Well above the database and publish work of a warm request, well below a storefront's patience.
+const DEFAULT_DATABASE_FLOOR_MS: u64 = 50;
+const MAX_FLOOR_MS: u64 = 2_000;
 const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
 
 /// Configuration of the reset-password route.
@@ -30,6 +33,8 @@ pub struct ApiConfig {
     pub events: EventTarget,
     /// Medusa-database mode when set: only real accounts get a token, recorded for Medusa ≥ 2.16.
     pub database: Option<DatabaseSettings>,
+    /// The least time a successful reset answer takes, so known and unknown identifiers look alike.
+    pub response_floor: Duration,
     pub log: LogSettings,
     /// True when the development secret is in use, so the local runner can say so.
     pub uses_development_secret: bool,
@@ -66,6 +71,14 @@ impl ApiConfig {
         }
         let providers = ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", "customer=emailpass"))
             .map_err(|e: PolicyError| ConfigError::new("AUTH_PROVIDERS", e))?;
+        let database = DatabaseSettings::from_vars(vars)?;
+        // Only database mode treats known and unknown identifiers differently, so only it needs a floor.
+        let default_floor = if database.is_some() { DEFAULT_DATABASE_FLOOR_MS } else { 0 };
+        let floor_ms = vars.parse_or("RESPONSE_FLOOR_MS", default_floor)?;
+        if floor_ms > MAX_FLOOR_MS {
+            return Err(ConfigError::new("RESPONSE_FLOOR_MS", format!("must be at most {MAX_FLOOR_MS}")));
+        }
+        let response_floor = Duration::from_millis(floor_ms);
         let default_cors = if profile == Profile::Local { DEVELOPMENT_CORS } else { "" };
         let cors = CorsPolicy::parse(&vars.get_or("AUTH_CORS", default_cors))
             .map_err(|e: CorsError| ConfigError::new("AUTH_CORS", e))?;
@@ -84,7 +97,8 @@ impl ApiConfig {
                 detail_type: vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET),
                 unknown_detail_type: vars.get_or("EVENT_UNKNOWN_DETAIL_TYPE", PASSWORD_RESET_UNKNOWN),
             },
-            database: DatabaseSettings::from_vars(vars)?,
+            response_floor,
+            database,
             log: LogSettings::from_vars(profile, vars)?,
             uses_development_secret,
         })
@@ -177,8 +191,22 @@ mod tests {
     }
 
     #[test]
-    fn no_database_url_means_no_database_mode() {
-        assert!(config(Profile::Lambda, &[("JWT_SECRET", SECRET)]).unwrap().database.is_none());
+    fn no_database_url_means_no_database_mode_and_no_floor() {
+        let config = config(Profile::Lambda, &[("JWT_SECRET", SECRET)]).unwrap();
+        assert!(config.database.is_none());
+        assert_eq!(config.response_floor, Duration::ZERO);
+    }
+
+    #[test]
+    fn database_mode_holds_answers_to_a_floor() {
+        let url = ("MEDUSA_DATABASE_URL", "postgres://medusa@db/medusa");
+        let config = config(Profile::Lambda, &[("JWT_SECRET", SECRET), url]).unwrap();
+        assert_eq!(config.response_floor, Duration::from_millis(50));
+        let custom =
+            super::tests::config(Profile::Lambda, &[("JWT_SECRET", SECRET), url, ("RESPONSE_FLOOR_MS", "120")]);
+        assert_eq!(custom.unwrap().response_floor, Duration::from_millis(120));
+        let error = super::tests::config(Profile::Lambda, &[("JWT_SECRET", SECRET), ("RESPONSE_FLOOR_MS", "9999")]);
+        assert_eq!(error.unwrap_err().var, "RESPONSE_FLOOR_MS");
     }
 
     #[test]
