@@ -1,5 +1,5 @@
 //! Work per request, network excluded. The reset route: parse, validate, mint and build the event,
-//! through the whole router with the in-process publisher (target ≤ 50 µs). The notifier: render
+//! through the whole router with the in-process publisher and rate limiter (target ≤ 50 µs). The notifier: render
 //! one e-mail, link included (target ≤ 100 µs).
 
 use std::hint::black_box;
@@ -10,17 +10,26 @@ use http::Request;
 use medusa_reset::api;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::reset_request::ResetRequest;
+use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::notify::link::LinkTemplates;
 use medusa_reset::notify::locale::Locale;
 use medusa_reset::notify::templates::{EmailContext, EmailTemplates};
 use medusa_reset::publish::ChannelPublisher;
+use medusa_reset::ratelimit::MemoryLimiter;
 use tower::ServiceExt;
 
 const BODY: &str = r#"{"identifier":"customer@example.com","metadata":{"locale":"de","cart_id":"cart_01JDX"}}"#;
 
+const SECRET: &str = "benchmark-secret-0123456789abcdef";
+
 fn config() -> ApiConfig {
-    let vars = Vars::new(|var: &str| (var == "JWT_SECRET").then(|| "benchmark-secret-0123456789abcdef".to_owned()));
+    let vars = Vars::new(|var: &str| match var {
+        "JWT_SECRET" => Some(SECRET.to_owned()),
+        // Every iteration asks for the same identifier: limits must not cut the work short.
+        "RATE_LIMIT_PER_IDENTIFIER" | "RATE_LIMIT_PER_IP" => Some("4000000000/86400".to_owned()),
+        _ => None,
+    });
     ApiConfig::from_vars(Profile::Lambda, &vars).expect("valid benchmark configuration")
 }
 
@@ -34,7 +43,10 @@ fn request() -> Request<Body> {
 fn handler(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = api::app(&config(), publisher, MemoryStore::open());
+    let config = config();
+    let secret = SigningSecret::parse(SECRET).expect("secret");
+    let limiter = MemoryLimiter::new(config.limits.limits.clone());
+    let app = api::app(&config, &secret, publisher, MemoryStore::open(), limiter);
     // Drained on the same runtime, as a subscriber would, so events do not pile up in memory.
     runtime.spawn(async move { while events.recv().await.is_some() {} });
 

@@ -17,11 +17,14 @@ use http::Request;
 use medusa_db::TestDb;
 use medusa_reset::api;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
+use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MedusaDatabase;
 use medusa_reset::publish::EventBridgePublisher;
+use medusa_reset::ratelimit::MemoryLimiter;
 use tower::ServiceExt;
 
 const ROUNDS: usize = 300;
+const SECRET: &str = "parity-benchmark-secret-0123456789abcdef";
 const WARM_UP: usize = 20;
 /// Kolmogorov–Smirnov coefficient for α = 0.01.
 const KS_C_ALPHA: f64 = 1.628;
@@ -74,15 +77,19 @@ async fn main() -> ExitCode {
 async fn app(db: &TestDb, endpoint: &str) -> Router {
     let url = db.url.clone();
     let vars = Vars::new(move |var: &str| match var {
-        "JWT_SECRET" => Some("parity-benchmark-secret-0123456789abcdef".to_owned()),
+        "JWT_SECRET" => Some(SECRET.to_owned()),
         "MEDUSA_DATABASE_URL" => Some(url.clone()),
+        // The same two identifiers over and over: limits must not turn the test into one of them.
+        "RATE_LIMIT_PER_IDENTIFIER" | "RATE_LIMIT_PER_IP" => Some("1000000/3600".to_owned()),
         _ => None,
     });
     let config = ApiConfig::from_vars(Profile::Lambda, &vars).expect("valid configuration");
     let sdk = medusa_reset::aws::defaults().endpoint_url(endpoint).load().await;
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), config.events.clone());
     let database = config.database.clone().expect("database mode");
-    api::app(&config, publisher, MedusaDatabase::new(database))
+    let secret = SigningSecret::parse(SECRET).expect("secret");
+    let limiter = MemoryLimiter::new(config.limits.limits.clone());
+    api::app(&config, &secret, publisher, MedusaDatabase::new(database), limiter)
 }
 
 async fn time(app: &Router, identifier: &str) -> Duration {

@@ -13,5 +13,7 @@ pub mod local;
 pub mod mail;
 pub mod notify;
 pub mod publish;
+pub mod ratelimit;
 pub mod reset;
+pub mod secret;
 pub mod telemetry;

@@ -17,6 +17,7 @@ use crate::domain::reset_request::ResetRequest;
 use crate::domain::token::{TokenError, TokenMinter};
 use crate::identity::{IdentityStore, StoreError, TokenRecord};
 use crate::publish::{EventPublisher, PublishError};
+use crate::ratelimit::{LimitError, RateLimiter, Subject, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResetError {
@@ -26,6 +27,11 @@ pub enum ResetError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    RateLimit(#[from] LimitError),
+    /// The client IP is over its limit.
+    #[error("too many requests from this client")]
+    TooManyRequests { retry_after: Duration },
 }
 
 /// What a successful request did; the client sees the same 201 either way.
@@ -33,29 +39,39 @@ pub enum ResetError {
 pub enum ResetOutcome {
     TokenPublished,
     UnknownIdentity,
+    /// The identifier had its share of tokens for now: nothing minted, nothing published.
+    RateLimited,
 }
 
 /// Everything a reset needs, built once per cold start.
-pub struct ResetService<P, S> {
+pub struct ResetService<P, S, L> {
     minter: TokenMinter,
     publisher: P,
     store: S,
+    limiter: L,
     floor: Duration,
 }
 
-impl<P: EventPublisher, S: IdentityStore> ResetService<P, S> {
-    pub fn new(minter: TokenMinter, publisher: P, store: S, floor: Duration) -> Self {
-        Self { minter, publisher, store, floor }
+impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> {
+    pub fn new(minter: TokenMinter, publisher: P, store: S, limiter: L, floor: Duration) -> Self {
+        Self { minter, publisher, store, limiter, floor }
     }
 
+    /// Checks the rate limits (failing closed), then resets. `client_ip` is the caller's address.
     pub async fn request_reset(
         &self,
         request: ResetRequest,
         actor_type: &ActorType,
         provider: &AuthProvider,
+        client_ip: &str,
     ) -> Result<ResetOutcome, ResetError> {
         let started = Instant::now();
-        let outcome = self.reset(request, actor_type, provider).await?;
+        let subject = Subject::new(client_ip, actor_type.as_str(), provider.as_str(), request.identifier.as_str());
+        let outcome = match self.limiter.check(&subject, SystemTime::now()).await? {
+            Verdict::IpLimited { retry_after } => return Err(ResetError::TooManyRequests { retry_after }),
+            Verdict::IdentifierLimited => ResetOutcome::RateLimited,
+            Verdict::Allowed => self.reset(request, actor_type, provider).await?,
+        };
         wait_until(started + self.floor).await;
         Ok(outcome)
     }
@@ -123,27 +139,33 @@ mod tests {
     use super::*;
     use crate::config::ApiConfig;
     use crate::domain::actor::ProviderPolicy;
+    use crate::domain::token::SigningSecret;
     use crate::domain::token::jti_hash;
     use crate::identity::MemoryStore;
     use crate::publish::ChannelPublisher;
+    use crate::ratelimit::{Limits, MemoryLimiter};
     use tokio::sync::mpsc::UnboundedReceiver;
 
-    fn service(store: MemoryStore) -> (ResetService<ChannelPublisher, MemoryStore>, UnboundedReceiver<AuthEvent>) {
+    type Service = ResetService<ChannelPublisher, MemoryStore, MemoryLimiter>;
+
+    fn minter() -> TokenMinter {
         let config = ApiConfig::for_tests();
+        TokenMinter::new(&SigningSecret::parse("unit-test-secret-0123456789abcdef0123").unwrap(), &config.token)
+    }
+
+    fn service(store: MemoryStore) -> (Service, UnboundedReceiver<AuthEvent>) {
         let (publisher, events) = ChannelPublisher::new();
-        (ResetService::new(TokenMinter::new(&config.token), publisher, store, Duration::ZERO), events)
+        let limiter = MemoryLimiter::new(Limits::default());
+        (ResetService::new(minter(), publisher, store, limiter, Duration::ZERO), events)
     }
 
     fn request(identifier: &str) -> ResetRequest {
         ResetRequest::from_json(serde_json::json!({ "identifier": identifier })).unwrap()
     }
 
-    async fn reset(
-        service: &ResetService<ChannelPublisher, MemoryStore>,
-        identifier: &str,
-    ) -> Result<ResetOutcome, ResetError> {
+    async fn reset(service: &Service, identifier: &str) -> Result<ResetOutcome, ResetError> {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
-        service.request_reset(request(identifier), &actor, &provider).await
+        service.request_reset(request(identifier), &actor, &provider, "198.51.100.1").await
     }
 
     #[tokio::test]
@@ -168,17 +190,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_successful_answer_waits_for_the_floor_whichever_the_path() {
-        let config = ApiConfig::for_tests();
         let (publisher, _events) = ChannelPublisher::new();
         let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
         let floor = Duration::from_millis(50);
-        let service = ResetService::new(TokenMinter::new(&config.token), publisher, store, floor);
+        let limiter = MemoryLimiter::new(Limits::default());
+        let service = ResetService::new(minter(), publisher, store, limiter, floor);
         for identifier in ["a@example.com", "nobody@example.com"] {
             let started = Instant::now();
             reset(&service, identifier).await.unwrap();
             let elapsed = started.elapsed();
             assert!(elapsed >= floor && elapsed < floor + Duration::from_millis(15), "{identifier}: {elapsed:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_identifier_gets_nothing_minted_or_published() {
+        let (service, mut events) = service(MemoryStore::open());
+        assert_eq!(reset(&service, "a@example.com").await.unwrap(), ResetOutcome::TokenPublished);
+        assert!(events.try_recv().is_ok());
+        assert_eq!(reset(&service, "a@example.com").await.unwrap(), ResetOutcome::RateLimited);
+        assert!(events.try_recv().is_err());
     }
 
     #[tokio::test]

@@ -5,7 +5,6 @@ mod support;
 use std::time::Duration;
 
 use http::StatusCode;
-use medusa_reset::api;
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::mail::SesMailer;
@@ -22,7 +21,7 @@ async fn a_reset_request_ends_as_an_email_whose_link_carries_a_valid_token() {
     // The reset-password side, publishing to the bus.
     let api_config = api_config(&[("EVENT_BUS_NAME", fixture.bus_name.as_str())]);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), api_config.events.clone());
-    let app = api::app(&api_config, publisher, MemoryStore::open());
+    let app = support::app(&api_config, publisher, MemoryStore::open());
     let body = r#"{"identifier":"shopper@example.com","metadata":{"locale":"de"}}"#;
     let (response, _) = send(&app, post_json("/auth/customer/emailpass/reset-password", body)).await;
     assert_eq!(response.status(), StatusCode::CREATED);

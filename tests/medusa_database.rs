@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use http::StatusCode;
-use medusa_reset::api;
 use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::identity::MedusaDatabase;
 use medusa_reset::publish::ChannelPublisher;
@@ -20,7 +19,7 @@ const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
 fn app(db: &TestDb) -> (Router, UnboundedReceiver<AuthEvent>) {
     let (publisher, events) = ChannelPublisher::new();
-    (api::app(&api_config(&[]), publisher, MedusaDatabase::new(db.settings())), events)
+    (support::app(&api_config(&[]), publisher, MedusaDatabase::new(db.settings())), events)
 }
 
 async fn request(app: &Router, identifier: &str) -> StatusCode {
@@ -144,7 +143,7 @@ async fn a_database_that_is_down_is_a_500_quickly_and_publishes_nothing() {
     let down = unreachable_endpoint().replace("http://", "postgres://postgres@") + "/medusa?sslmode=disable";
     let config = api_config(&[("MEDUSA_DATABASE_URL", &down), ("MEDUSA_DATABASE_TIMEOUT_MS", "500")]);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = api::app(&config, publisher, MedusaDatabase::new(config.database.clone().unwrap()));
+    let app = support::app(&config, publisher, MedusaDatabase::new(config.database.clone().unwrap()));
     let started = Instant::now();
     let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -165,7 +164,7 @@ async fn a_stuck_database_times_out_instead_of_hanging() {
     let url = db.url.clone();
     let config = api_config(&[("MEDUSA_DATABASE_URL", &url), ("MEDUSA_DATABASE_TIMEOUT_MS", "300")]);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = api::app(&config, publisher, MedusaDatabase::new(config.database.clone().unwrap()));
+    let app = support::app(&config, publisher, MedusaDatabase::new(config.database.clone().unwrap()));
     let started = Instant::now();
     assert_eq!(request(&app, "a@example.com").await, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());

@@ -5,7 +5,6 @@ mod support;
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
-use medusa_reset::api;
 use medusa_reset::domain::event::{AuthEvent, PasswordResetEvent};
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::publish::ChannelPublisher;
@@ -18,7 +17,7 @@ const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
 fn app_with(overrides: &[(&str, &str)]) -> (Router, UnboundedReceiver<AuthEvent>) {
     let (publisher, events) = ChannelPublisher::new();
-    (api::app(&api_config(overrides), publisher, MemoryStore::open()), events)
+    (support::app(&api_config(overrides), publisher, MemoryStore::open()), events)
 }
 
 /// The next published event, which must be a password reset.

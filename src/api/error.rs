@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
 use super::body::BodyError;
@@ -47,6 +48,7 @@ impl ApiError {
             Self::Body(_) | Self::InvalidRequest(_) | Self::NotAllowed(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Reset(ResetError::TooManyRequests { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Self::Reset(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -54,7 +56,9 @@ impl ApiError {
     fn kind(&self) -> &'static str {
         match self {
             Self::Body(_) | Self::InvalidRequest(_) => "invalid_data",
-            Self::NotAllowed(_) | Self::MethodNotAllowed => "not_allowed",
+            Self::NotAllowed(_) | Self::MethodNotAllowed | Self::Reset(ResetError::TooManyRequests { .. }) => {
+                "not_allowed"
+            }
             Self::NotFound => "not_found",
             Self::Reset(_) => "unknown_error",
         }
@@ -64,6 +68,7 @@ impl ApiError {
         match self {
             Self::NotFound => "The requested route does not exist".to_owned(),
             Self::MethodNotAllowed => "The method is not allowed on this route".to_owned(),
+            Self::Reset(ResetError::TooManyRequests { .. }) => "Too many requests. Please try again later.".to_owned(),
             Self::Reset(_) => "An unknown error occurred.".to_owned(),
             other => other.to_string(),
         }
@@ -81,6 +86,8 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Reset(ResetError::Publish(_)) => "publish_failed",
             Self::Reset(ResetError::Store(_)) => "database_failed",
+            Self::Reset(ResetError::RateLimit(_)) => "rate_limiter_failed",
+            Self::Reset(ResetError::TooManyRequests { .. }) => "rate_limited_ip",
             Self::Reset(ResetError::Token(_)) => "mint_failed",
         }
     }
@@ -92,8 +99,11 @@ impl IntoResponse for ApiError {
         let kind = self.kind();
         let code = (kind == "unknown_error").then_some("unknown_error");
         let body = ErrorBody { code, kind, message: self.public_message() };
-        let cause = matches!(self, Self::Reset(_)).then(|| self.to_string());
+        let cause = status.is_server_error().then(|| self.to_string());
         let mut response = (status, Json(body)).into_response();
+        if let Self::Reset(ResetError::TooManyRequests { retry_after }) = &self {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
+        }
         response.extensions_mut().insert(Outcome { label: self.outcome(), cause });
         response
     }
@@ -122,6 +132,14 @@ mod tests {
             body,
             json!({"code": "unknown_error", "type": "unknown_error", "message": "An unknown error occurred."})
         );
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_is_429_with_retry_after() {
+        let error = ApiError::Reset(ResetError::TooManyRequests { retry_after: std::time::Duration::from_secs(42) });
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["retry-after"], "42");
     }
 
     #[tokio::test]

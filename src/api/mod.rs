@@ -11,43 +11,58 @@ use http::header::CACHE_CONTROL;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 mod body;
+mod client_ip;
 mod cors;
 mod error;
 mod request_log;
 mod reset_password;
 
 pub use body::{BodyError, MAX_BODY_BYTES, parse_json};
+pub use client_ip::ClientIp;
 pub use cors::{CorsError, CorsPolicy};
 pub use error::ApiError;
 
 use crate::config::ApiConfig;
 use crate::domain::actor::ProviderPolicy;
+use crate::domain::token::SigningSecret;
 use crate::domain::token::TokenMinter;
 use crate::identity::IdentityStore;
 use crate::publish::EventPublisher;
+use crate::ratelimit::RateLimiter;
 use crate::reset::ResetService;
 
 /// The route's path, with Medusa's parameter names.
 pub const RESET_PASSWORD_ROUTE: &str = "/auth/{actor_type}/{auth_provider}/reset-password";
 
 /// What the handler needs, shared by every request of an execution environment.
-pub struct ApiState<P, S> {
-    pub service: ResetService<P, S>,
+pub struct ApiState<P, S, L> {
+    pub service: ResetService<P, S, L>,
     pub providers: ProviderPolicy,
 }
 
-/// Builds the router from configuration, a publisher and an identity store: what both binaries serve.
-pub fn app<P: EventPublisher, S: IdentityStore>(config: &ApiConfig, publisher: P, store: S) -> Router {
+/// Builds the router from configuration, the signing secret and the three ports: what both
+/// binaries serve.
+pub fn app<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
+    config: &ApiConfig,
+    secret: &SigningSecret,
+    publisher: P,
+    store: S,
+    limiter: L,
+) -> Router {
+    let minter = TokenMinter::new(secret, &config.token);
     let state = ApiState {
-        service: ResetService::new(TokenMinter::new(&config.token), publisher, store, config.response_floor),
+        service: ResetService::new(minter, publisher, store, limiter, config.response_floor),
         providers: config.providers.clone(),
     };
     router(state, &config.cors)
 }
 
-pub fn router<P: EventPublisher, S: IdentityStore>(state: ApiState<P, S>, cors: &CorsPolicy) -> Router {
+pub fn router<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
+    state: ApiState<P, S, L>,
+    cors: &CorsPolicy,
+) -> Router {
     let mut router = Router::new()
-        .route(RESET_PASSWORD_ROUTE, post(reset_password::reset_password::<P, S>))
+        .route(RESET_PASSWORD_ROUTE, post(reset_password::reset_password::<P, S, L>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(state));

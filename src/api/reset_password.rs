@@ -10,28 +10,32 @@ use http::{HeaderMap, StatusCode};
 
 use super::ApiState;
 use super::body::read_json;
+use super::client_ip::ClientIp;
 use super::error::ApiError;
 use super::request_log::{MaskedIdentifier, Outcome};
 use crate::domain::actor::NotAllowed;
 use crate::domain::reset_request::ResetRequest;
 use crate::identity::IdentityStore;
 use crate::publish::EventPublisher;
+use crate::ratelimit::RateLimiter;
 use crate::reset::ResetOutcome;
 
 /// Answers 201 with no body once the event is published; known and unknown identifiers alike.
-pub async fn reset_password<P: EventPublisher, S: IdentityStore>(
-    State(state): State<Arc<ApiState<P, S>>>,
+pub async fn reset_password<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
+    State(state): State<Arc<ApiState<P, S, L>>>,
     path: Result<Path<(String, String)>, PathRejection>,
+    ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let mut who = None;
-    let result = attempt(&state, path, &headers, body, &mut who).await;
+    let result = attempt(&state, path, &client_ip, &headers, body, &mut who).await;
     let mut response = match result {
         Ok(outcome) => {
             let label = match outcome {
                 ResetOutcome::TokenPublished => "token_published",
                 ResetOutcome::UnknownIdentity => "unknown_identity",
+                ResetOutcome::RateLimited => "rate_limited_identifier",
             };
             let mut created = StatusCode::CREATED.into_response();
             created.extensions_mut().insert(Outcome { label, cause: None });
@@ -45,9 +49,10 @@ pub async fn reset_password<P: EventPublisher, S: IdentityStore>(
     response
 }
 
-async fn attempt<P: EventPublisher, S: IdentityStore>(
-    state: &ApiState<P, S>,
+async fn attempt<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
+    state: &ApiState<P, S, L>,
     path: Result<Path<(String, String)>, PathRejection>,
+    client_ip: &str,
     headers: &HeaderMap,
     body: Body,
     who: &mut Option<MaskedIdentifier>,
@@ -57,5 +62,5 @@ async fn attempt<P: EventPublisher, S: IdentityStore>(
     let (actor_type, provider) = state.providers.authorize(&actor_type, &provider)?;
     let request = ResetRequest::from_json(read_json(headers, body).await?)?;
     *who = Some(MaskedIdentifier(request.identifier.masked()));
-    Ok(state.service.request_reset(request, &actor_type, &provider).await?)
+    Ok(state.service.request_reset(request, &actor_type, &provider, client_ip).await?)
 }

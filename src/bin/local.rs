@@ -5,11 +5,12 @@
 use std::process::ExitCode;
 
 use medusa_reset::config::{ApiConfig, NotifierConfig, Profile};
-use medusa_reset::identity::{MedusaDatabase, MemoryStore};
+use medusa_reset::identity::Identities;
 use medusa_reset::local::{self, LocalSettings};
 use medusa_reset::mail::OutboxMailer;
 use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::{api, telemetry};
+use medusa_reset::ratelimit::Limiter;
+use medusa_reset::{api, aws, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -32,10 +33,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(local::deliver_events(events, notifier_config.into_notifier(mailer)));
     let listener = tokio::net::TcpListener::bind(settings.addr).await?;
     local::announce(&config, &settings, listener.local_addr()?);
-    let app = match config.database.clone() {
-        Some(database) => api::app(&config, publisher, MedusaDatabase::new(database)),
-        None => api::app(&config, publisher, MemoryStore::open()),
-    };
-    axum::serve(listener, app).with_graceful_shutdown(local::shutdown_signal()).await?;
+    // Locally the secret is an environment value, or a Secrets Manager ARN reached through AWS_ENDPOINT_URL.
+    let sdk = aws::local_sdk_config().await;
+    let secret = config.secret.resolve(&sdk).await?;
+    let store = Identities::from_settings(config.database.clone());
+    let app = api::app(&config, &secret, publisher, store, Limiter::from_settings(&config.limits, &sdk));
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(local::shutdown_signal()).await?;
     Ok(())
 }

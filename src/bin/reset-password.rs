@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use medusa_reset::config::{ApiConfig, Profile};
-use medusa_reset::identity::{MedusaDatabase, MemoryStore};
+use medusa_reset::identity::Identities;
 use medusa_reset::publish::EventBridgePublisher;
+use medusa_reset::ratelimit::Limiter;
 use medusa_reset::{api, aws, telemetry};
 
 #[tokio::main]
@@ -17,12 +18,18 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(&config.log);
-    let events = aws_sdk_eventbridge::Client::new(&aws::sdk_config().await);
-    let publisher = EventBridgePublisher::new(events, config.events.clone());
-    let app = match config.database.clone() {
-        Some(database) => api::app(&config, publisher, MedusaDatabase::new(database)),
-        None => api::app(&config, publisher, MemoryStore::open()),
+    let sdk = aws::sdk_config().await;
+    let secret = match config.secret.resolve(&sdk).await {
+        Ok(secret) => secret,
+        Err(error) => {
+            eprintln!("reset-password: configuration error: {error}");
+            return ExitCode::FAILURE;
+        }
     };
+    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), config.events.clone());
+    let store = Identities::from_settings(config.database.clone());
+    let limiter = Limiter::from_settings(&config.limits, &sdk);
+    let app = api::app(&config, &secret, publisher, store, limiter);
     match lambda_http::run(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

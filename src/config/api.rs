@@ -8,6 +8,8 @@ use crate::domain::event::{PASSWORD_RESET, PASSWORD_RESET_UNKNOWN};
 use crate::domain::token::{SecretTooShort, SigningSecret, TokenSettings};
 use crate::identity::DatabaseSettings;
 use crate::publish::EventTarget;
+use crate::ratelimit::{Limit, Limits};
+use crate::secret::SecretSource;
 use crate::telemetry::LogSettings;
 
 use super::{ConfigError, Profile, Vars, check_utf8, env_var};
@@ -27,7 +29,9 @@ const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
 /// Configuration of the reset-password route.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
+    pub secret: SecretSource,
     pub token: TokenSettings,
+    pub limits: RateLimitSettings,
     pub providers: ProviderPolicy,
     pub cors: CorsPolicy,
     pub events: EventTarget,
@@ -54,14 +58,22 @@ impl ApiConfig {
     }
 
     pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
-        let (secret, uses_development_secret) = match vars.raw("JWT_SECRET") {
-            Some(raw) => (raw, false),
-            None if profile == Profile::Local => (DEVELOPMENT_SECRET.to_owned(), true),
-            None => {
-                return Err(ConfigError::new("JWT_SECRET", "is required (at least 32 bytes)"));
+        let value = |raw: String| {
+            SigningSecret::parse(raw)
+                .map(SecretSource::Value)
+                .map_err(|e: SecretTooShort| ConfigError::new("JWT_SECRET", e))
+        };
+        let (secret, uses_development_secret) = match (vars.raw("JWT_SECRET"), vars.get("JWT_SECRET_ARN")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new("JWT_SECRET_ARN", "set either JWT_SECRET or JWT_SECRET_ARN, not both"));
+            }
+            (None, Some(arn)) => (SecretSource::SecretsManager { arn }, false),
+            (Some(raw), None) => (value(raw)?, false),
+            (None, None) if profile == Profile::Local => (value(DEVELOPMENT_SECRET.to_owned())?, true),
+            (None, None) => {
+                return Err(ConfigError::new("JWT_SECRET", "is required (at least 32 bytes), or JWT_SECRET_ARN"));
             }
         };
-        let secret = SigningSecret::parse(secret).map_err(|e: SecretTooShort| ConfigError::new("JWT_SECRET", e))?;
         let lifetime = vars.parse_or("RESET_TOKEN_TTL_SECONDS", DEFAULT_TOKEN_LIFETIME_SECS)?;
         if !TOKEN_LIFETIME_RANGE.contains(&lifetime) {
             return Err(ConfigError::new(
@@ -83,8 +95,8 @@ impl ApiConfig {
         let cors = CorsPolicy::parse(&vars.get_or("AUTH_CORS", default_cors))
             .map_err(|e: CorsError| ConfigError::new("AUTH_CORS", e))?;
         Ok(Self {
+            secret,
             token: TokenSettings {
-                secret,
                 lifetime: Duration::from_secs(lifetime),
                 issuer: vars.get("JWT_ISSUER"),
                 audience: vars.get("JWT_AUDIENCE"),
@@ -99,9 +111,36 @@ impl ApiConfig {
             },
             response_floor,
             database,
+            limits: RateLimitSettings::from_vars(vars)?,
             log: LogSettings::from_vars(profile, vars)?,
             uses_development_secret,
         })
+    }
+}
+
+/// The rate limits, and the DynamoDB table that holds their counters (in memory without one).
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub limits: Limits,
+    pub table: Option<String>,
+}
+
+impl RateLimitSettings {
+    fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
+        let defaults = Limits::default();
+        let per_identifier = match vars.get("RATE_LIMIT_PER_IDENTIFIER") {
+            None => defaults.per_identifier,
+            Some(raw) => raw
+                .split(',')
+                .map(str::parse::<Limit>)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ConfigError::new("RATE_LIMIT_PER_IDENTIFIER", e))?,
+        };
+        let per_ip = match vars.get("RATE_LIMIT_PER_IP") {
+            None => defaults.per_ip,
+            Some(raw) => raw.parse().map_err(|e: String| ConfigError::new("RATE_LIMIT_PER_IP", e))?,
+        };
+        Ok(Self { limits: Limits { per_identifier, per_ip }, table: vars.get("RATE_LIMIT_TABLE") })
     }
 }
 
@@ -132,8 +171,32 @@ mod tests {
     fn lambda_requires_a_secret_and_names_the_variable() {
         let error = config(Profile::Lambda, &[]).unwrap_err();
         assert_eq!(error.var, "JWT_SECRET");
+        assert!(error.to_string().contains("JWT_SECRET_ARN"));
         let error = config(Profile::Lambda, &[("JWT_SECRET", "too-short")]).unwrap_err();
         assert_eq!(error.to_string(), "JWT_SECRET: must be at least 32 bytes, got 9");
+    }
+
+    #[test]
+    fn a_secret_arn_replaces_the_secret_but_not_both() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf";
+        let config = config(Profile::Lambda, &[("JWT_SECRET_ARN", arn)]).unwrap();
+        assert!(matches!(config.secret, SecretSource::SecretsManager { arn: ref a } if a == arn));
+        let both = super::tests::config(Profile::Lambda, &[("JWT_SECRET_ARN", arn), ("JWT_SECRET", SECRET)]);
+        assert_eq!(both.unwrap_err().var, "JWT_SECRET_ARN");
+    }
+
+    #[test]
+    fn rate_limits_default_to_the_documented_values() {
+        let config = config(Profile::Lambda, &[("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(config.limits.limits, Limits::default());
+        assert_eq!(config.limits.table, None);
+        let custom = super::tests::config(
+            Profile::Lambda,
+            &[("JWT_SECRET", SECRET), ("RATE_LIMIT_PER_IDENTIFIER", "2/10"), ("RATE_LIMIT_TABLE", "limits")],
+        )
+        .unwrap();
+        assert_eq!(custom.limits.limits.per_identifier, vec![Limit { max: 2, window: Duration::from_secs(10) }]);
+        assert_eq!(custom.limits.table.as_deref(), Some("limits"));
     }
 
     #[test]
@@ -170,6 +233,8 @@ mod tests {
             ("AUTH_CORS", "localhost"),
             ("LOG_FORMAT", "xml"),
             ("RUST_LOG", "info,aws=loud"),
+            ("RATE_LIMIT_PER_IDENTIFIER", "1/60,five/3600"),
+            ("RATE_LIMIT_PER_IP", "30"),
         ];
         for (var, value) in cases {
             let error = config(Profile::Lambda, &[("JWT_SECRET", SECRET), (var, value)]).unwrap_err();

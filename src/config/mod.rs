@@ -3,7 +3,7 @@
 mod api;
 mod notifier;
 
-pub use api::{ApiConfig, DEVELOPMENT_CORS, DEVELOPMENT_SECRET};
+pub use api::{ApiConfig, DEVELOPMENT_CORS, DEVELOPMENT_SECRET, RateLimitSettings};
 pub use notifier::{NotifierConfig, link_variable};
 
 /// A configuration problem, naming the variable and never its value.

@@ -41,10 +41,9 @@ impl fmt::Debug for SigningSecret {
     }
 }
 
-/// How tokens are minted: the secret, their lifetime and the optional `iss`/`aud` claims.
+/// How tokens are minted: their lifetime and the optional `iss`/`aud` claims.
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
-    pub secret: SigningSecret,
     pub lifetime: Duration,
     pub issuer: Option<String>,
     pub audience: Option<String>,
@@ -126,9 +125,9 @@ pub struct TokenMinter {
 }
 
 impl TokenMinter {
-    pub fn new(settings: &TokenSettings) -> Self {
+    pub fn new(secret: &SigningSecret, settings: &TokenSettings) -> Self {
         Self {
-            key: EncodingKey::from_secret(settings.secret.as_bytes()),
+            key: EncodingKey::from_secret(secret.as_bytes()),
             header: Header::new(Algorithm::HS256),
             lifetime_secs: settings.lifetime.as_secs(),
             issuer: settings.issuer.clone(),
@@ -185,12 +184,11 @@ mod tests {
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     fn settings() -> TokenSettings {
-        TokenSettings {
-            secret: SigningSecret::parse(SECRET).unwrap(),
-            lifetime: Duration::from_secs(900),
-            issuer: Some("shop".into()),
-            audience: None,
-        }
+        TokenSettings { lifetime: Duration::from_secs(900), issuer: Some("shop".into()), audience: None }
+    }
+
+    fn minter() -> TokenMinter {
+        TokenMinter::new(&SigningSecret::parse(SECRET).unwrap(), &settings())
     }
 
     #[test]
@@ -201,7 +199,7 @@ mod tests {
 
     #[test]
     fn the_secret_never_shows_in_debug_output() {
-        let shown = format!("{:?}", settings());
+        let shown = format!("{:?}", SigningSecret::parse(SECRET).unwrap());
         assert!(!shown.contains(SECRET), "{shown}");
     }
 
@@ -210,7 +208,7 @@ mod tests {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
         let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
-        let minted = TokenMinter::new(&settings()).mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
+        let minted = minter().mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
 
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
@@ -240,7 +238,7 @@ mod tests {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
         let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
-        let minted = TokenMinter::new(&settings()).mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
+        let minted = minter().mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
         assert_eq!(minted.token.expires_at(), Some(2_000_000_900));
         assert_eq!(ResetToken::new("not.a.token".into()).expires_at(), None);
         assert_eq!(ResetToken::new(String::new()).expires_at(), None);
@@ -250,7 +248,7 @@ mod tests {
     fn the_token_carries_the_jti_it_is_given() {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
-        let minter = TokenMinter::new(&settings());
+        let minter = minter();
         let jti = Uuid::new_v4();
         let minted = minter.mint(&id, &actor, &provider, jti, SystemTime::now()).unwrap();
         assert_eq!(minted.jti, jti);

@@ -51,3 +51,35 @@ pub enum StoreError {
     #[error("a Medusa database query failed: {0}")]
     Query(String),
 }
+
+/// The store a configuration asks for: Medusa's database when one is configured, else the open
+/// in-memory store. One type, so the binaries build one router either way.
+pub enum Identities {
+    Medusa(MedusaDatabase),
+    Open(MemoryStore),
+}
+
+impl Identities {
+    pub fn from_settings(database: Option<DatabaseSettings>) -> Self {
+        match database {
+            Some(settings) => Self::Medusa(MedusaDatabase::new(settings)),
+            None => Self::Open(MemoryStore::open()),
+        }
+    }
+}
+
+impl IdentityStore for Identities {
+    async fn issue(&self, record: &TokenRecord<'_>) -> Result<Option<IssuedToken>, StoreError> {
+        match self {
+            Self::Medusa(store) => store.issue(record).await,
+            Self::Open(store) => store.issue(record).await,
+        }
+    }
+
+    async fn withdraw(&self, issued: &IssuedToken) -> Result<(), StoreError> {
+        match self {
+            Self::Medusa(store) => store.withdraw(issued).await,
+            Self::Open(store) => store.withdraw(issued).await,
+        }
+    }
+}

@@ -235,15 +235,14 @@ mod tests {
 
     /// A real token whose `exp` is `exp`: minted `lifetime` seconds before it.
     fn token(exp: u64) -> ResetToken {
-        let settings = TokenSettings {
-            secret: SigningSecret::parse("notifier-test-secret-0123456789abcdef").unwrap(),
-            lifetime: Duration::from_secs(900),
-            issuer: None,
-            audience: None,
-        };
+        let secret = SigningSecret::parse("notifier-test-secret-0123456789abcdef").unwrap();
+        let settings = TokenSettings { lifetime: Duration::from_secs(900), issuer: None, audience: None };
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
-        TokenMinter::new(&settings).mint(&id, &actor, &provider, uuid::Uuid::new_v4(), at(exp - 900)).unwrap().token
+        TokenMinter::new(&secret, &settings)
+            .mint(&id, &actor, &provider, uuid::Uuid::new_v4(), at(exp - 900))
+            .unwrap()
+            .token
     }
 
     fn event(entity_id: &str, exp: u64, metadata: Option<serde_json::Value>) -> PasswordResetEvent {

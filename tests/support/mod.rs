@@ -16,6 +16,10 @@ use axum::body::Body;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
+use medusa_reset::domain::token::SigningSecret;
+use medusa_reset::identity::IdentityStore;
+use medusa_reset::publish::EventPublisher;
+use medusa_reset::ratelimit::MemoryLimiter;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -42,15 +46,23 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
         .await
 }
 
-/// The API configuration of the tests: the Lambda profile with the test secret and the given overrides.
+/// The API configuration of the tests: the Lambda profile with the test secret, rate limits high
+/// enough not to interfere (tests of the limits set their own), and the given overrides.
 pub fn api_config(overrides: &[(&str, &str)]) -> ApiConfig {
     let lookup = |var: &str| {
         overrides.iter().find(|(k, _)| *k == var).map(|(_, v)| v.to_string()).or_else(|| match var {
             "JWT_SECRET" => Some(SECRET.to_owned()),
+            "RATE_LIMIT_PER_IDENTIFIER" | "RATE_LIMIT_PER_IP" => Some("1000/60".to_owned()),
             _ => None,
         })
     };
     ApiConfig::from_vars(Profile::Lambda, &Vars::new(lookup)).expect("test configuration is valid")
+}
+
+/// The router for a test configuration, with the test secret and an in-memory rate limiter.
+pub fn app<P: EventPublisher, S: IdentityStore>(config: &ApiConfig, publisher: P, store: S) -> Router {
+    let secret = SigningSecret::parse(SECRET).expect("a long enough secret");
+    medusa_reset::api::app(config, &secret, publisher, store, MemoryLimiter::new(config.limits.limits.clone()))
 }
 
 /// Sends one request through the router in-process and returns status, headers and body text.

@@ -1,0 +1,96 @@
+//! In-memory rate limiter: exact within one process, for `make run` and tests (and, without a
+//! table, per Lambda execution environment only).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{LimitError, Limits, RateLimiter, Subject, Verdict, retry_after};
+
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    limits: Limits,
+    /// key → (count, window end)
+    counts: Mutex<HashMap<String, (u32, u64)>>,
+}
+
+impl MemoryLimiter {
+    pub fn new(limits: Limits) -> Self {
+        Self { limits, counts: Mutex::default() }
+    }
+}
+
+impl RateLimiter for MemoryLimiter {
+    async fn check(&self, subject: &Subject, now: SystemTime) -> Result<Verdict, LimitError> {
+        let counters = self.limits.counters(subject, now);
+        let mut counts = self.counts.lock().map_err(|e| LimitError(e.to_string()))?;
+        // Ended windows are dropped so memory stays bounded by the traffic of the current windows.
+        let seconds = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        counts.retain(|_, (_, window_end)| *window_end > seconds);
+        let count = |key: &str| counts.get(key).map_or(0, |(count, _)| *count);
+        let Some((ip, identity)) = counters.split_first() else {
+            return Ok(Verdict::Allowed);
+        };
+        if count(&ip.key) >= ip.max {
+            return Ok(Verdict::IpLimited { retry_after: retry_after(ip.window_end, now) });
+        }
+        let limited = identity.iter().any(|c| count(&c.key) >= c.max);
+        let bumped = if limited { &counters[..1] } else { &counters[..] };
+        for counter in bumped {
+            counts.entry(counter.key.clone()).or_insert((0, counter.window_end)).0 += 1;
+        }
+        Ok(if limited { Verdict::IdentifierLimited } else { Verdict::Allowed })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::Limit;
+    use std::time::Duration;
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    fn subject(ip: &str, identifier: &str) -> Subject {
+        Subject::new(ip, "customer", "emailpass", identifier)
+    }
+
+    #[tokio::test]
+    async fn one_token_a_minute_and_five_an_hour_per_identifier() {
+        let limiter = MemoryLimiter::new(Limits::default());
+        let a = subject("198.51.100.1", "a@example.com");
+        assert_eq!(limiter.check(&a, at(3_600)).await.unwrap(), Verdict::Allowed);
+        assert_eq!(limiter.check(&a, at(3_659)).await.unwrap(), Verdict::IdentifierLimited);
+        for minute in 1..5 {
+            assert_eq!(limiter.check(&a, at(3_600 + 60 * minute)).await.unwrap(), Verdict::Allowed, "{minute}");
+        }
+        assert_eq!(limiter.check(&a, at(3_600 + 60 * 5)).await.unwrap(), Verdict::IdentifierLimited);
+        assert_eq!(limiter.check(&a, at(7_200)).await.unwrap(), Verdict::Allowed, "the hour rolled over");
+    }
+
+    #[tokio::test]
+    async fn the_ip_limit_answers_429_with_the_time_left_and_is_independent() {
+        let limits = Limits { per_ip: Limit { max: 3, window: Duration::from_secs(300) }, ..Limits::default() };
+        let limiter = MemoryLimiter::new(limits);
+        for n in 0..3 {
+            let verdict = limiter.check(&subject("198.51.100.1", &format!("u{n}@example.com")), at(600)).await.unwrap();
+            assert_eq!(verdict, Verdict::Allowed);
+        }
+        let over = limiter.check(&subject("198.51.100.1", "u9@example.com"), at(650)).await.unwrap();
+        assert_eq!(over, Verdict::IpLimited { retry_after: Duration::from_secs(250) });
+        let other_ip = limiter.check(&subject("198.51.100.2", "u9@example.com"), at(650)).await.unwrap();
+        assert_eq!(other_ip, Verdict::Allowed, "another client is not affected, nor was u9 counted");
+    }
+
+    #[tokio::test]
+    async fn identifier_limited_requests_still_count_against_the_ip() {
+        let limits = Limits { per_ip: Limit { max: 2, window: Duration::from_secs(300) }, ..Limits::default() };
+        let limiter = MemoryLimiter::new(limits);
+        let a = subject("198.51.100.1", "a@example.com");
+        assert_eq!(limiter.check(&a, at(0)).await.unwrap(), Verdict::Allowed);
+        assert_eq!(limiter.check(&a, at(1)).await.unwrap(), Verdict::IdentifierLimited);
+        assert!(matches!(limiter.check(&a, at(2)).await.unwrap(), Verdict::IpLimited { .. }));
+    }
+}
