@@ -119,3 +119,35 @@ pub async fn sent_messages(endpoint: &str, sender: &str) -> Vec<Value> {
         })
         .unwrap_or_default()
 }
+
+/// A fresh rate-limit table as `template.yaml` declares it: key `pk`, TTL on `expires_at`.
+pub async fn rate_limit_table(config: &SdkConfig) -> String {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let name = format!("limits-{}", uuid::Uuid::new_v4().simple());
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    dynamodb
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .send()
+        .await
+        .expect("create table");
+    name
+}
+
+/// A Secrets Manager secret holding `value`; returns its ARN.
+pub async fn secret(config: &SdkConfig, value: &str) -> String {
+    let name = format!("jwt-{}", uuid::Uuid::new_v4().simple());
+    let created = aws_sdk_secretsmanager::Client::new(config)
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create secret");
+    created.arn().expect("an ARN").to_owned()
+}
