@@ -16,10 +16,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         // API Gateway's own view of the caller; X-Forwarded-For is the client's to forge.
-        if let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>() {
-            if let Some(ip) = &context.http.source_ip {
-                return Ok(Self(ip.clone()));
-            }
+        if let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>()
+            && let Some(ip) = &context.http.source_ip
+        {
+            return Ok(Self(ip.clone()));
         }
         if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             return Ok(Self(peer.ip().to_string()));

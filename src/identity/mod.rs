@@ -55,14 +55,15 @@ pub enum StoreError {
 /// The store a configuration asks for: Medusa's database when one is configured, else the open
 /// in-memory store. One type, so the binaries build one router either way.
 pub enum Identities {
-    Medusa(MedusaDatabase),
+    // Built once per execution environment: its size does not matter.
+    Medusa(Box<MedusaDatabase>),
     Open(MemoryStore),
 }
 
 impl Identities {
     pub fn from_settings(database: Option<DatabaseSettings>) -> Self {
         match database {
-            Some(settings) => Self::Medusa(MedusaDatabase::new(settings)),
+            Some(settings) => Self::Medusa(Box::new(MedusaDatabase::new(settings))),
             None => Self::Open(MemoryStore::open()),
         }
     }
