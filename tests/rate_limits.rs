@@ -17,6 +17,8 @@ use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, se
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
+/// A multiple of 3600 (and so of 300 and 60): every window starts at this second.
+const WINDOWS_START: u64 = 1_800_000_000;
 
 fn at(seconds: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(seconds)
@@ -36,7 +38,7 @@ async fn limiter(limits: Limits) -> DynamoLimiter {
 async fn the_identifier_limits_hold_at_their_boundaries_and_roll_over() {
     let limiter = limiter(Limits::default()).await;
     let a = subject("198.51.100.1", "a@example.com");
-    let hour = 1_800_000_000 - 1_800_000_000 % 3600;
+    let hour = WINDOWS_START;
     assert_eq!(limiter.check(&a, at(hour)).await.unwrap(), Verdict::Allowed);
     assert_eq!(limiter.check(&a, at(hour + 59)).await.unwrap(), Verdict::IdentifierLimited, "one a minute");
     for minute in 1..5 {
@@ -50,7 +52,7 @@ async fn the_identifier_limits_hold_at_their_boundaries_and_roll_over() {
 async fn the_ip_limit_holds_at_its_boundary_and_is_independent_of_identifiers() {
     let limits = Limits { per_ip: Limit { max: 30, window: Duration::from_secs(300) }, ..Limits::default() };
     let limiter = limiter(limits).await;
-    let start = 1_800_000_000 - 1_800_000_000 % 300;
+    let start = WINDOWS_START;
     for n in 0..30 {
         let verdict = limiter.check(&subject("198.51.100.7", &format!("u{n}@example.com")), at(start + 10)).await;
         assert_eq!(verdict.unwrap(), Verdict::Allowed, "request {n}");
@@ -70,7 +72,7 @@ async fn an_identifier_over_its_limit_still_counts_against_the_ip() {
     let limits = Limits { per_ip: Limit { max: 2, window: Duration::from_secs(300) }, ..Limits::default() };
     let limiter = limiter(limits).await;
     let a = subject("198.51.100.9", "a@example.com");
-    let now = 1_800_000_000 - 1_800_000_000 % 300;
+    let now = WINDOWS_START;
     assert_eq!(limiter.check(&a, at(now)).await.unwrap(), Verdict::Allowed);
     assert_eq!(limiter.check(&a, at(now + 1)).await.unwrap(), Verdict::IdentifierLimited);
     assert!(matches!(limiter.check(&a, at(now + 2)).await.unwrap(), Verdict::IpLimited { .. }));
