@@ -15,5 +15,6 @@ pub mod notify;
 pub mod publish;
 pub mod ratelimit;
 pub mod reset;
+pub mod seal;
 pub mod secret;
 pub mod telemetry;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use lambda_runtime::{LambdaEvent, service_fn};
 use medusa_reset::config::{NotifierConfig, Profile};
 use medusa_reset::mail::SesMailer;
+use medusa_reset::seal::KmsSealer;
 use medusa_reset::{aws, telemetry};
 use serde_json::Value;
 
@@ -18,9 +19,15 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(&config.log);
-    let ses = aws_sdk_sesv2::Client::new(&aws::sdk_config().await);
-    let mailer = SesMailer::new(ses, config.sender.clone(), config.configuration_set.clone());
-    let notifier = &config.into_notifier(mailer);
+    let sdk = aws::sdk_config().await;
+    let mailer =
+        SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), config.sender.clone(), config.configuration_set.clone());
+    let sealer = config.kms_key_id.clone().map(|key_id| KmsSealer::new(aws_sdk_kms::Client::new(&sdk), key_id));
+    let mut notifier = config.into_notifier(mailer);
+    if let Some(sealer) = sealer {
+        notifier = notifier.unsealing_with(sealer);
+    }
+    let notifier = &notifier;
     let handler =
         service_fn(move |event: LambdaEvent<Value>| async move { notifier.handle_envelope(event.payload).await });
     match lambda_runtime::run(handler).await {

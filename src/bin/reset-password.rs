@@ -6,6 +6,7 @@ use medusa_reset::config::{ApiConfig, Profile};
 use medusa_reset::identity::Identities;
 use medusa_reset::publish::EventBridgePublisher;
 use medusa_reset::ratelimit::Limiter;
+use medusa_reset::seal::KmsSealer;
 use medusa_reset::{api, aws, telemetry};
 
 #[tokio::main]
@@ -26,7 +27,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), config.events.clone());
+    let mut publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), config.events.clone());
+    if let Some(key_id) = &config.token_kms_key_id {
+        publisher = publisher.sealing_with(KmsSealer::new(aws_sdk_kms::Client::new(&sdk), key_id.clone()));
+    }
     let store = Identities::from_settings(config.database.clone());
     let limiter = Limiter::from_settings(&config.limits, &sdk);
     let app = api::app(&config, &secret, publisher, store, limiter);

@@ -35,6 +35,9 @@ pub struct ApiConfig {
     pub providers: ProviderPolicy,
     pub cors: CorsPolicy,
     pub events: EventTarget,
+    /// Seal the token in events with this KMS key (`TOKEN_KMS_KEY_ID`); off by default, because
+    /// Medusa-style subscribers expect the plain `token` field.
+    pub token_kms_key_id: Option<String>,
     /// Medusa-database mode when set: only real accounts get a token, recorded for Medusa ≥ 2.16.
     pub database: Option<DatabaseSettings>,
     /// The least time a successful reset answer takes, so known and unknown identifiers look alike.
@@ -111,6 +114,7 @@ impl ApiConfig {
             },
             response_floor,
             database,
+            token_kms_key_id: vars.get("TOKEN_KMS_KEY_ID"),
             limits: RateLimitSettings::from_vars(vars)?,
             log: LogSettings::from_vars(profile, vars)?,
             uses_development_secret,

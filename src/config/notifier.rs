@@ -26,6 +26,8 @@ pub struct NotifierConfig {
     pub links: LinkTemplates,
     pub templates: EmailTemplates,
     pub detail_type: String,
+    /// The KMS key that opens sealed tokens (`TOKEN_KMS_KEY_ID`), when the reset route seals them.
+    pub kms_key_id: Option<String>,
     pub log: LogSettings,
 }
 
@@ -86,6 +88,7 @@ impl NotifierConfig {
             links,
             templates,
             detail_type: vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET),
+            kms_key_id: vars.get("TOKEN_KMS_KEY_ID"),
             log: LogSettings::from_vars(profile, vars)?,
         })
     }

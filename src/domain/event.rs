@@ -22,6 +22,20 @@ pub struct PasswordResetEvent {
     pub metadata: Option<Metadata>,
 }
 
+/// `auth.password_reset` as it travels when the token is sealed for the bus: no `token`, but the
+/// KMS ciphertext (base64) of it, decryptable only with the encryption context `entity_id` + `jti`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedPasswordResetEvent {
+    pub entity_id: String,
+    pub actor_type: String,
+    pub provider: String,
+    pub jti: String,
+    pub encrypted_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+}
+
 /// A reset asked for an identifier with no account: no token, so nothing to e-mail by default; an
 /// operator may route it to a "no account uses this address" e-mail or a fraud signal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -91,6 +91,15 @@ impl ResetToken {
         }
         jsonwebtoken::dangerous::insecure_decode_claims::<Expiry>(&self.0).ok().map(|claims| claims.exp)
     }
+
+    /// The `jti` claim, read the same way (for binding a sealed token to its identity).
+    pub fn jti(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Id {
+            jti: String,
+        }
+        jsonwebtoken::dangerous::insecure_decode_claims::<Id>(&self.0).ok().map(|claims| claims.jti)
+    }
 }
 
 impl fmt::Debug for ResetToken {
@@ -240,6 +249,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
         let minted = minter().mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
         assert_eq!(minted.token.expires_at(), Some(2_000_000_900));
+        assert_eq!(minted.token.jti(), Some(minted.jti.to_string()));
         assert_eq!(ResetToken::new("not.a.token".into()).expires_at(), None);
         assert_eq!(ResetToken::new(String::new()).expires_at(), None);
     }

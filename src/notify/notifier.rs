@@ -8,15 +8,17 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::link::LinkTemplates;
 use super::locale::Locale;
 use super::recipient::Recipient;
 use super::templates::{EmailContext, EmailTemplates};
-use crate::domain::event::PasswordResetEvent;
+use crate::domain::event::{PasswordResetEvent, SealedPasswordResetEvent};
 use crate::domain::identifier::mask;
 use crate::mail::{MailError, Mailer};
+use crate::seal::{KmsSealer, UnsealError};
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub enum DropReason {
     NoLinkTemplate,
     RenderFailed,
     Rejected,
+    /// A sealed token that cannot be opened (tampered, another key), or no key to open it with.
+    Unsealable,
 }
 
 impl DropReason {
@@ -54,6 +58,7 @@ impl DropReason {
             Self::NoLinkTemplate => "dropped_no_link_template",
             Self::RenderFailed => "dropped_render_failed",
             Self::Rejected => "dropped_rejected",
+            Self::Unsealable => "dropped_unsealable",
         }
     }
 }
@@ -66,8 +71,12 @@ impl Delivery {
 
 /// A failure worth retrying.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct NotifyError(#[from] MailError);
+pub enum NotifyError {
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error("{0}")]
+    Unseal(String),
+}
 
 /// What Lambda records for a failed invocation before it retries: the cause, never the event.
 impl From<NotifyError> for lambda_runtime::Diagnostic {
@@ -83,11 +92,26 @@ pub struct Notifier<M> {
     templates: EmailTemplates,
     mailer: M,
     detail_type: String,
+    sealer: Option<KmsSealer>,
+}
+
+/// The detail of an `auth.password_reset` event: Medusa's, or with the token sealed by KMS.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Detail {
+    Plain(PasswordResetEvent),
+    Sealed(SealedPasswordResetEvent),
 }
 
 impl<M: Mailer> Notifier<M> {
     pub fn new(links: LinkTemplates, templates: EmailTemplates, mailer: M, detail_type: String) -> Self {
-        Self { links, templates, mailer, detail_type }
+        Self { links, templates, mailer, detail_type, sealer: None }
+    }
+
+    /// Opens sealed tokens with this KMS key (events with a plain token still work).
+    pub fn unsealing_with(mut self, sealer: KmsSealer) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// Lambda's entry point: an EventBridge event as JSON. Logs one line.
@@ -106,12 +130,30 @@ impl<M: Mailer> Notifier<M> {
             report(&id, None, &Ok(Delivery::Ignored), started);
             return Ok(());
         }
-        match serde_json::from_value::<PasswordResetEvent>(envelope.detail) {
-            Ok(event) => self.handle(&id, &event).await,
+        let sealed = match serde_json::from_value::<Detail>(envelope.detail) {
+            Ok(Detail::Plain(event)) => return self.handle(&id, &event).await,
+            Ok(Detail::Sealed(sealed)) => sealed,
             Err(error) => {
                 let dropped = Delivery::Dropped { reason: DropReason::MalformedEvent, cause: Some(error.to_string()) };
                 report(&id, None, &Ok(dropped), started);
+                return Ok(());
+            }
+        };
+        let unsealed = match &self.sealer {
+            None => Err(UnsealError::Permanent("the token is sealed and no TOKEN_KMS_KEY_ID is configured".into())),
+            Some(sealer) => sealer.unseal(&sealed).await,
+        };
+        match unsealed {
+            Ok(event) => self.handle(&id, &event).await,
+            Err(UnsealError::Permanent(cause)) => {
+                let dropped = Delivery::Dropped { reason: DropReason::Unsealable, cause: Some(cause) };
+                report(&id, Some(&sealed.entity_id), &Ok(dropped), started);
                 Ok(())
+            }
+            Err(UnsealError::Transient(cause)) => {
+                let failed = Err(NotifyError::Unseal(cause));
+                report(&id, Some(&sealed.entity_id), &failed, started);
+                failed.map(|_: Delivery| ())
             }
         }
     }

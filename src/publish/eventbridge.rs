@@ -6,6 +6,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use super::{EventPublisher, PublishError};
 use crate::domain::event::AuthEvent;
+use crate::seal::KmsSealer;
 
 /// Where events go: the bus, the `Source`, and the `DetailType` of each kind of event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +31,28 @@ impl EventTarget {
 pub struct EventBridgePublisher {
     client: Client,
     target: EventTarget,
+    sealer: Option<KmsSealer>,
 }
 
 impl EventBridgePublisher {
     pub fn new(client: Client, target: EventTarget) -> Self {
-        Self { client, target }
+        Self { client, target, sealer: None }
+    }
+
+    /// Publishes reset events with their token sealed by KMS instead of in clear.
+    pub fn sealing_with(mut self, sealer: KmsSealer) -> Self {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    async fn detail(&self, event: &AuthEvent) -> Result<String, PublishError> {
+        match (event, &self.sealer) {
+            (AuthEvent::PasswordReset(reset), Some(sealer)) => {
+                let sealed = sealer.seal(reset).await.map_err(|e| PublishError::Seal(e.to_string()))?;
+                Ok(serde_json::to_string(&sealed)?)
+            }
+            _ => Ok(event.detail()?),
+        }
     }
 }
 
@@ -44,7 +62,7 @@ impl EventPublisher for EventBridgePublisher {
             .event_bus_name(&self.target.bus_name)
             .source(&self.target.source)
             .detail_type(self.target.detail_type(event))
-            .detail(event.detail()?)
+            .detail(self.detail(event).await?)
             .build();
         let output = self
             .client

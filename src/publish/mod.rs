@@ -24,6 +24,8 @@ pub enum PublishError {
     Service(String),
     #[error("the event could not be serialized: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error("sealing the token failed: {0}")]
+    Seal(String),
     #[error("the in-process event channel is closed")]
     ChannelClosed,
 }

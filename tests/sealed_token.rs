@@ -1,0 +1,97 @@
+//! The opt-in sealed token, end to end on moto: the reset route encrypts it with KMS (bound to the
+//! identifier and jti), the bus carries no plain token, and only the notifier with the key opens it.
+
+mod support;
+
+use std::time::Duration;
+
+use http::StatusCode;
+use medusa_reset::config::{NotifierConfig, Profile, Vars};
+use medusa_reset::identity::MemoryStore;
+use medusa_reset::mail::SesMailer;
+use medusa_reset::notify::Notifier;
+use medusa_reset::publish::EventBridgePublisher;
+use medusa_reset::seal::KmsSealer;
+use serde_json::Value;
+use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
+use support::{SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, send, verify_independently};
+
+async fn kms_key(config: &aws_config::SdkConfig) -> String {
+    let created = aws_sdk_kms::Client::new(config).create_key().send().await.expect("create key");
+    created.key_metadata().expect("metadata").key_id().to_owned()
+}
+
+async fn notifier(config: &aws_config::SdkConfig, sender: &str, key_id: Option<&str>) -> Notifier<SesMailer> {
+    let from = sender.to_owned();
+    let vars = Vars::new(move |var: &str| match var {
+        "MAIL_FROM" => Some(from.clone()),
+        "RESET_URL_TEMPLATE_CUSTOMER" => Some("https://shop.example.com/reset-password?token={token}".into()),
+        _ => None,
+    });
+    let notifier_config = NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap();
+    let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(config), notifier_config.sender.clone(), None);
+    let notifier = notifier_config.into_notifier(mailer);
+    match key_id {
+        Some(key_id) => notifier.unsealing_with(KmsSealer::new(aws_sdk_kms::Client::new(config), key_id.to_owned())),
+        None => notifier,
+    }
+}
+
+/// Publishes one sealed reset for `identifier` and returns the EventBridge event the rule delivered.
+async fn sealed_event(config: &aws_config::SdkConfig, key_id: &str, identifier: &str) -> Value {
+    let fixture = BusToQueue::create(config, "medusa.auth", "auth.password_reset").await;
+    let api_config = api_config(&[("EVENT_BUS_NAME", fixture.bus_name.as_str())]);
+    let sealer = KmsSealer::new(aws_sdk_kms::Client::new(config), key_id.to_owned());
+    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), api_config.events.clone())
+        .sealing_with(sealer);
+    let app = support::app(&api_config, publisher, MemoryStore::open());
+    let body = format!(r#"{{"identifier":"{identifier}"}}"#);
+    let (response, _) = send(&app, post_json("/auth/customer/emailpass/reset-password", &body)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let mut events = fixture.drain(Duration::from_secs(2)).await;
+    assert_eq!(events.len(), 1);
+    events.remove(0)
+}
+
+#[tokio::test]
+async fn the_bus_carries_no_plain_token_and_the_notifier_with_the_key_sends_a_working_link() {
+    let config = moto_sdk_config().await;
+    let key_id = kms_key(&config).await;
+    let event = sealed_event(&config, &key_id, "sealed@example.com").await;
+    let detail = &event["detail"];
+    assert!(detail.get("token").is_none(), "{detail}");
+    assert!(detail["encrypted_token"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(!detail.to_string().contains("eyJ"), "no JWT anywhere in the event: {detail}");
+
+    let sender = verified_sender(&config).await;
+    notifier(&config, &sender, Some(&key_id)).await.handle_envelope(event.clone()).await.unwrap();
+    let messages = sent_messages(&moto_endpoint(), &sender).await;
+    assert_eq!(messages.len(), 1);
+    let html = messages[0]["body"].as_str().unwrap();
+    let token = html.split("token=").nth(1).and_then(|rest| rest.split('"').next()).unwrap();
+    let claims = verify_independently(token, SECRET, None).unwrap();
+    assert_eq!(claims["entity_id"], "sealed@example.com");
+    assert_eq!(claims["jti"], detail["jti"]);
+}
+
+#[tokio::test]
+async fn a_sealed_token_moved_to_another_identifier_cannot_be_opened() {
+    let config = moto_sdk_config().await;
+    let key_id = kms_key(&config).await;
+    let mut event = sealed_event(&config, &key_id, "victim@example.com").await;
+    event["detail"]["entity_id"] = Value::from("attacker@example.com");
+    let sender = verified_sender(&config).await;
+    let outcome = notifier(&config, &sender, Some(&key_id)).await.handle_envelope(event).await;
+    assert!(outcome.is_ok(), "dropped, not retried");
+    assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_notifier_without_the_key_sends_nothing() {
+    let config = moto_sdk_config().await;
+    let key_id = kms_key(&config).await;
+    let event = sealed_event(&config, &key_id, "sealed@example.com").await;
+    let sender = verified_sender(&config).await;
+    assert!(notifier(&config, &sender, None).await.handle_envelope(event).await.is_ok());
+    assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
+}
