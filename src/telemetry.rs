@@ -3,8 +3,8 @@
 use std::str::FromStr;
 
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{ConfigError, Profile, Vars};
 
@@ -40,19 +40,30 @@ impl LogSettings {
     }
 }
 
-/// Installs the global subscriber; a second call (as in tests) is a no-op.
+/// Installs the global subscriber, writing to standard output; a second call (as in tests) is a no-op.
 pub fn init(settings: &LogSettings) {
+    let _ = tracing::subscriber::set_global_default(subscriber(settings, std::io::stdout));
+}
+
+/// The subscriber `init` installs, writing to `writer`: tests capture the real log lines with it.
+pub fn subscriber<W>(settings: &LogSettings, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let registry = tracing_subscriber::registry().with(settings.filter.clone());
-    let _ = match settings.format {
-        LogFormat::Json => registry
-            .with(
+    match settings.format {
+        LogFormat::Json => Box::new(
+            registry.with(
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
                     .with_current_span(false)
-                    .with_span_list(false),
-            )
-            .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init(),
-    };
+                    .with_span_list(false)
+                    .with_writer(writer),
+            ),
+        ),
+        LogFormat::Text => {
+            Box::new(registry.with(tracing_subscriber::fmt::layer().with_target(false).with_writer(writer)))
+        }
+    }
 }

@@ -120,7 +120,7 @@ impl<M: Mailer> Notifier<M> {
         let envelope = match serde_json::from_value::<EventBridgeEvent<Value>>(envelope) {
             Ok(envelope) => envelope,
             Err(error) => {
-                let dropped = Delivery::Dropped { reason: DropReason::MalformedEvent, cause: Some(error.to_string()) };
+                let dropped = Delivery::Dropped { reason: DropReason::MalformedEvent, cause: Some(shape_of(&error)) };
                 report("unknown", None, &Ok(dropped), started);
                 return Ok(());
             }
@@ -134,7 +134,7 @@ impl<M: Mailer> Notifier<M> {
             Ok(Detail::Plain(event)) => return self.handle(&id, &event).await,
             Ok(Detail::Sealed(sealed)) => sealed,
             Err(error) => {
-                let dropped = Delivery::Dropped { reason: DropReason::MalformedEvent, cause: Some(error.to_string()) };
+                let dropped = Delivery::Dropped { reason: DropReason::MalformedEvent, cause: Some(shape_of(&error)) };
                 report(&id, None, &Ok(dropped), started);
                 return Ok(());
             }
@@ -203,6 +203,11 @@ impl<M: Mailer> Notifier<M> {
             Err(transient) => Err(transient.into()),
         }
     }
+}
+
+/// Where a JSON error is, without serde's message, which can quote the offending value.
+fn shape_of(error: &serde_json::Error) -> String {
+    format!("{:?} error at line {} column {}", error.classify(), error.line(), error.column())
 }
 
 /// The one log line per event: id, outcome, masked recipient, message id; never the token or link.
