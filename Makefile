@@ -11,7 +11,10 @@ EVENT ?= events/reset-password/valid.json
 # `make invoke` runs the Lambda profile, which requires a secret; this one is public, for local use only.
 DEV_SECRET := development-only-secret--never-deploy-this-value
 
-.PHONY: help run test lint bench package deploy invoke clean
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ_VERSION := 0.13.2
+
+.PHONY: help run test lint bench fuzz package deploy invoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -35,6 +38,12 @@ bench: $(TEST_TOOLS) package ## cold start, RSS and zip size of the bootstraps; 
 	tools/ensure-postgres
 	tools/with-moto cargo bench --bench parity
 
+fuzz: ## fuzz the request parser for FUZZ_SECONDS (cargo-fuzz and libFuzzer; crashes land in fuzz/artifacts/)
+	@test -x .tools/bin/cargo-fuzz || cargo install --locked --root .tools cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+	# cargo-fuzz asks for nightly-only sanitizer flags; RUSTC_BOOTSTRAP lets the one stable toolchain accept them.
+	cd fuzz && RUSTC_BOOTSTRAP=1 PATH="$(CURDIR)/.tools/bin:$$PATH" cargo fuzz run request_parser -- \
+	  -max_total_time=$(FUZZ_SECONDS) -max_len=9000
+
 package: $(PACKAGE_TOOLS) ## target/lambda/<function>/bootstrap.zip for ARCH=arm64|x86_64, with cargo-lambda
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --$(subst x86_64,x86-64,$(ARCH)) \
 	  --output-format zip $(addprefix --bin ,$(LAMBDAS))
@@ -52,9 +61,9 @@ invoke: export JWT_SECRET ?= $(DEV_SECRET)
 invoke: export MAIL_FROM ?= no-reply@shop.example.com
 invoke: export RESET_URL_TEMPLATE_CUSTOMER ?= http://localhost:8000/reset-password?token={token}&email={email}
 
-clean: ## remove build output and the tool venv
+clean: ## remove build output, the tool venv and locally installed tools
 	cargo clean
-	rm -rf $(VENV) outbox
+	rm -rf $(VENV) outbox .tools fuzz/target
 
 $(VENV)/bin/python:
 	@python3 -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
