@@ -20,37 +20,59 @@ const MAX_START: Duration = Duration::from_millis(15);
 const MAX_RSS_KB: u64 = 16 * 1024;
 const MAX_ZIP_BYTES: u64 = 4 * 1024 * 1024;
 
-/// A function to measure: its binary name, the environment it needs and the event of its first request.
+/// A function to measure: its binary, a label, the environment it needs and its first request.
 struct Function {
     name: &'static str,
-    env: &'static [(&'static str, &'static str)],
+    label: &'static str,
+    env: Vec<(&'static str, String)>,
     first_event: &'static str,
 }
 
-const FUNCTIONS: &[Function] = &[
-    Function {
-        name: "reset-password",
-        env: &[("JWT_SECRET", "benchmark-secret-0123456789abcdef"), ("LOG_FORMAT", "json")],
-        first_event: "events/reset-password/valid.json",
-    },
-    Function {
-        name: "notifier",
-        env: &[
-            ("MAIL_FROM", "no-reply@bench.example.com"),
-            ("RESET_URL_TEMPLATE_CUSTOMER", "https://shop.example.com/reset-password?token={token}&email={email}"),
-            ("LOG_FORMAT", "json"),
-        ],
-        first_event: "events/notifier/valid.json",
-    },
-];
+fn functions(secret_arn: String) -> Vec<Function> {
+    let secret = || ("JWT_SECRET", "benchmark-secret-0123456789abcdef".to_owned());
+    vec![
+        Function {
+            name: "reset-password",
+            label: "reset-password",
+            env: vec![secret(), ("LOG_FORMAT", "json".into())],
+            first_event: "events/reset-password/valid.json",
+        },
+        Function {
+            name: "reset-password",
+            label: "reset-password, secret from Secrets Manager",
+            env: vec![("JWT_SECRET_ARN", secret_arn), ("LOG_FORMAT", "json".into())],
+            first_event: "events/reset-password/valid.json",
+        },
+        Function {
+            name: "notifier",
+            label: "notifier",
+            env: vec![
+                ("MAIL_FROM", "no-reply@bench.example.com".into()),
+                (
+                    "RESET_URL_TEMPLATE_CUSTOMER",
+                    "https://shop.example.com/reset-password?token={token}&email={email}".into(),
+                ),
+                ("LOG_FORMAT", "json".into()),
+            ],
+            first_event: "events/notifier/valid.json",
+        },
+    ]
+}
 
-/// Verifies the notifier's sender in moto, so its first request really sends an e-mail.
-async fn verify_sender() -> Result<(), String> {
+/// Verifies the notifier's sender and stores a signing secret in moto; returns the secret's ARN.
+async fn prepare_moto() -> Result<String, String> {
     let endpoint = std::env::var("MOTO_ENDPOINT").map_err(|_| "MOTO_ENDPOINT is not set: run `make bench`")?;
     let config = medusa_reset::aws::defaults().endpoint_url(endpoint).load().await;
     let ses = aws_sdk_sesv2::Client::new(&config);
     ses.create_email_identity().email_identity("bench.example.com").send().await.map_err(|e| e.to_string())?;
-    Ok(())
+    let secret = aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name(format!("bench-{}", uuid::Uuid::new_v4().simple()))
+        .secret_string("benchmark-secret-from-secrets-manager-0123456789")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    secret.arn().map(str::to_owned).ok_or_else(|| "no ARN".to_owned())
 }
 
 struct Run {
@@ -61,18 +83,25 @@ struct Run {
 #[tokio::main]
 async fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if let Err(error) = verify_sender().await {
-        eprintln!("cannot prepare moto: {error}");
-        return ExitCode::FAILURE;
-    }
+    let secret_arn = match prepare_moto().await {
+        Ok(arn) => arn,
+        Err(error) => {
+            eprintln!("cannot prepare moto: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut ok = true;
-    for function in FUNCTIONS {
-        match measure(root, function).await {
-            Ok(runs) => ok &= report(function.name, &runs),
+    let mut zips_seen = std::collections::HashSet::new();
+    for function in functions(secret_arn) {
+        match measure(root, &function).await {
+            Ok(runs) => ok &= report(function.label, &runs),
             Err(error) => {
-                eprintln!("{}: {error}", function.name);
+                eprintln!("{}: {error}", function.label);
                 ok = false;
             }
+        }
+        if !zips_seen.insert(function.name) {
+            continue;
         }
         let zip = root.join("target/lambda").join(function.name).join("bootstrap.zip");
         match std::fs::metadata(&zip) {
@@ -100,7 +129,7 @@ async fn measure(root: &Path, function: &Function) -> Result<Vec<Run>, String> {
     for _ in 0..RUNS {
         let api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
         let mut command = api.command(&binary, function.name);
-        command.envs(function.env.iter().copied()).stdout(std::process::Stdio::null());
+        command.envs(function.env.iter().map(|(k, v)| (*k, v.as_str()))).stdout(std::process::Stdio::null());
         let spawned = Instant::now();
         let mut child = command.spawn().map_err(|e| format!("{}: {e}", binary.display()))?;
         let polled = api.first_poll(Duration::from_secs(5)).await.ok_or("no invocation/next within 5 s")?;
