@@ -72,7 +72,9 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
             Verdict::IdentifierLimited => ResetOutcome::RateLimited,
             Verdict::Allowed => self.reset(request, actor_type, provider).await?,
         };
-        wait_until(started + self.floor).await;
+        if !self.floor.is_zero() {
+            wait_until(started + self.floor).await;
+        }
         Ok(outcome)
     }
 
