@@ -27,3 +27,35 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         Ok(Self("unknown".to_owned()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+
+    async fn client_ip(request: http::Request<()>) -> String {
+        let (mut parts, ()) = request.into_parts();
+        ClientIp::from_request_parts(&mut parts, &()).await.unwrap().0
+    }
+
+    #[tokio::test]
+    async fn api_gateways_source_ip_wins_over_a_forged_forwarded_header() {
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.http.source_ip = Some("203.0.113.7".to_owned());
+        let request = http::Request::builder()
+            .header("x-forwarded-for", "198.51.100.99")
+            .extension(RequestContext::ApiGatewayV2(context))
+            .body(())
+            .unwrap();
+        assert_eq!(client_ip(request).await, "203.0.113.7");
+    }
+
+    #[tokio::test]
+    async fn locally_the_peer_address_is_used_and_otherwise_unknown() {
+        let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        let request = http::Request::builder().extension(ConnectInfo(peer)).body(()).unwrap();
+        assert_eq!(client_ip(request).await, "127.0.0.1");
+        let request = http::Request::builder().header("x-forwarded-for", "198.51.100.99").body(()).unwrap();
+        assert_eq!(client_ip(request).await, "unknown");
+    }
+}
