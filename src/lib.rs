@@ -8,6 +8,7 @@ pub mod api;
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod exit;
 pub mod identity;
 pub mod local;
 pub mod mail;

@@ -10,20 +10,14 @@ use medusa_reset::local::{self, LocalSettings};
 use medusa_reset::mail::OutboxMailer;
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::Limiter;
-use medusa_reset::{api, aws, telemetry};
+use medusa_reset::{api, aws, exit, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("local: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    exit::code("local", run().await)
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
+async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let settings = LocalSettings::from_env()?;
     let config = ApiConfig::from_env(Profile::Local)?;
     let notifier_config = NotifierConfig::from_env(Profile::Local)?;
