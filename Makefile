@@ -19,7 +19,7 @@ CARGO_FUZZ_VERSION := 0.13.2
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
-run: ## the route on http://127.0.0.1:9000 with embedded defaults; no AWS, no Docker
+run: ## the whole flow on http://127.0.0.1:9000 (route, in-process bus, notifier, ./outbox); no AWS, no Docker
 	cargo run --bin local
 
 test: $(TEST_TOOLS) lint ## format, lint, template check, and every test (starts moto, and PostgreSQL if down)
