@@ -181,7 +181,12 @@ fn unix_seconds(now: SystemTime) -> Result<u64, TokenError> {
 
 /// What Medusa ≥ 2.16 stores in `auth_password_reset_token.token_hash`: the SHA-256 hex of the `jti`.
 pub fn jti_hash(jti: &Uuid) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jti.to_string().as_bytes()))
+    sha256_hex(jti.to_string().as_bytes())
+}
+
+/// Lower-case hex SHA-256, the one digest the project stores in place of what it must not keep.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
 }
 
 #[cfg(test)]

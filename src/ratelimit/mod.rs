@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::RateLimitSettings;
+use crate::domain::token::sha256_hex;
 
 mod dynamodb;
 mod memory;
@@ -69,7 +70,7 @@ pub struct Subject {
 impl Subject {
     pub fn new(client_ip: &str, actor_type: &str, provider: &str, identifier: &str) -> Self {
         let material = format!("{actor_type}\n{provider}\n{identifier}");
-        let identity = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, material.as_bytes()));
+        let identity = sha256_hex(material.as_bytes());
         Self { client_ip: client_ip.to_owned(), identity }
     }
 }
