@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
 use support::runtime_api::{Answer, RuntimeApi};
-use support::{SECRET, moto_endpoint, moto_sdk_config, read_event, unreachable_endpoint};
+use support::{SECRET, failed_start, moto_endpoint, moto_sdk_config, read_event, unreachable_endpoint};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_reset-password");
 const NOTIFIER: &str = env!("CARGO_BIN_EXE_notifier");
@@ -113,20 +113,15 @@ async fn every_sample_event_gets_its_expected_answer_from_the_bootstrap() {
 #[tokio::test]
 async fn a_missing_secret_stops_start_up_and_names_the_variable() {
     let api = RuntimeApi::start().await.unwrap();
-    let output = api.command(Path::new(BINARY), "reset-password").env_remove("JWT_SECRET").output();
-    let output = tokio::time::timeout(Duration::from_secs(10), output).await.unwrap().unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed_start(api.command(Path::new(BINARY), "reset-password").env_remove("JWT_SECRET")).await;
     assert!(stderr.contains("JWT_SECRET"), "{stderr}");
 }
 
 #[tokio::test]
 async fn a_short_secret_stops_start_up_without_showing_it() {
     let api = RuntimeApi::start().await.unwrap();
-    let output = api.command(Path::new(BINARY), "reset-password").env("JWT_SECRET", "hunter2-hunter2").output();
-    let output = tokio::time::timeout(Duration::from_secs(10), output).await.unwrap().unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr =
+        failed_start(api.command(Path::new(BINARY), "reset-password").env("JWT_SECRET", "hunter2-hunter2")).await;
     assert!(stderr.contains("JWT_SECRET: must be at least 32 bytes"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
@@ -225,14 +220,12 @@ async fn the_notifier_bootstrap_reports_an_error_when_ses_is_unreachable_so_lamb
 #[tokio::test]
 async fn the_notifier_refuses_to_start_without_a_link_template() {
     let api = RuntimeApi::start().await.unwrap();
-    let output = api
-        .command(Path::new(NOTIFIER), "notifier")
-        .env("MAIL_FROM", "no-reply@shop.example.com")
-        .env("AUTH_PROVIDERS", "customer=emailpass;user=emailpass")
-        .env("RESET_URL_TEMPLATE_CUSTOMER", "https://shop.example.com/reset-password?token={token}")
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(10), output).await.unwrap().unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed_start(
+        api.command(Path::new(NOTIFIER), "notifier")
+            .env("MAIL_FROM", "no-reply@shop.example.com")
+            .env("AUTH_PROVIDERS", "customer=emailpass;user=emailpass")
+            .env("RESET_URL_TEMPLATE_CUSTOMER", "https://shop.example.com/reset-password?token={token}"),
+    )
+    .await;
     assert!(stderr.contains("RESET_URL_TEMPLATE_USER"), "{stderr}");
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use medusa_reset::secret::SecretSource;
 use support::aws_fixtures::{BusToQueue, secret};
 use support::runtime_api::{Answer, RuntimeApi};
-use support::{moto_endpoint, moto_sdk_config, read_event, verify_independently};
+use support::{failed_start, moto_endpoint, moto_sdk_config, read_event, verify_independently};
 
 const LONG_SECRET: &str = "secrets-manager-signing-secret-0123456789abcdef";
 
@@ -61,13 +61,12 @@ async fn the_bootstrap_reads_the_secret_at_cold_start_and_signs_with_it() {
 #[tokio::test]
 async fn the_bootstrap_refuses_to_start_with_an_unreadable_secret() {
     let api = RuntimeApi::start().await.unwrap();
-    let output = api
-        .command(Path::new(env!("CARGO_BIN_EXE_reset-password")), "reset-password")
-        .env_remove("JWT_SECRET")
-        .env("JWT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf")
-        .env("AWS_ENDPOINT_URL", moto_endpoint())
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(15), output).await.unwrap().unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("JWT_SECRET_ARN"));
+    let stderr = failed_start(
+        api.command(Path::new(env!("CARGO_BIN_EXE_reset-password")), "reset-password")
+            .env_remove("JWT_SECRET")
+            .env("JWT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf")
+            .env("AWS_ENDPOINT_URL", moto_endpoint()),
+    )
+    .await;
+    assert!(stderr.contains("JWT_SECRET_ARN"), "{stderr}");
 }

@@ -131,3 +131,14 @@ pub fn read_event(relative: &str) -> Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Runs a bootstrap that must refuse to start: asserts it exits non-zero within 10 s and returns
+/// what it printed to standard error.
+pub async fn failed_start(command: &mut tokio::process::Command) -> String {
+    let output = tokio::time::timeout(std::time::Duration::from_secs(10), command.output())
+        .await
+        .expect("start-up ends within 10 s")
+        .expect("the bootstrap runs");
+    assert!(!output.status.success(), "the bootstrap started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
