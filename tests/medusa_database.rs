@@ -8,18 +8,24 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use http::StatusCode;
 use medusa_reset::domain::event::AuthEvent;
-use medusa_reset::identity::MedusaDatabase;
+use medusa_reset::identity::{DatabaseSettings, MedusaDatabase};
 use medusa_reset::publish::ChannelPublisher;
 use serde_json::Value;
-use support::medusa_db::TestDb;
+use support::medusa_db::{TestDb, settings_for};
+use support::pgbouncer::PgBouncer;
 use support::{SECRET, api_config, post_json, send, unreachable_endpoint, verify_independently};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
 fn app(db: &TestDb) -> (Router, UnboundedReceiver<AuthEvent>) {
+    app_on(db.settings())
+}
+
+/// One execution environment: its router and the events it publishes.
+fn app_on(settings: DatabaseSettings) -> (Router, UnboundedReceiver<AuthEvent>) {
     let (publisher, events) = ChannelPublisher::new();
-    (support::app(&api_config(&[]), publisher, MedusaDatabase::new(db.settings())), events)
+    (support::app(&api_config(&[]), publisher, MedusaDatabase::new(settings)), events)
 }
 
 async fn request(app: &Router, identifier: &str) -> StatusCode {
@@ -212,5 +218,78 @@ async fn medusa_accepts_the_token_exactly_once_and_only_the_newest() {
     assert!(!db.medusa_consumes(&jti(&newer), "a@example.com", "google").await, "another provider's route refuses it");
     assert!(db.medusa_consumes(&jti(&newer), "a@example.com", "emailpass").await, "Medusa accepts the newest token");
     assert!(!db.medusa_consumes(&jti(&newer), "a@example.com", "emailpass").await, "and only once");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_request_succeeds_through_pgbouncer_in_transaction_mode() {
+    let db = TestDb::create().await;
+    let known = ["a@example.com", "b@example.com", "c@example.com"];
+    for identity in known {
+        db.add_identity(identity, "emailpass").await;
+    }
+    let identifiers = [known[0], known[1], known[2], "nobody@example.com"];
+    let bouncer = PgBouncer::start(&db.name);
+    // Four environments, each with its one connection to the pooler, which hands each transaction to
+    // whichever of its server connections is next.
+    let mut environments: Vec<(Router, UnboundedReceiver<AuthEvent>)> =
+        (0..4).map(|_| app_on(settings_for(&bouncer.url(&db.name)))).collect();
+    let mut statuses = Vec::new();
+
+    // A burst: every environment, every identifier, three times, all at once.
+    let mut burst = tokio::task::JoinSet::new();
+    for (app, _) in &environments {
+        for _ in 0..3 {
+            for identifier in identifiers {
+                let app = app.clone();
+                burst.spawn(async move { request(&app, identifier).await });
+            }
+        }
+    }
+    statuses.extend(burst.join_all().await);
+    let mut tokens = 0;
+    for (_, events) in &mut environments {
+        while let Ok(event) = events.try_recv() {
+            tokens += usize::from(matches!(event, AuthEvent::PasswordReset(_)));
+        }
+    }
+
+    // Then one request at a time, round the environments, remembering each identity's last token.
+    let mut last_jti = std::collections::HashMap::new();
+    for round in 0..3 {
+        for (index, (app, events)) in environments.iter_mut().enumerate() {
+            for identifier in identifiers {
+                let status = request(app, identifier).await;
+                statuses.push(status);
+                if status != StatusCode::CREATED {
+                    continue;
+                }
+                match events.try_recv() {
+                    Ok(AuthEvent::PasswordReset(event)) => {
+                        let claims = verify_independently(event.token.expose(), SECRET, None).unwrap();
+                        last_jti.insert(identifier, claims["jti"].as_str().unwrap().to_owned());
+                    }
+                    Ok(AuthEvent::UnknownIdentity(_)) => assert!(!known.contains(&identifier), "{identifier}"),
+                    other => panic!("round {round}, environment {index}, {identifier}: no event ({other:?})"),
+                }
+            }
+        }
+    }
+    let failed = statuses.iter().filter(|s| **s != StatusCode::CREATED).count();
+    assert_eq!(failed, 0, "{failed} of {} requests failed through PgBouncer:\n{}", statuses.len(), bouncer.log());
+    assert_eq!(tokens, 4 * 3 * known.len(), "one token per request for a known identity in the burst");
+    for identity in known {
+        let rows = db.reset_rows(identity).await;
+        assert_eq!(rows.len(), 1, "{identity}: {rows:?}");
+        assert_eq!(rows[0].1, sha256_hex(&last_jti[identity]), "{identity}: the row is its last token's");
+    }
+    assert!(db.reset_rows("nobody@example.com").await.is_empty());
+
+    // A publish failure takes the row back through the pooler too.
+    let (app, events) = environments.pop().unwrap();
+    drop(events);
+    assert_eq!(request(&app, known[0]).await, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(db.reset_rows(known[0]).await.is_empty(), "the withdrawn row is gone");
+    drop((app, environments, bouncer));
     db.drop_database().await;
 }

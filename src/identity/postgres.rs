@@ -1,6 +1,8 @@
 //! Medusa's PostgreSQL: the identity lookup and the `auth_password_reset_token` row, through one
 //! connection per execution environment, opened on first use and reused. Nothing is kept in the
-//! session between requests and no start-up options are sent, so RDS Proxy can multiplex it.
+//! server session between transactions (no named prepared statements, no session settings) and no
+//! start-up options are sent, so a transaction pooler (PgBouncer, Supavisor) may hand each
+//! transaction to another server connection and RDS Proxy can multiplex it without pinning.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,7 +12,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::sync::Mutex;
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{IdentityStore, IssuedToken, StoreError, TokenRecord, new_row_id};
@@ -119,12 +122,11 @@ impl DatabaseSettings {
     }
 }
 
-/// An open connection and its prepared statements.
+/// An open connection. It holds no prepared statements: each statement is sent with its parameter
+/// types as the protocol's unnamed statement (parse, bind and execute in one round trip), which
+/// lives only until the next one, so it cannot be missing on whichever server session runs it.
 struct Connection {
     client: Client,
-    lock: Statement,
-    issue: Statement,
-    withdraw: Statement,
 }
 
 /// Medusa's database as the identity store.
@@ -151,11 +153,7 @@ impl MedusaDatabase {
             tokio::spawn(watch(connection));
             client
         };
-        let query_error = |e: tokio_postgres::Error| StoreError::Query(e.to_string());
-        let lock = client.prepare(LOCK_SQL).await.map_err(query_error)?;
-        let issue = client.prepare(ISSUE_SQL).await.map_err(query_error)?;
-        let withdraw = client.prepare(WITHDRAW_SQL).await.map_err(query_error)?;
-        Ok(Connection { client, lock, issue, withdraw })
+        Ok(Connection { client })
     }
 
     /// Runs `work` on the environment's connection, opening it if needed, within an overall limit.
@@ -205,10 +203,15 @@ impl IdentityStore for MedusaDatabase {
                         "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}"
                     ))
                     .await?;
-                c.client.query_one(&c.lock, &[&lock_key]).await?;
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-                    [&record.entity_id, &record.provider, &row_id, &token_hash, &record.expires_at];
-                let inserted = c.client.query_opt(&c.issue, &params).await?;
+                c.client.query_typed_one(LOCK_SQL, &[(&lock_key, Type::TEXT)]).await?;
+                let params: [(&(dyn ToSql + Sync), Type); 5] = [
+                    (&record.entity_id, Type::TEXT),
+                    (&record.provider, Type::TEXT),
+                    (&row_id, Type::TEXT),
+                    (&token_hash, Type::TEXT),
+                    (&record.expires_at, Type::TIMESTAMPTZ),
+                ];
+                let inserted = c.client.query_typed_opt(ISSUE_SQL, &params).await?;
                 c.client.batch_execute("COMMIT").await?;
                 Ok(inserted.is_some())
             })
@@ -220,7 +223,9 @@ impl IdentityStore for MedusaDatabase {
         let Some(row_id) = &issued.row_id else {
             return Ok(());
         };
-        self.with_connection(async |c: &mut Connection| c.client.execute(&c.withdraw, &[row_id]).await.map(|_| ()))
-            .await
+        self.with_connection(async |c: &mut Connection| {
+            c.client.execute_typed(WITHDRAW_SQL, &[(row_id, Type::TEXT)]).await.map(|_| ())
+        })
+        .await
     }
 }

@@ -19,6 +19,13 @@ pub async fn connect_to(url: &str) -> Client {
     client
 }
 
+/// The project's settings for a database URL (a test database's, or a pooler's in front of it).
+pub fn settings_for(url: &str) -> DatabaseSettings {
+    let url = url.to_owned();
+    let vars = Vars::new(move |var: &str| (var == "MEDUSA_DATABASE_URL").then(|| url.clone()));
+    DatabaseSettings::from_vars(&vars).expect("valid settings").expect("a database is configured")
+}
+
 /// A database of its own for one test, dropped by `drop_database`.
 pub struct TestDb {
     pub name: String,
@@ -52,9 +59,7 @@ impl TestDb {
 
     /// The project's settings for this database.
     pub fn settings(&self) -> DatabaseSettings {
-        let url = self.url.clone();
-        let vars = Vars::new(move |var: &str| (var == "MEDUSA_DATABASE_URL").then(|| url.clone()));
-        DatabaseSettings::from_vars(&vars).expect("valid settings").expect("a database is configured")
+        settings_for(&self.url)
     }
 
     /// An account as Medusa's emailpass provider creates it; returns the provider identity's id.
