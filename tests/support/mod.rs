@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 pub mod aws_fixtures;
-pub mod medusa;
 pub mod medusa_db;
 pub mod pgbouncer;
 pub mod runtime_api;
