@@ -293,3 +293,48 @@ async fn every_request_succeeds_through_pgbouncer_in_transaction_mode() {
     drop((app, environments, bouncer));
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn known_and_unknown_identifiers_get_identical_answers_no_sooner_than_the_floor() {
+    const FLOOR: Duration = Duration::from_millis(80);
+    const ORIGIN: &str = "https://shop.example.com";
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let config = api_config(&[
+        ("MEDUSA_DATABASE_URL", &db.url),
+        ("RESPONSE_FLOOR_MS", &FLOOR.as_millis().to_string()),
+        ("AUTH_CORS", ORIGIN),
+    ]);
+    assert_eq!(config.response_floor, FLOOR);
+    let (publisher, mut events) = ChannelPublisher::new();
+    let app = support::app(&config, publisher, MedusaDatabase::new(config.database.clone().unwrap()));
+    // Status, body and every header, names and values in order, with the CORS headers an allowed
+    // storefront gets; and how long the answer took.
+    let answer = async |identifier: &str| {
+        let mut post = post_json(ROUTE, &serde_json::json!({ "identifier": identifier }).to_string());
+        post.headers_mut().insert("origin", ORIGIN.parse().unwrap());
+        let started = Instant::now();
+        let (response, body) = send(&app, post).await;
+        let elapsed = started.elapsed();
+        let headers: Vec<(String, Vec<u8>)> =
+            response.headers().iter().map(|(name, value)| (name.to_string(), value.as_bytes().to_vec())).collect();
+        ((response.status(), body, headers), elapsed)
+    };
+
+    for round in 0..4 {
+        let (known, known_took) = answer("a@example.com").await;
+        assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(_))), "round {round}: the known path ran");
+        let (unknown, unknown_took) = answer("nobody@example.com").await;
+        assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(_))), "round {round}: the unknown path ran");
+
+        assert_eq!(known.0, StatusCode::CREATED, "round {round}");
+        assert_eq!(known, unknown, "round {round}: status, body and headers");
+        assert!(known.2.iter().any(|(name, _)| name == "access-control-allow-origin"), "{:?}", known.2);
+        for took in [known_took, unknown_took] {
+            // The floor is a lower bound; above it, only a bound a loaded machine still keeps.
+            assert!(took >= FLOOR, "round {round}: answered after {took:?}, before the floor");
+            assert!(took < FLOOR + Duration::from_secs(5), "round {round}: {took:?}");
+        }
+    }
+    db.drop_database().await;
+}
