@@ -201,7 +201,9 @@ mod tests {
             let started = Instant::now();
             reset(&service, identifier).await.unwrap();
             let elapsed = started.elapsed();
-            assert!(elapsed >= floor && elapsed < floor + Duration::from_millis(15), "{identifier}: {elapsed:?}");
+            // Never early; a loaded machine may run late, so the upper bound only catches a hang.
+            assert!(elapsed >= floor, "{identifier} answered before the floor: {elapsed:?}");
+            assert!(elapsed < floor + Duration::from_secs(1), "{identifier}: {elapsed:?}");
         }
     }
 

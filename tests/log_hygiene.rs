@@ -1,23 +1,29 @@
 //! Every outcome of both functions, with the real JSON log lines captured: no line may hold a
-//! token, a reset link, the signing secret or an identifier in clear.
+//! token, a reset link, the signing secret or an identifier in clear, and every outcome label the
+//! code can log (read from its source, so a new one cannot go unnoticed) must have occurred.
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::Router;
 use axum::body::Body;
-use http::Request;
+use axum::routing::post;
+use http::{Request, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::domain::event::{AuthEvent, PasswordResetEvent};
-use medusa_reset::domain::token::SigningSecret;
+use medusa_reset::domain::token::{RESET_PURPOSE, ResetClaims, ResetToken, SigningSecret};
 use medusa_reset::identity::{DatabaseSettings, MedusaDatabase, MemoryStore};
 use medusa_reset::mail::{OutboxMailer, SesMailer};
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::{DynamoLimiter, Limits, MemoryLimiter};
 use medusa_reset::telemetry::{self, LogSettings};
-use support::{SECRET, api_config, post_json, sdk_config_for, send, unreachable_endpoint};
+use serde_json::{Value, json};
+use support::{SECRET, api_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
 
 /// Log output captured in memory.
 #[derive(Clone, Default)]
@@ -46,33 +52,100 @@ fn json_logs() -> LogSettings {
 }
 
 const VICTIM: &str = "victim.person@example.com";
+const ROUTE: &str = "/auth/customer/emailpass/reset-password";
+const ORIGIN: &str = "https://shop.example.com";
+
+/// Outcomes no test can reach, each with the reason.
+const UNREACHABLE: [(&str, &str); 1] = [(
+    "mint_failed",
+    "HS256 signing with an in-memory key cannot fail, and the route's clock cannot be set before 1970",
+)];
+
+/// Every outcome label the two functions can log, read from the code that logs them.
+fn outcome_labels() -> BTreeSet<String> {
+    let source = |path: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    // The body of `fn name` (up to the next line that closes a method).
+    let body_of = |text: &str, name: &str| -> String {
+        let start = text.find(&format!("fn {name}")).unwrap_or_else(|| panic!("no fn {name}"));
+        let end = text[start..].find("\n    }\n").map_or(text.len(), |e| start + e);
+        text[start..end].to_owned()
+    };
+    let quoted = regex_lite::Regex::new(r#""([a-z_]+)""#).unwrap();
+    let mut labels = BTreeSet::new();
+    let mut collect = |text: &str, pattern: &regex_lite::Regex| {
+        labels.extend(pattern.captures_iter(text).map(|c| c[1].to_owned()));
+    };
+    collect(&body_of(&source("src/api/error.rs"), "outcome"), &quoted);
+    let handler = source("src/api/reset_password.rs");
+    collect(&handler, &regex_lite::Regex::new(r#"ResetOutcome::\w+ => "([a-z_]+)""#).unwrap());
+    let notifier = source("src/notify/notifier.rs");
+    collect(&body_of(&notifier, "label"), &quoted);
+    collect(&notifier, &regex_lite::Regex::new(r#"outcome = "([a-z_]+)""#).unwrap());
+    assert!(source("src/api/request_log.rs").contains("\"preflight\""), "the request log labels preflights");
+    labels.insert("preflight".to_owned());
+    labels
+}
+
+/// A token as the route signs them (same secret), with the claims given.
+fn token_for(entity_id: &str, actor_type: &str, exp: u64) -> String {
+    let claims = ResetClaims {
+        entity_id: entity_id.to_owned(),
+        provider: "emailpass".to_owned(),
+        actor_type: actor_type.to_owned(),
+        purpose: RESET_PURPOSE.to_owned(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        iat: exp.saturating_sub(900),
+        exp,
+        iss: None,
+        aud: None,
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
 
 /// Drives the reset route through each of its outcomes; returns every token it minted.
 async fn every_reset_outcome() -> Vec<String> {
     let secret = SigningSecret::parse(SECRET).unwrap();
     // The default identifier limits; six requests per client, so the seventh well-formed one is a 429.
-    let config = api_config(&[("RATE_LIMIT_PER_IDENTIFIER", "1/60,5/3600"), ("RATE_LIMIT_PER_IP", "6/300")]);
+    let config = api_config(&[
+        ("RATE_LIMIT_PER_IDENTIFIER", "1/60,5/3600"),
+        ("RATE_LIMIT_PER_IP", "6/300"),
+        ("AUTH_CORS", ORIGIN),
+    ]);
     let limiter = || MemoryLimiter::new(config.limits.limits.clone());
     let (publisher, mut events) = ChannelPublisher::new();
     let store = MemoryStore::with_identities([(VICTIM, "emailpass")]);
     let app = medusa_reset::api::app(&config, &secret, publisher, store, limiter());
-    let route = "/auth/customer/emailpass/reset-password";
     let body = format!(r#"{{"identifier":"{VICTIM}","metadata":{{"note":"{VICTIM}"}}}}"#);
-    send(&app, post_json(route, &body)).await; // token published
-    send(&app, post_json(route, &body)).await; // identifier rate-limited
-    send(&app, post_json(route, r#"{"identifier":"nobody.else@example.com"}"#)).await; // unknown identity
-    send(&app, post_json(route, &format!(r#"{{"identifier":"{VICTIM}","x":1}}"#))).await; // invalid data
-    send(&app, post_json(route, &format!(r#"{{"identifier":"{VICTIM}""#))).await; // malformed
+    send(&app, post_json(ROUTE, &body)).await; // token published
+    send(&app, post_json(ROUTE, &body)).await; // identifier rate-limited
+    send(&app, post_json(ROUTE, r#"{"identifier":"nobody.else@example.com"}"#)).await; // unknown identity
+    send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"{VICTIM}","x":1}}"#))).await; // invalid data
+    send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"{VICTIM}""#))).await; // malformed
     send(&app, post_json("/auth/customer/github/reset-password", &body)).await; // not allowed
-    let form = Request::post(route).header("content-type", "text/plain").body(Body::from(body.clone())).unwrap();
+    let form = Request::post(ROUTE).header("content-type", "text/plain").body(Body::from(body.clone())).unwrap();
     send(&app, form).await; // unsupported content type
-    send(&app, post_json(route, &"x".repeat(10_000))).await; // too large
+    send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"{VICTIM}","pad":"{}"}}"#, "x".repeat(10_000)))).await; // too large
     send(&app, post_json("/nowhere", &body)).await; // not found
-    send(&app, Request::get(route).body(Body::empty()).unwrap()).await; // method not allowed
+    send(&app, Request::get(ROUTE).body(Body::empty()).unwrap()).await; // method not allowed
+    let preflight = Request::options(ROUTE)
+        .header("origin", ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Body::empty())
+        .unwrap();
+    let (answer, _) = send(&app, preflight).await;
+    assert!(answer.status().is_success(), "the preflight is answered: {}", answer.status());
     for n in 0..3 {
-        send(&app, post_json(route, &format!(r#"{{"identifier":"victim{n}@example.com"}}"#))).await;
+        send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"victim{n}@example.com"}}"#))).await;
     }
-    send(&app, post_json(route, r#"{"identifier":"victim9@example.com"}"#)).await; // IP rate-limited
+    send(&app, post_json(ROUTE, r#"{"identifier":"victim9@example.com"}"#)).await; // IP rate-limited
     let mut tokens = Vec::new();
     while let Ok(event) = events.try_recv() {
         if let AuthEvent::PasswordReset(event) = event {
@@ -83,7 +156,7 @@ async fn every_reset_outcome() -> Vec<String> {
     let (publisher, events) = ChannelPublisher::new();
     drop(events);
     let unpublishable = medusa_reset::api::app(&config, &secret, publisher, MemoryStore::open(), limiter());
-    send(&unpublishable, post_json(route, r#"{"identifier":"victim.two@example.com"}"#)).await; // publish failure
+    send(&unpublishable, post_json(ROUTE, r#"{"identifier":"victim.two@example.com"}"#)).await; // publish failure
 
     // A database and a rate limiter that cannot be reached.
     let down = unreachable_endpoint().replace("http://", "postgres://medusa:db-password@") + "/medusa?sslmode=disable";
@@ -92,46 +165,99 @@ async fn every_reset_outcome() -> Vec<String> {
     let database = MedusaDatabase::new(DatabaseSettings::from_vars(&vars).unwrap().unwrap());
     let (publisher, _events) = ChannelPublisher::new();
     let broken_db = medusa_reset::api::app(&config, &secret, publisher, database, limiter());
-    send(&broken_db, post_json(route, &body)).await;
+    send(&broken_db, post_json(ROUTE, &body)).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
     let (publisher, _events) = ChannelPublisher::new();
     let limiter = DynamoLimiter::new(dynamo, "limits".into(), Limits::default());
     let broken_limiter = medusa_reset::api::app(&config, &secret, publisher, MemoryStore::open(), limiter);
-    send(&broken_limiter, post_json(route, &body)).await;
+    send(&broken_limiter, post_json(ROUTE, &body)).await;
     tokens
 }
 
-/// Drives the notifier through each of its outcomes with `token`.
-async fn every_notifier_outcome(token: &str) {
-    let vars = Vars::new(|var: &str| match var {
+fn notifier_vars(template_dir: Option<String>) -> Vars<impl Fn(&str) -> Option<String>> {
+    Vars::new(move |var: &str| match var {
         "MAIL_FROM" => Some("no-reply@shop.example.com".to_owned()),
         "RESET_URL_TEMPLATE_CUSTOMER" => Some("https://shop.example.com/reset?token={token}&email={email}".to_owned()),
+        "TEMPLATE_DIR" => template_dir.clone(),
         _ => None,
-    });
-    let event = |entity_id: &str| PasswordResetEvent {
+    })
+}
+
+/// An SES v2 stand-in that rejects every message, quoting the recipient as SES does.
+async fn rejecting_ses() -> String {
+    let app = Router::new().route(
+        "/v2/email/outbound-emails",
+        post(|| async {
+            let message = format!("Email address is not verified. The following identities failed the check: {VICTIM}");
+            (
+                StatusCode::BAD_REQUEST,
+                [("x-amzn-errortype", "MessageRejected"), ("content-type", "application/json")],
+                json!({ "message": message }).to_string(),
+            )
+        }),
+    );
+    serve(app).await
+}
+
+/// Drives the notifier through each of its outcomes with `token` (the route's, for `VICTIM`);
+/// returns the further tokens it made up.
+async fn every_notifier_outcome(token: &str) -> Vec<String> {
+    let event = |entity_id: &str, token: &str| PasswordResetEvent {
         entity_id: entity_id.to_owned(),
         actor_type: "customer".to_owned(),
         provider: "emailpass".to_owned(),
-        token: medusa_reset::domain::token::ResetToken::new(token.to_owned()),
+        token: ResetToken::new(token.to_owned()),
         metadata: None,
     };
-    let envelope = |detail: serde_json::Value| serde_json::json!({"id": "e1", "detail-type": "auth.password_reset", "source": "medusa.auth", "detail": detail});
+    let envelope = |detail_type: &str, detail: Value| json!({"id": "e1", "detail-type": detail_type, "source": "medusa.auth", "detail": detail});
+    let expired = token_for(VICTIM, "customer", unix_now() - 60);
+    let for_user = token_for(VICTIM, "user", unix_now() + 900);
+
     let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
-    let config = NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap();
+    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
     let sender = config.sender.clone();
     let notifier = config.into_notifier(OutboxMailer::new(outbox.clone(), sender.clone()).unwrap());
-    notifier.handle("sent", &event(VICTIM)).await.unwrap();
-    notifier.handle("not-an-email", &event("victim.person@example.com\r\nBcc: x@y.z")).await.unwrap();
-    let mut expired = event(VICTIM);
-    expired.token = medusa_reset::domain::token::ResetToken::new("e30.eyJleHAiOjF9.c2ln".into());
-    notifier.handle("expired", &expired).await.unwrap();
-    notifier.handle_envelope(envelope(serde_json::json!({"entity_id": VICTIM}))).await.unwrap();
+    notifier.handle("sent", &event(VICTIM, token)).await.unwrap();
+    notifier.handle("not-an-email", &event(&format!("{VICTIM}\r\nBcc: x@y.z"), token)).await.unwrap();
+    notifier.handle("unreadable", &event(VICTIM, "garbage")).await.unwrap();
+    notifier.handle("expired", &event(VICTIM, &expired)).await.unwrap();
+    let mut admin = event(VICTIM, &for_user);
+    admin.actor_type = "user".to_owned();
+    notifier.handle("no-link", &admin).await.unwrap();
+    notifier.handle_envelope(envelope("auth.password_reset", json!({"entity_id": VICTIM}))).await.unwrap();
+    let well_formed = serde_json::to_value(event(VICTIM, token)).unwrap();
+    notifier.handle_envelope(envelope("auth.password_reset_unknown", well_formed)).await.unwrap();
+    let sealed = json!({"entity_id": VICTIM, "actor_type": "customer", "provider": "emailpass",
+        "jti": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "encrypted_token": "AQID"});
+    notifier.handle_envelope(envelope("auth.password_reset", sealed)).await.unwrap();
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "only the valid event was sent");
     let _ = std::fs::remove_dir_all(&outbox);
 
-    let config = NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap();
+    // A template that fails only on some metadata: the cold-start check passes, this event fails.
+    let templates = std::env::temp_dir().join(format!("templates-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(templates.join("en")).unwrap();
+    std::fs::write(templates.join("en/body.txt"), "{% if metadata %}{{ metadata.shop.name }}{% endif %}{{ link }}")
+        .unwrap();
+    let dir = Some(templates.display().to_string());
+    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(dir)).unwrap();
+    let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
+    let rendering = config.into_notifier(OutboxMailer::new(outbox.clone(), sender.clone()).unwrap());
+    let mut with_metadata = serde_json::to_value(event(VICTIM, token)).unwrap();
+    with_metadata["metadata"] = json!({"note": VICTIM});
+    rendering.handle_envelope(envelope("auth.password_reset", with_metadata)).await.unwrap();
+    let _ = std::fs::remove_dir_all(&templates);
+    let _ = std::fs::remove_dir_all(&outbox);
+
+    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
+    let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&rejecting_ses().await).await);
+    let rejecting = config.into_notifier(SesMailer::new(ses, sender.clone(), None));
+    rejecting.handle("rejected", &event(VICTIM, token)).await.unwrap();
+
+    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
     let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
     let failing = config.into_notifier(SesMailer::new(ses, sender, None));
-    assert!(failing.handle("ses-down", &event(VICTIM)).await.is_err());
+    assert!(failing.handle("ses-down", &event(VICTIM, token)).await.is_err());
+    vec![expired, for_user]
 }
 
 #[tokio::test]
@@ -140,47 +266,87 @@ async fn no_log_line_of_any_outcome_holds_a_token_a_secret_or_an_identifier() {
     let writer = capture.clone();
     let _guard = tracing::subscriber::set_default(telemetry::subscriber(&json_logs(), move || writer.clone()));
 
-    let tokens = every_reset_outcome().await;
+    let mut tokens = every_reset_outcome().await;
     assert_eq!(tokens.len(), 1, "only the known identity's first request earns a token");
-    every_notifier_outcome(&tokens[0]).await;
+    let made_up = every_notifier_outcome(&tokens[0]).await;
+    tokens.extend(made_up);
     tokio::time::sleep(Duration::from_millis(10)).await;
 
     let log = capture.text();
-    let lines: Vec<serde_json::Value> =
-        log.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
-    let outcomes: Vec<&str> = lines.iter().filter_map(|l| l["outcome"].as_str()).collect();
-    for expected in [
-        "token_published",
-        "rate_limited_identifier",
-        "unknown_identity",
-        "invalid_data",
-        "malformed_body",
-        "not_allowed",
-        "unsupported_content_type",
-        "body_too_large",
-        "not_found",
-        "method_not_allowed",
-        "rate_limited_ip",
-        "publish_failed",
-        "database_failed",
-        "rate_limiter_failed",
-        "sent",
-        "dropped_not_an_email",
-        "dropped_token_expired",
-        "dropped_malformed_event",
-        "failed_will_retry",
-    ] {
-        assert!(outcomes.contains(&expected), "no `{expected}` line in:\n{log}");
+    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
+    let seen: BTreeSet<String> = lines.iter().filter_map(|l| l["outcome"].as_str().map(str::to_owned)).collect();
+
+    let labels = outcome_labels();
+    assert!(labels.len() >= 25, "the label scan found too few: {labels:?}");
+    for label in &labels {
+        if UNREACHABLE.iter().any(|(unreachable, _)| unreachable == label) {
+            continue;
+        }
+        assert!(seen.contains(label), "outcome `{label}` was never reached; seen: {seen:?}");
     }
-    for token in &tokens {
-        assert!(!log.contains(token.as_str()), "a token reached the log");
-        let signature = token.rsplit('.').next().unwrap();
-        assert!(!log.contains(signature), "a token's signature reached the log");
+    let unknown: Vec<&String> = seen.difference(&labels).collect();
+    assert!(unknown.is_empty(), "outcomes logged that the code does not list: {unknown:?}");
+
+    let identifiers = [
+        VICTIM,
+        "victim.two@example.com",
+        "nobody.else@example.com",
+        "someone.else@example.com",
+        "victim0@example.com",
+        "victim9@example.com",
+    ];
+    for (number, line) in log.lines().enumerate() {
+        for token in &tokens {
+            let signature = token.rsplit('.').next().unwrap();
+            assert!(!line.contains(signature), "a token reached log line {number}: {line}");
+        }
+        for forbidden in [SECRET, "db-password", "reset?token=", "token="].iter().chain(&identifiers) {
+            assert!(!line.contains(forbidden), "`{forbidden}` reached log line {number}: {line}");
+        }
     }
-    for forbidden in
-        [SECRET, VICTIM, "victim.two@example.com", "nobody.else@example.com", "db-password", "reset?token="]
-    {
-        assert!(!log.contains(forbidden), "`{forbidden}` reached the log:\n{log}");
+
+    // Each line says what it should, masked: the request log and the notifier's line.
+    let published = lines.iter().find(|l| l["outcome"] == "token_published").unwrap();
+    assert_eq!(published["identifier"], "v***@example.com");
+    assert_eq!((published["status"].as_u64(), published["method"].as_str()), (Some(201), Some("POST")));
+    assert!(published["latency_us"].is_u64() && published["route"].is_string(), "{published}");
+    let sent = lines.iter().find(|l| l["outcome"] == "sent").unwrap();
+    assert_eq!(sent["recipient"], "v***@example.com");
+    assert!(sent["event_id"] == "sent" && sent["message_id"].is_string(), "{sent}");
+    let rejected = lines.iter().find(|l| l["outcome"] == "dropped_rejected").unwrap();
+    assert!(
+        rejected["cause"].as_str().unwrap().contains("v***@example.com"),
+        "the quoted address is masked: {rejected}"
+    );
+}
+
+/// The template's `MedusaReset/RateLimitedRequests` metric counts the rate-limited outcomes of the
+/// real log lines, and nothing else.
+#[tokio::test]
+async fn the_rate_limit_metric_filter_matches_the_rate_limited_log_lines() {
+    let template =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap();
+    let metric = template.find("MetricName: RateLimitedRequests").expect("the metric is in the template");
+    let filter = template[..metric].rfind("FilterPattern:").expect("a filter pattern");
+    let pattern = regex_lite::Regex::new(r#"\{ \$\.(\w+) = "([a-z_]+)\*" \}"#).unwrap();
+    let found = pattern.captures(&template[filter..metric]).expect("a `{ $.field = \"prefix*\" }` pattern");
+    let (field, prefix) = (found[1].to_owned(), found[2].to_owned());
+
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let _guard = tracing::subscriber::set_default(telemetry::subscriber(&json_logs(), move || writer.clone()));
+    let config = api_config(&[("RATE_LIMIT_PER_IDENTIFIER", "1/60"), ("RATE_LIMIT_PER_IP", "3/300")]);
+    let (publisher, _events) = ChannelPublisher::new();
+    let app = support::app(&config, publisher, MemoryStore::open());
+    for identifier in ["a@example.com", "a@example.com", "b@example.com", "c@example.com"] {
+        send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"{identifier}"}}"#))).await;
     }
-    assert!(log.contains("v***@example.com"), "identifiers appear masked");
+    let matched: Vec<String> = capture
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|l| l[field.as_str()].as_str().map(str::to_owned))
+        .filter(|value| value.starts_with(&prefix))
+        .collect();
+    assert_eq!(matched, ["rate_limited_identifier", "rate_limited_ip"]);
 }

@@ -9,9 +9,9 @@ use axum::routing::post;
 use http::StatusCode;
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::mail::{MailError, Mailer, Sender, SesMailer};
-use medusa_reset::notify::Notifier;
 use medusa_reset::notify::recipient::Recipient;
 use medusa_reset::notify::templates::RenderedEmail;
+use medusa_reset::notify::{Delivery, Notifier};
 use serde_json::Value;
 use support::aws_fixtures::{sent_messages, verified_sender};
 use support::{moto_endpoint, moto_sdk_config, read_event, sdk_config_for, serve, unreachable_endpoint};
@@ -80,6 +80,21 @@ async fn expired_unaddressable_and_malformed_events_send_nothing_and_are_not_ret
 }
 
 #[tokio::test]
+async fn a_well_formed_reset_under_another_detail_type_sends_nothing() {
+    let config = moto_sdk_config().await;
+    let sender = verified_sender(&config).await;
+    let notifier = notifier_against(&config, &sender).await;
+    let mut other = sample("valid.json");
+    other["detail-type"] = Value::from("auth.password_reset_unknown");
+    let handled = notifier.open_envelope(other, std::time::SystemTime::now()).await;
+    assert!(matches!(handled.outcome, Ok(Delivery::Ignored)), "{handled:?}");
+    assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
+    // The very same detail under the notifier's own detail-type is sent: only the type differed.
+    notifier.handle_envelope(sample("valid.json")).await.unwrap();
+    assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
+}
+
+#[tokio::test]
 async fn an_unverified_sender_is_a_permanent_rejection_not_a_retry() {
     let config = moto_sdk_config().await;
     let notifier_config = notifier_config("no-reply@unverified.example.org");
@@ -122,9 +137,21 @@ async fn throttling_and_outages_are_transient_so_lambda_retries() {
 }
 
 #[tokio::test]
-async fn a_message_rejected_by_the_stub_is_permanent() {
-    let error = send_through(&ses_stub(StatusCode::BAD_REQUEST, "MessageRejected").await).await.unwrap_err();
-    assert!(matches!(error, MailError::Permanent(_)), "{error:?}");
+async fn a_rejected_message_or_a_bad_request_is_permanent() {
+    for error_type in ["MessageRejected", "BadRequestException"] {
+        let error = send_through(&ses_stub(StatusCode::BAD_REQUEST, error_type).await).await.unwrap_err();
+        assert!(matches!(error, MailError::Permanent(_)), "{error_type}: {error:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_ses_that_accepts_the_connection_and_never_answers_is_a_transient_time_out() {
+    let stuck = Router::new().route("/v2/email/outbound-emails", post(std::future::pending::<&'static str>));
+    let endpoint = serve(stuck).await;
+    let started = std::time::Instant::now();
+    let error = send_through(&endpoint).await.unwrap_err();
+    assert!(matches!(error, MailError::Transient(_)), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(6), "within the SDK's time-outs: {:?}", started.elapsed());
 }
 
 #[tokio::test]

@@ -1,19 +1,28 @@
-//! Rate limits against moto's DynamoDB: boundaries, concurrency, rolling windows, independence,
-//! and failing closed; and through the route, what a client sees.
+//! Rate limits against moto's DynamoDB: boundaries, rolling windows, independence and failing
+//! closed; against a DynamoDB stand-in on 127.0.0.1 that answers `TransactionCanceledException` as
+//! DynamoDB does (moto's transactions are not atomic, so races are proven there, not on moto);
+//! through the route, what a client sees; and `make run`'s in-memory limits.
 
 mod support;
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::StatusCode;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, StatusCode};
 use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::{DynamoLimiter, Limit, Limits, RateLimiter, Subject, Verdict};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::aws_fixtures::rate_limit_table;
-use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, unreachable_endpoint};
+use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
@@ -85,37 +94,18 @@ fn route_with(limiter: DynamoLimiter, overrides: &[(&str, &str)]) -> (axum::Rout
     (medusa_reset::api::app(&config, &secret, publisher, MemoryStore::open(), limiter), events)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_concurrent_requests_for_one_identifier_yield_exactly_one_token() {
-    let limits = Limits { per_ip: Limit { max: 1000, window: Duration::from_secs(300) }, ..Limits::default() };
-    let (app, mut events) = route_with(limiter(limits).await, &[]);
-    let mut requests = tokio::task::JoinSet::new();
-    for _ in 0..50 {
-        let app = app.clone();
-        requests
-            .spawn(async move { send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await.0.status() });
-    }
-    let statuses = requests.join_all().await;
-    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "the same answer for all: {statuses:?}");
-    let mut tokens = 0;
-    while let Ok(event) = events.try_recv() {
-        assert!(matches!(event, AuthEvent::PasswordReset(_)));
-        tokens += 1;
-    }
-    assert_eq!(tokens, 1);
-}
-
 #[tokio::test]
 async fn through_the_route_an_identifier_over_its_limit_gets_201_and_an_ip_over_its_limit_gets_429() {
     let limits = Limits { per_ip: Limit { max: 3, window: Duration::from_secs(300) }, ..Limits::default() };
     let (app, mut events) = route_with(limiter(limits).await, &[]);
     let body = r#"{"identifier":"a@example.com"}"#;
-    let (first, _) = send(&app, post_json(ROUTE, body)).await;
+    let (first, first_body) = send(&app, post_json(ROUTE, body)).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     assert!(events.try_recv().is_ok());
     let (second, second_body) = send(&app, post_json(ROUTE, body)).await;
     assert_eq!(second.status(), StatusCode::CREATED, "revealing nothing");
-    assert_eq!(second_body, "");
+    assert_eq!(second_body, first_body, "the same answer as a request that was served");
+    assert_eq!(second.headers().get("content-type"), first.headers().get("content-type"));
     assert!(events.try_recv().is_err(), "nothing minted or published");
     send(&app, post_json(ROUTE, r#"{"identifier":"b@example.com"}"#)).await;
     let (limited, limited_body) = send(&app, post_json(ROUTE, r#"{"identifier":"c@example.com"}"#)).await;
@@ -150,4 +140,342 @@ async fn the_table_holds_no_identifier_in_clear() {
     let dump = format!("{:?}", items.items());
     assert!(!dump.contains("secret.person"), "{dump}");
     assert!(dump.contains("expires_at"), "items carry their TTL attribute: {dump}");
+}
+
+#[tokio::test]
+async fn every_item_expires_a_little_after_its_window_ends() {
+    let config = moto_sdk_config().await;
+    let table = rate_limit_table(&config).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let limiter = DynamoLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
+    let now = at(WINDOWS_START + 61);
+    let a = subject("198.51.100.1", "a@example.com");
+    limiter.check(&a, now).await.unwrap();
+    let items = dynamodb.scan().table_name(&table).send().await.unwrap();
+    let expiry: HashMap<String, u64> = items
+        .items()
+        .iter()
+        .map(|item| {
+            let key = item["pk"].as_s().unwrap().clone();
+            (key, item["expires_at"].as_n().unwrap().parse().unwrap())
+        })
+        .collect();
+    // DynamoDB deletes an item some time after its TTL; a grace of five minutes beyond the window
+    // keeps a count alive across clock skew between execution environments.
+    for counter in Limits::default().counters(&a, now) {
+        assert_eq!(expiry.get(&counter.key), Some(&(counter.window_end + 300)), "{}: {expiry:?}", counter.key);
+    }
+}
+
+/// A stand-in for DynamoDB's JSON protocol (`x-amz-target`, `application/x-amz-json-1.0`). It
+/// answers `TransactWriteItems` from a script, or else as DynamoDB does: atomically, each update's
+/// condition checked against the counts under one lock, and `TransactionCanceledException` with one
+/// cancellation reason per item when any condition fails. `UpdateItem` adds one.
+#[derive(Default)]
+struct FakeDynamo {
+    script: Mutex<VecDeque<Answer>>,
+    /// What every `TransactWriteItems` gets once the script is spent; `None`: evaluate atomically.
+    otherwise: Option<Answer>,
+    /// What `UpdateItem` answers; `None`: add one to the item's count.
+    update_item: Option<Answer>,
+    counts: Mutex<HashMap<String, u32>>,
+    calls: Mutex<Vec<(String, Value)>>,
+}
+
+#[derive(Clone, Debug)]
+enum Answer {
+    Cancelled(Vec<&'static str>),
+    Error(StatusCode, &'static str),
+    Done,
+}
+
+const NAMESPACE: &str = "com.amazonaws.dynamodb.v20120810";
+
+impl Answer {
+    fn response(&self) -> Response {
+        let (status, body) = match self {
+            Self::Done => (StatusCode::OK, json!({})),
+            // DynamoDB's answer, field for field: the reasons in the order of the items, `None` for
+            // an item that was fine.
+            Self::Cancelled(codes) => {
+                let reasons: Vec<Value> = codes
+                    .iter()
+                    .map(|code| match *code {
+                        "None" => json!({"Code": "None"}),
+                        "ConditionalCheckFailed" => {
+                            json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"})
+                        }
+                        other => json!({"Code": other, "Message": format!("{other} on this item")}),
+                    })
+                    .collect();
+                let message = format!(
+                    "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+                    codes.join(", ")
+                );
+                (
+                    StatusCode::BAD_REQUEST,
+                    json!({
+                        "__type": format!("{NAMESPACE}#TransactionCanceledException"),
+                        "Message": message,
+                        "CancellationReasons": reasons,
+                    }),
+                )
+            }
+            Self::Error(status, kind) => {
+                (*status, json!({"__type": format!("{NAMESPACE}#{kind}"), "message": "stub failure"}))
+            }
+        };
+        let headers = [
+            ("content-type", "application/x-amz-json-1.0".to_owned()),
+            ("x-amzn-requestid", uuid::Uuid::new_v4().to_string()),
+        ];
+        (status, headers, body.to_string()).into_response()
+    }
+}
+
+impl FakeDynamo {
+    fn scripted(answers: impl IntoIterator<Item = Answer>) -> Self {
+        Self { script: Mutex::new(answers.into_iter().collect()), ..Self::default() }
+    }
+
+    fn calls(&self, operation: &str) -> Vec<Value> {
+        let calls = self.calls.lock().unwrap();
+        calls.iter().filter(|(op, _)| op == operation).map(|(_, body)| body.clone()).collect()
+    }
+
+    fn transact(&self, body: &Value) -> Answer {
+        let scripted = self.script.lock().unwrap().pop_front();
+        if let Some(answer) = scripted.or_else(|| self.otherwise.clone()) {
+            return answer;
+        }
+        let mut counts = self.counts.lock().unwrap();
+        let mut updates = Vec::new();
+        for item in body["TransactItems"].as_array().unwrap() {
+            let update = &item["Update"];
+            assert_eq!(update["ConditionExpression"], "attribute_not_exists(#count) OR #count < :max", "{update}");
+            let key = update["Key"]["pk"]["S"].as_str().unwrap().to_owned();
+            let max: u32 = update["ExpressionAttributeValues"][":max"]["N"].as_str().unwrap().parse().unwrap();
+            updates.push((key, max));
+        }
+        let codes: Vec<&'static str> = updates
+            .iter()
+            .map(
+                |(key, max)| {
+                    if counts.get(key).copied().unwrap_or(0) < *max { "None" } else { "ConditionalCheckFailed" }
+                },
+            )
+            .collect();
+        if codes.iter().any(|code| *code != "None") {
+            return Answer::Cancelled(codes);
+        }
+        for (key, _) in updates {
+            *counts.entry(key).or_default() += 1;
+        }
+        Answer::Done
+    }
+
+    fn update(&self, body: &Value) -> Answer {
+        if let Some(answer) = &self.update_item {
+            return answer.clone();
+        }
+        let key = body["Key"]["pk"]["S"].as_str().unwrap().to_owned();
+        *self.counts.lock().unwrap().entry(key).or_default() += 1;
+        Answer::Done
+    }
+}
+
+async fn dynamo_endpoint(fake: FakeDynamo) -> (Arc<FakeDynamo>, String) {
+    async fn answer(State(fake): State<Arc<FakeDynamo>>, headers: HeaderMap, body: Bytes) -> Response {
+        let target = headers.get("x-amz-target").and_then(|t| t.to_str().ok()).unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        fake.calls.lock().unwrap().push((operation.clone(), body.clone()));
+        let answer = match operation.as_str() {
+            "TransactWriteItems" => fake.transact(&body),
+            "UpdateItem" => fake.update(&body),
+            _ => Answer::Error(StatusCode::BAD_REQUEST, "UnknownOperationException"),
+        };
+        answer.response()
+    }
+    let fake = Arc::new(fake);
+    let app = Router::new().route("/", post(answer)).with_state(fake.clone());
+    (fake, serve(app).await)
+}
+
+async fn limiter_on(endpoint: &str, limits: Limits) -> DynamoLimiter {
+    let config = sdk_config_for(endpoint).await;
+    DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&config), "limits".into(), limits)
+}
+
+/// One identifier limit, so a transaction has two items: the client IP's, then the identifier's.
+fn two_items() -> Limits {
+    Limits { per_identifier: vec![Limit { max: 1, window: Duration::from_secs(60) }], ..Limits::default() }
+}
+
+#[tokio::test]
+async fn dynamodbs_cancellation_reasons_decide_between_identifier_limited_and_ip_limited() {
+    let now = at(WINDOWS_START + 100);
+    let a = subject("198.51.100.1", "a@example.com");
+    let ip_retry_after = Verdict::IpLimited { retry_after: Duration::from_secs(200) };
+    let cases: [(Limits, Vec<&'static str>, Verdict); 5] = [
+        (two_items(), vec!["None", "ConditionalCheckFailed"], Verdict::IdentifierLimited),
+        (two_items(), vec!["ConditionalCheckFailed", "None"], ip_retry_after),
+        (Limits::default(), vec!["None", "None", "ConditionalCheckFailed"], Verdict::IdentifierLimited),
+        (
+            Limits::default(),
+            vec!["None", "ConditionalCheckFailed", "ConditionalCheckFailed"],
+            Verdict::IdentifierLimited,
+        ),
+        (Limits::default(), vec!["ConditionalCheckFailed", "ConditionalCheckFailed", "None"], ip_retry_after),
+    ];
+    for (limits, reasons, want) in cases {
+        let (fake, endpoint) = dynamo_endpoint(FakeDynamo::scripted([Answer::Cancelled(reasons.clone())])).await;
+        let ip_key = limits.counters(&a, now)[0].key.clone();
+        let verdict = limiter_on(&endpoint, limits).await.check(&a, now).await;
+        assert_eq!(verdict.unwrap(), want, "{reasons:?}");
+        let counted = fake.calls("UpdateItem");
+        if want == Verdict::IdentifierLimited {
+            // Over its identifier limit, the request still counts against its client, unconditionally.
+            assert_eq!(counted.len(), 1, "{reasons:?}");
+            assert_eq!(counted[0]["Key"]["pk"]["S"], ip_key.as_str());
+            assert!(counted[0].get("ConditionExpression").is_none(), "{}", counted[0]);
+        } else {
+            assert!(counted.is_empty(), "an IP over its limit is not counted again: {reasons:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_counter_of_a_request_is_bumped_in_one_transaction_each_conditional_on_its_limit() {
+    let (fake, endpoint) = dynamo_endpoint(FakeDynamo::default()).await;
+    let now = at(WINDOWS_START + 100);
+    let a = subject("198.51.100.1", "a@example.com");
+    assert_eq!(limiter_on(&endpoint, Limits::default()).await.check(&a, now).await.unwrap(), Verdict::Allowed);
+    let transactions = fake.calls("TransactWriteItems");
+    assert_eq!(transactions.len(), 1);
+    assert!(fake.calls("UpdateItem").is_empty());
+    let items = transactions[0]["TransactItems"].as_array().unwrap();
+    let counters = Limits::default().counters(&a, now);
+    assert_eq!(items.len(), counters.len());
+    for (item, counter) in items.iter().zip(&counters) {
+        let update = &item["Update"];
+        assert_eq!(update["TableName"], "limits");
+        assert_eq!(update["Key"]["pk"]["S"], counter.key.as_str());
+        assert_eq!(update["ExpressionAttributeValues"][":max"]["N"], counter.max.to_string().as_str());
+        assert_eq!(update["ExpressionAttributeValues"][":ttl"]["N"], (counter.window_end + 300).to_string().as_str());
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_conflict_is_retried_and_if_it_persists_the_identifier_fails_closed() {
+    let conflict = || Answer::Cancelled(vec!["None", "TransactionConflict", "None"]);
+    let now = at(WINDOWS_START);
+    let a = subject("198.51.100.1", "a@example.com");
+
+    let (fake, endpoint) = dynamo_endpoint(FakeDynamo::scripted([conflict(), Answer::Done])).await;
+    assert_eq!(limiter_on(&endpoint, Limits::default()).await.check(&a, now).await.unwrap(), Verdict::Allowed);
+    assert_eq!(fake.calls("TransactWriteItems").len(), 2);
+
+    let (fake, endpoint) = dynamo_endpoint(FakeDynamo { otherwise: Some(conflict()), ..FakeDynamo::default() }).await;
+    let verdict = limiter_on(&endpoint, Limits::default()).await.check(&a, now).await.unwrap();
+    assert_eq!(verdict, Verdict::IdentifierLimited, "no second token while another request holds the item");
+    assert_eq!(fake.calls("TransactWriteItems").len(), 3);
+}
+
+#[tokio::test]
+async fn throttling_a_server_error_or_an_unexpected_reason_fails_closed() {
+    let now = at(WINDOWS_START);
+    let a = subject("198.51.100.1", "a@example.com");
+    let failures = [
+        Answer::Error(StatusCode::BAD_REQUEST, "ThrottlingException"),
+        Answer::Error(StatusCode::BAD_REQUEST, "ProvisionedThroughputExceededException"),
+        Answer::Error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
+        Answer::Error(StatusCode::BAD_REQUEST, "ResourceNotFoundException"),
+        Answer::Cancelled(vec!["None", "ThrottlingError", "None"]),
+        Answer::Cancelled(vec!["ValidationError", "None", "None"]),
+    ];
+    for failure in failures {
+        let (fake, endpoint) =
+            dynamo_endpoint(FakeDynamo { otherwise: Some(failure.clone()), ..FakeDynamo::default() }).await;
+        let verdict = limiter_on(&endpoint, Limits::default()).await.check(&a, now).await;
+        assert!(verdict.is_err(), "{failure:?} gave {verdict:?}");
+        assert!(!fake.calls("TransactWriteItems").is_empty(), "{failure:?}: the stub was reached");
+    }
+    // Over its identifier limit, but the IP's count cannot be recorded: a failure too, not a pass.
+    let fake = FakeDynamo {
+        otherwise: Some(Answer::Cancelled(vec!["None", "ConditionalCheckFailed", "None"])),
+        update_item: Some(Answer::Error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError")),
+        ..FakeDynamo::default()
+    };
+    let (_, endpoint) = dynamo_endpoint(fake).await;
+    assert!(limiter_on(&endpoint, Limits::default()).await.check(&a, now).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_checks_in_one_fixed_window_on_an_atomic_dynamodb_allow_exactly_one() {
+    let (fake, endpoint) = dynamo_endpoint(FakeDynamo::default()).await;
+    let limits = Limits { per_ip: Limit { max: 1_000, window: Duration::from_secs(300) }, ..Limits::default() };
+    let limiter = Arc::new(limiter_on(&endpoint, limits.clone()).await);
+    // The test's clock: all fifty fall in one minute whatever the wall clock does meanwhile.
+    let now = at(WINDOWS_START + 30);
+    let a = subject("198.51.100.1", "a@example.com");
+    let mut checks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (limiter, a) = (limiter.clone(), a.clone());
+        checks.spawn(async move { limiter.check(&a, now).await.unwrap() });
+    }
+    let verdicts = checks.join_all().await;
+    assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Allowed).count(), 1, "{verdicts:?}");
+    assert!(verdicts.iter().all(|v| matches!(v, Verdict::Allowed | Verdict::IdentifierLimited)), "{verdicts:?}");
+    let counts = fake.counts.lock().unwrap();
+    let counters = limits.counters(&a, now);
+    assert_eq!(counts[&counters[0].key], 50, "every request counted against the client");
+    assert_eq!(counts[&counters[1].key], 1);
+    assert_eq!(counts[&counters[2].key], 1);
+}
+
+/// `make run`: the compiled local runner, in-memory limits, a second request within the minute.
+#[tokio::test]
+async fn make_run_answers_a_second_request_within_a_minute_with_201_and_sends_nothing() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
+    let mut local = tokio::process::Command::new(env!("CARGO_BIN_EXE_local"))
+        .env_clear()
+        .env("LOCAL_ADDR", format!("127.0.0.1:{port}"))
+        .env("OUTBOX_DIR", &outbox)
+        .env("LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/auth/customer/emailpass/reset-password");
+    let client = reqwest::Client::new();
+    let post =
+        || client.post(&url).header("content-type", "application/json").body(r#"{"identifier":"a@example.com"}"#);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        match post().send().await {
+            Ok(response) => break response,
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(error) => panic!("make run did not start: {error}"),
+        }
+    };
+    assert_eq!(first.status(), 201);
+    let second = post().send().await.unwrap();
+    assert_eq!(second.status(), 201);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    local.start_kill().unwrap();
+    let output = local.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&output.stdout);
+    let outcomes: Vec<String> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|line| line["outcome"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| *o == "token_published").count(), 1, "{log}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "rate_limited_identifier").count(), 1, "{log}");
+    let emails = std::fs::read_dir(&outbox).map(|dir| dir.count()).unwrap_or(0);
+    assert_eq!(emails, 1, "one e-mail for two requests");
+    let _ = std::fs::remove_dir_all(&outbox);
 }

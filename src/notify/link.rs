@@ -76,6 +76,8 @@ fn check(template: &str) -> Result<(), LinkTemplateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use percent_encoding::percent_decode_str;
+    use proptest::prelude::*;
 
     fn templates() -> LinkTemplates {
         let mut templates = LinkTemplates::new();
@@ -111,5 +113,37 @@ mod tests {
             Err(LinkTemplateError::UnknownPlaceholder)
         );
         assert_eq!(templates.insert("customer", "https://x/ ?t={token}"), Err(LinkTemplateError::NotHttp));
+    }
+
+    /// Strings that try hard to break out of a query value.
+    fn hostile_value() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                "\\PC{1,6}",
+                prop::sample::select(vec![
+                    "&", "=", "#", "?", "/", "%", "%26", "+", " ", "\"", "<", "'", "\r\n", "é", "@"
+                ])
+                .prop_map(str::to_owned),
+            ],
+            0..8,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn the_link_holds_exactly_the_two_values_and_they_decode_back(token in hostile_value(), email in hostile_value()) {
+            let link = templates().link("customer", &token, &email).unwrap();
+            let query = link.strip_prefix("https://shop.example.com/reset-password?").unwrap();
+            prop_assert!(!query.contains(|c: char| c.is_whitespace() || matches!(c, '#' | '<' | '"' | '\'')));
+            let pairs: Vec<(&str, String)> = query
+                .split('&')
+                .map(|pair| {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (name, percent_decode_str(value).decode_utf8().unwrap().into_owned())
+                })
+                .collect();
+            prop_assert_eq!(pairs, vec![("token", token), ("email", email)]);
+        }
     }
 }

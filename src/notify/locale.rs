@@ -52,13 +52,45 @@ mod tests {
         assert_eq!(Locale::parse("de").unwrap().fallbacks().collect::<Vec<_>>(), ["de"]);
     }
 
+    /// A tag built from BCP 47's shape: a language, then up to three subtags, in either case and
+    /// with either separator, maybe padded.
+    fn tag() -> impl Strategy<Value = (String, Vec<String>)> {
+        ("[a-zA-Z]{2,3}", prop::collection::vec(("[-_]", "[a-zA-Z0-9]{2,8}"), 0..=3), "[ ]{0,2}").prop_map(
+            |(language, subtags, pad)| {
+                let raw = format!(
+                    "{pad}{language}{}{pad}",
+                    subtags.iter().map(|(s, t)| format!("{s}{t}")).collect::<String>()
+                );
+                let mut parts = vec![language.to_ascii_lowercase()];
+                parts.extend(subtags.into_iter().map(|(_, t)| t.to_ascii_lowercase()));
+                (raw, parts)
+            },
+        )
+    }
+
     proptest! {
         #[test]
-        fn a_parsed_locale_is_safe_as_a_file_name(raw in "\\PC{0,40}") {
-            if let Some(locale) = Locale::parse(&raw) {
-                prop_assert!(locale.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-                prop_assert!(!locale.as_str().starts_with('-'));
-            }
+        fn every_well_formed_tag_parses_to_its_normal_form_with_one_fallback_per_subtag((raw, parts) in tag()) {
+            let locale = Locale::parse(&raw);
+            prop_assert!(locale.is_some(), "{:?}", raw);
+            let locale = locale.unwrap();
+            prop_assert_eq!(locale.as_str(), parts.join("-"));
+            let fallbacks: Vec<&str> = locale.fallbacks().collect();
+            let want: Vec<String> = (1..=parts.len()).rev().map(|n| parts[..n].join("-")).collect();
+            prop_assert_eq!(fallbacks, want);
+        }
+
+        #[test]
+        fn a_tag_with_a_path_or_space_character_inside_is_refused(
+            (raw, _) in tag(),
+            bad in prop::sample::select(vec!["/", "\\", ".", "..", " ", "%", "\u{0}", ":", "é"]),
+            position in any::<prop::sample::Index>(),
+        ) {
+            let inner = raw.trim();
+            // Inside the tag, not at its (trimmed) ends, where a space would only be padding.
+            let at = 1 + position.index(inner.len() - 1);
+            let hostile = format!("{}{bad}{}", &inner[..at], &inner[at..]);
+            prop_assert_eq!(Locale::parse(&hostile), None, "{:?}", hostile);
         }
     }
 }

@@ -6,4 +6,4 @@ pub mod notifier;
 pub mod recipient;
 pub mod templates;
 
-pub use notifier::{Delivery, DropReason, Notifier, NotifyError};
+pub use notifier::{Delivery, DropReason, Handled, Notifier, NotifyError};

@@ -69,6 +69,22 @@ impl Delivery {
     }
 }
 
+/// One EventBridge event, handled: what the log line reports.
+#[derive(Debug)]
+pub struct Handled {
+    pub event_id: String,
+    /// The event's `entity_id` as given (the log masks it), when the event had one.
+    pub recipient: Option<String>,
+    pub outcome: Result<Delivery, NotifyError>,
+}
+
+impl Handled {
+    fn malformed(event_id: String, error: &serde_json::Error) -> Self {
+        let dropped = Delivery::Dropped { reason: DropReason::MalformedEvent, cause: Some(shape_of(error)) };
+        Self { event_id, recipient: None, outcome: Ok(dropped) }
+    }
+}
+
 /// A failure worth retrying.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -117,45 +133,41 @@ impl<M: Mailer> Notifier<M> {
     /// Lambda's entry point: an EventBridge event as JSON. Logs one line.
     pub async fn handle_envelope(&self, envelope: Value) -> Result<(), NotifyError> {
         let started = Instant::now();
+        let handled = self.open_envelope(envelope, SystemTime::now()).await;
+        report(&handled.event_id, handled.recipient.as_deref(), &handled.outcome, started);
+        handled.outcome.map(|_| ())
+    }
+
+    /// Decides and sends one EventBridge event, without logging: what `handle_envelope` logs.
+    pub async fn open_envelope(&self, envelope: Value, now: SystemTime) -> Handled {
         let envelope = match serde_json::from_value::<EventBridgeEvent<Value>>(envelope) {
             Ok(envelope) => envelope,
-            Err(error) => {
-                let dropped = Delivery::Dropped { reason: DropReason::MalformedEvent, cause: Some(shape_of(&error)) };
-                report("unknown", None, &Ok(dropped), started);
-                return Ok(());
-            }
+            Err(error) => return Handled::malformed("unknown".to_owned(), &error),
         };
-        let id = envelope.id.unwrap_or_default();
+        let event_id = envelope.id.unwrap_or_default();
         if envelope.detail_type != self.detail_type {
-            report(&id, None, &Ok(Delivery::Ignored), started);
-            return Ok(());
+            return Handled { event_id, recipient: None, outcome: Ok(Delivery::Ignored) };
         }
         let sealed = match serde_json::from_value::<Detail>(envelope.detail) {
-            Ok(Detail::Plain(event)) => return self.handle(&id, &event).await,
-            Ok(Detail::Sealed(sealed)) => sealed,
-            Err(error) => {
-                let dropped = Delivery::Dropped { reason: DropReason::MalformedEvent, cause: Some(shape_of(&error)) };
-                report(&id, None, &Ok(dropped), started);
-                return Ok(());
+            Ok(Detail::Plain(event)) => {
+                let outcome = self.deliver(&event, now).await;
+                return Handled { event_id, recipient: Some(event.entity_id), outcome };
             }
+            Ok(Detail::Sealed(sealed)) => sealed,
+            Err(error) => return Handled::malformed(event_id, &error),
         };
         let unsealed = match &self.sealer {
             None => Err(UnsealError::Permanent("the token is sealed and no TOKEN_KMS_KEY_ID is configured".into())),
             Some(sealer) => sealer.unseal(&sealed).await,
         };
-        match unsealed {
-            Ok(event) => self.handle(&id, &event).await,
+        let outcome = match unsealed {
+            Ok(event) => self.deliver(&event, now).await,
             Err(UnsealError::Permanent(cause)) => {
-                let dropped = Delivery::Dropped { reason: DropReason::Unsealable, cause: Some(cause) };
-                report(&id, Some(&sealed.entity_id), &Ok(dropped), started);
-                Ok(())
+                Ok(Delivery::Dropped { reason: DropReason::Unsealable, cause: Some(cause) })
             }
-            Err(UnsealError::Transient(cause)) => {
-                let failed = Err(NotifyError::Unseal(cause));
-                report(&id, Some(&sealed.entity_id), &failed, started);
-                failed.map(|_: Delivery| ())
-            }
-        }
+            Err(UnsealError::Transient(cause)) => Err(NotifyError::Unseal(cause)),
+        };
+        Handled { event_id, recipient: Some(sealed.entity_id), outcome }
     }
 
     /// Delivers one event and logs the outcome; `make run` calls this for each in-process event.
@@ -240,12 +252,12 @@ fn report(event_id: &str, recipient: Option<&str>, outcome: &Result<Delivery, No
 mod tests {
     use super::*;
     use crate::config::{NotifierConfig, Profile, Vars};
-    use crate::domain::actor::ProviderPolicy;
-    use crate::domain::identifier::Identifier;
     use crate::domain::metadata::Metadata;
-    use crate::domain::token::{ResetToken, SigningSecret, TokenMinter, TokenSettings};
+    use crate::domain::token::{RESET_PURPOSE, ResetClaims, ResetToken};
     use crate::notify::recipient::Recipient;
     use crate::notify::templates::RenderedEmail;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use proptest::prelude::*;
     use serde_json::json;
     use std::sync::Mutex;
     use std::time::Duration;
@@ -280,30 +292,45 @@ mod tests {
         NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap().into_notifier(mailer)
     }
 
-    /// A real token whose `exp` is `exp`: minted `lifetime` seconds before it.
-    fn token(exp: u64) -> ResetToken {
-        let secret = SigningSecret::parse("notifier-test-secret-0123456789abcdef").unwrap();
-        let settings = TokenSettings { lifetime: Duration::from_secs(900), issuer: None, audience: None };
-        let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
-        let id = Identifier::parse("a@example.com").unwrap();
-        TokenMinter::new(&secret, &settings)
-            .mint(&id, &actor, &provider, uuid::Uuid::new_v4(), at(exp - 900))
-            .unwrap()
-            .token
+    /// A token signed as the reset route signs them, with the claims given; the notifier never
+    /// sees the secret, so any secret will do.
+    fn signed(claims: &ResetClaims) -> ResetToken {
+        let key = EncodingKey::from_secret(b"notifier-test-secret-0123456789abcdef");
+        ResetToken::new(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key).unwrap())
     }
 
+    /// The claims the reset route would give a token for this identifier and actor type.
+    fn claims(entity_id: &str, actor_type: &str, exp: u64) -> ResetClaims {
+        ResetClaims {
+            entity_id: entity_id.to_owned(),
+            provider: "emailpass".to_owned(),
+            actor_type: actor_type.to_owned(),
+            purpose: RESET_PURPOSE.to_owned(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat: exp.saturating_sub(900),
+            exp,
+            iss: None,
+            aud: None,
+        }
+    }
+
+    /// An event whose token matches it, expiring at `exp`.
     fn event(entity_id: &str, exp: u64, metadata: Option<serde_json::Value>) -> PasswordResetEvent {
         PasswordResetEvent {
             entity_id: entity_id.to_owned(),
             actor_type: "customer".to_owned(),
             provider: "emailpass".to_owned(),
-            token: token(exp),
+            token: signed(&claims(entity_id, "customer", exp)),
             metadata: metadata.map(|m| Metadata::parse(m.as_object().cloned().unwrap()).unwrap()),
         }
     }
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn envelope(detail_type: &str, detail: serde_json::Value) -> Value {
+        json!({"id": "e-1", "detail-type": detail_type, "source": "medusa.auth", "detail": detail})
     }
 
     #[tokio::test]
@@ -346,7 +373,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unreadable_token_or_unknown_actor_type_is_dropped() {
+    async fn an_unreadable_token_or_an_actor_type_without_a_link_is_dropped() {
         let notifier = notifier(FakeMailer::default());
         let mut unreadable = event("a@example.com", NOW + 900, None);
         unreadable.token = ResetToken::new("garbage".into());
@@ -356,7 +383,9 @@ mod tests {
         );
         let mut admin = event("a@example.com", NOW + 900, None);
         admin.actor_type = "user".into();
+        admin.token = signed(&claims("a@example.com", "user", NOW + 900));
         assert_eq!(notifier.deliver(&admin, at(NOW)).await.unwrap(), Delivery::dropped(DropReason::NoLinkTemplate));
+        assert!(notifier.mailer.sent.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -376,14 +405,148 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn envelopes_that_do_not_parse_or_are_not_ours_are_dropped_without_error() {
+    async fn a_well_formed_reset_under_another_detail_type_is_ignored() {
         let notifier = notifier(FakeMailer::default());
-        assert!(notifier.handle_envelope(json!({"nonsense": true})).await.is_ok());
-        let other =
-            json!({"id": "1", "detail-type": "auth.password_reset_unknown", "source": "medusa.auth", "detail": {}});
-        assert!(notifier.handle_envelope(other).await.is_ok());
-        let bad_detail = json!({"id": "2", "detail-type": "auth.password_reset", "source": "medusa.auth", "detail": {"entity_id": 5}});
-        assert!(notifier.handle_envelope(bad_detail).await.is_ok());
+        let detail = serde_json::to_value(event("a@example.com", NOW + 900, None)).unwrap();
+        let other = notifier.open_envelope(envelope("auth.password_reset_unknown", detail.clone()), at(NOW)).await;
+        assert!(matches!(other.outcome, Ok(Delivery::Ignored)), "{other:?}");
+        assert_eq!(other.event_id, "e-1");
+        assert!(notifier.mailer.sent.lock().unwrap().is_empty(), "nothing sent for another detail-type");
+        // The same detail under the detail-type the notifier serves is sent: it was well-formed.
+        let ours = notifier.open_envelope(envelope("auth.password_reset", detail), at(NOW)).await;
+        assert!(matches!(ours.outcome, Ok(Delivery::Sent { .. })), "{ours:?}");
+        assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn envelopes_or_details_that_do_not_parse_are_dropped_as_malformed() {
+        let notifier = notifier(FakeMailer::default());
+        let not_an_envelope = notifier.open_envelope(json!({"nonsense": true}), at(NOW)).await;
+        let bad_detail =
+            notifier.open_envelope(envelope("auth.password_reset", json!({"entity_id": 5})), at(NOW)).await;
+        for handled in [not_an_envelope, bad_detail] {
+            assert!(
+                matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::MalformedEvent, .. })),
+                "{handled:?}"
+            );
+        }
+        assert!(notifier.handle_envelope(json!({"nonsense": true})).await.is_ok(), "not retried");
         assert!(notifier.mailer.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_sealed_event_without_a_key_to_open_it_is_dropped_as_unsealable() {
+        let notifier = notifier(FakeMailer::default());
+        let sealed = json!({"entity_id": "a@example.com", "actor_type": "customer", "provider": "emailpass",
+            "jti": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "encrypted_token": "AQID"});
+        let handled = notifier.open_envelope(envelope("auth.password_reset", sealed), at(NOW)).await;
+        assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::Unsealable, .. })), "{handled:?}");
+        assert_eq!(handled.recipient.as_deref(), Some("a@example.com"));
+    }
+
+    /// One generated case of the decision table: who the event is for, what its token says, and
+    /// what the mailer does.
+    #[derive(Debug, Clone)]
+    struct Case {
+        entity_id: String,
+        addressable: bool,
+        actor_type: &'static str,
+        readable: bool,
+        expires_in: i64,
+        mailer: Option<bool>,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        let address = ("[a-z]{1,8}(\\.[a-z]{1,4})?", "[a-z]{1,8}", "(com|de|co\\.uk)")
+            .prop_map(|(local, host, tld)| (format!("{local}@{host}.{tld}"), true));
+        let not_address = prop_oneof![
+            Just("customer-42".to_owned()),
+            Just("a@example.com\r\nBcc: x@example.com".to_owned()),
+            Just("Eve <eve@example.com>".to_owned()),
+            Just("a@example.com, b@example.com".to_owned()),
+            Just("root@localhost".to_owned()),
+        ]
+        .prop_map(|raw| (raw, false));
+        (
+            prop_oneof![3 => address, 1 => not_address],
+            prop_oneof![3 => Just("customer"), 1 => Just("user")],
+            prop::bool::weighted(0.85),
+            -1_000i64..2_000,
+            prop_oneof![3 => Just(None), 1 => Just(Some(true)), 1 => Just(Some(false))],
+        )
+            .prop_map(|((entity_id, addressable), actor_type, readable, expires_in, mailer)| Case {
+                entity_id,
+                addressable,
+                actor_type,
+                readable,
+                expires_in,
+                mailer,
+            })
+    }
+
+    /// What the notifier must do with a case, decided independently of its code.
+    fn expected(case: &Case) -> Result<Option<DropReason>, ()> {
+        if !case.addressable {
+            return Ok(Some(DropReason::NotAnEmail));
+        }
+        if !case.readable {
+            return Ok(Some(DropReason::UnreadableToken));
+        }
+        if case.expires_in <= 0 {
+            return Ok(Some(DropReason::TokenExpired));
+        }
+        if case.actor_type != "customer" {
+            return Ok(Some(DropReason::NoLinkTemplate));
+        }
+        match case.mailer {
+            None => Ok(None),
+            Some(true) => Ok(Some(DropReason::Rejected)),
+            Some(false) => Err(()),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn the_notifier_sends_exactly_when_every_check_passes_and_only_to_the_event_address(case in case()) {
+            let mailer = FakeMailer {
+                fail: match case.mailer {
+                    None => None,
+                    Some(true) => Some(|| MailError::Permanent("MessageRejected".into())),
+                    Some(false) => Some(|| MailError::Transient("Throttling".into())),
+                },
+                ..Default::default()
+            };
+            let notifier = notifier(mailer);
+            let exp = NOW.saturating_add_signed(case.expires_in);
+            let token = if case.readable {
+                signed(&claims(&case.entity_id, case.actor_type, exp))
+            } else {
+                ResetToken::new("not-a-jwt".into())
+            };
+            let event = PasswordResetEvent {
+                entity_id: case.entity_id.clone(),
+                actor_type: case.actor_type.to_owned(),
+                provider: "emailpass".to_owned(),
+                token: token.clone(),
+                metadata: None,
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let outcome = runtime.block_on(notifier.deliver(&event, at(NOW)));
+            let sent = notifier.mailer.sent.lock().unwrap();
+            match (expected(&case), outcome) {
+                (Ok(None), Ok(Delivery::Sent { .. })) => {
+                    prop_assert_eq!(sent.len(), 1);
+                    prop_assert_eq!(&sent[0].0, &case.entity_id);
+                    prop_assert!(sent[0].1.text.contains(token.expose()), "the link carries the event's token");
+                }
+                (Ok(Some(reason)), Ok(Delivery::Dropped { reason: got, .. })) => {
+                    prop_assert_eq!(reason, got);
+                    prop_assert!(sent.is_empty());
+                }
+                (Err(()), Err(_)) => prop_assert!(sent.is_empty()),
+                (want, got) => prop_assert!(false, "expected {:?}, got {:?}", want, got),
+            }
+        }
     }
 }

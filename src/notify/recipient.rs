@@ -87,13 +87,62 @@ mod tests {
         assert_eq!(format!("{recipient:?}"), "Recipient(a***@example.com)");
     }
 
+    /// A plain address built from a grammar: local part with the usual punctuation, a dotted domain.
+    fn plain_address() -> impl Strategy<Value = String> {
+        (
+            "[a-z0-9]{1,10}",
+            prop::option::of(("[.+_'-]", "[a-z0-9]{1,6}")),
+            "[a-z0-9]{1,10}(\\.[a-z0-9]{1,8}){0,2}",
+            "[a-z]{2,6}",
+        )
+            .prop_map(|(local, tail, domain, tld)| {
+                let tail = tail.map(|(sep, rest)| format!("{sep}{rest}")).unwrap_or_default();
+                format!("{local}{tail}@{domain}.{tld}")
+            })
+    }
+
+    /// What an attacker adds to an address to reach someone else or forge a header.
+    fn hostile_fragment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "\r\nBcc: x@evil.test",
+            "\n",
+            "\r",
+            " ",
+            "\t",
+            "\u{0}",
+            "<",
+            ">",
+            ",",
+            ";",
+            "\"",
+            ", other@evil.test",
+            "\u{85}",
+        ])
+    }
+
     proptest! {
         #[test]
-        fn whatever_parses_is_one_bare_address(raw in "\\PC{0,60}|[a-z.+]{1,10}@[a-z]{1,8}\\.[a-z]{2,3}") {
-            if let Ok(recipient) = Recipient::parse(&raw) {
-                prop_assert_eq!(recipient.as_str().matches('@').count(), 1);
-                prop_assert!(!recipient.as_str().chars().any(|c| c.is_control() || c.is_whitespace() || c == '<'));
-            }
+        fn every_plain_address_parses_unchanged(raw in plain_address()) {
+            prop_assert_eq!(Recipient::parse(&raw).map(|r| r.as_str().to_owned()), Ok(raw.clone()));
+        }
+
+        #[test]
+        fn an_address_with_a_hostile_fragment_anywhere_is_refused(
+            raw in plain_address(),
+            fragment in hostile_fragment(),
+            position in any::<prop::sample::Index>(),
+        ) {
+            let boundaries: Vec<usize> = (0..=raw.len()).filter(|i| raw.is_char_boundary(*i)).collect();
+            let at = boundaries[position.index(boundaries.len())];
+            let hostile = format!("{}{fragment}{}", &raw[..at], &raw[at..]);
+            prop_assert_eq!(Recipient::parse(&hostile), Err(NotAnEmail), "{:?}", hostile);
+        }
+
+        #[test]
+        fn a_display_name_or_a_single_label_domain_is_refused(raw in plain_address(), name in "[A-Za-z]{1,10}") {
+            prop_assert_eq!(Recipient::parse(&format!("{name} <{raw}>")), Err(NotAnEmail));
+            let local = raw.split('@').next().unwrap_or_default();
+            prop_assert_eq!(Recipient::parse(&format!("{local}@{name}")), Err(NotAnEmail));
         }
     }
 }

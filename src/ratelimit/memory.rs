@@ -93,4 +93,74 @@ mod tests {
         assert_eq!(limiter.check(&a, at(1)).await.unwrap(), Verdict::IdentifierLimited);
         assert!(matches!(limiter.check(&a, at(2)).await.unwrap(), Verdict::IpLimited { .. }));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn fifty_concurrent_checks_in_one_fixed_window_allow_exactly_one() {
+        let limits = Limits { per_ip: Limit { max: 1_000, window: Duration::from_secs(300) }, ..Limits::default() };
+        let limiter = std::sync::Arc::new(MemoryLimiter::new(limits));
+        // The clock is the test's: every check falls in the same minute, whatever the wall clock does.
+        let now = at(1_800_000_000 + 17);
+        let mut checks = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let limiter = limiter.clone();
+            checks.spawn(async move { limiter.check(&subject("198.51.100.1", "a@example.com"), now).await.unwrap() });
+        }
+        let verdicts = checks.join_all().await;
+        let allowed = verdicts.iter().filter(|v| **v == Verdict::Allowed).count();
+        assert_eq!(allowed, 1, "{verdicts:?}");
+        assert!(verdicts.iter().all(|v| matches!(v, Verdict::Allowed | Verdict::IdentifierLimited)));
+    }
+
+    /// The rules, written out plainly: fixed windows; over the IP's limit nothing is counted;
+    /// over an identifier's limit only the IP is counted; otherwise everything is.
+    #[derive(Default)]
+    struct Model {
+        counts: HashMap<String, u32>,
+    }
+
+    impl Model {
+        fn check(&mut self, limits: &Limits, ip: &str, identifier: &str, now: u64) -> Verdict {
+            let key = |kind: &str, id: &str, limit: &Limit| format!("{kind}/{id}/{}", now / limit.window.as_secs());
+            let ip_key = key("ip", ip, &limits.per_ip);
+            if self.counts.get(&ip_key).copied().unwrap_or(0) >= limits.per_ip.max {
+                let window = limits.per_ip.window.as_secs();
+                return Verdict::IpLimited { retry_after: Duration::from_secs((now / window + 1) * window - now) };
+            }
+            let id_keys: Vec<(String, u32)> =
+                limits.per_identifier.iter().map(|l| (key("id", identifier, l), l.max)).collect();
+            let limited = id_keys.iter().any(|(k, max)| self.counts.get(k).copied().unwrap_or(0) >= *max);
+            *self.counts.entry(ip_key).or_default() += 1;
+            if limited {
+                return Verdict::IdentifierLimited;
+            }
+            for (k, _) in id_keys {
+                *self.counts.entry(k).or_default() += 1;
+            }
+            Verdict::Allowed
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_limiter_agrees_with_the_rules_over_any_sequence_of_requests(
+            steps in proptest::collection::vec((0u64..6, 0usize..2, 0usize..3), 1..120),
+        ) {
+            // Small limits and windows, few clients and addresses: every limit is reached often.
+            let limits = Limits {
+                per_identifier: vec![Limit { max: 1, window: Duration::from_secs(10) }, Limit { max: 3, window: Duration::from_secs(60) }],
+                per_ip: Limit { max: 4, window: Duration::from_secs(30) },
+            };
+            let limiter = MemoryLimiter::new(limits.clone());
+            let mut model = Model::default();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let mut now = 1_800_000_000;
+            for (advance, ip, identifier) in steps {
+                now += advance;
+                let (ip, identifier) = (format!("198.51.100.{ip}"), format!("u{identifier}@example.com"));
+                let got = runtime.block_on(limiter.check(&subject(&ip, &identifier), at(now))).unwrap();
+                let want = model.check(&limits, &ip, &identifier, now);
+                proptest::prop_assert_eq!(got, want, "at {} for {} from {}", now, identifier, ip);
+            }
+        }
+    }
 }
