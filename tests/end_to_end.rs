@@ -57,3 +57,21 @@ async fn a_reset_request_ends_as_an_email_whose_link_carries_a_valid_token() {
     assert_eq!(claims["provider"], "emailpass");
     assert_eq!(claims["purpose"], "reset");
 }
+
+/// A Medusa-style subscriber reads `data.metadata.locale` without checking that `metadata` exists:
+/// as from Medusa 2.16+, the event carries `{}` when the request had none.
+#[tokio::test]
+async fn a_request_without_metadata_puts_an_event_with_an_empty_metadata_object_on_the_bus() {
+    let config = moto_sdk_config().await;
+    let fixture = BusToQueue::create(&config, "medusa.auth", "auth.password_reset").await;
+    let api_config = api_config(&[("EVENT_BUS_NAME", fixture.bus_name.as_str())]);
+    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), api_config.events.clone());
+    let app = support::app(&api_config, publisher, MemoryStore::open());
+    let (response, _) =
+        send(&app, post_json("/auth/customer/emailpass/reset-password", r#"{"identifier":"plain@example.com"}"#)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let events = fixture.drain(Duration::from_secs(2)).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail"]["metadata"], serde_json::json!({}), "{}", events[0]);
+    assert_eq!(events[0]["detail"]["entity_id"], "plain@example.com");
+}

@@ -1,7 +1,7 @@
 //! The events a reset request emits: Medusa's `auth.password_reset` data, as the notifier and other
 //! subscribers read it, and `auth.password_reset_unknown` for an identifier without an account.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::metadata::Metadata;
 use super::token::ResetToken;
@@ -18,7 +18,8 @@ pub struct PasswordResetEvent {
     pub actor_type: String,
     pub provider: String,
     pub token: ResetToken,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `None` when the request had none; on the bus it is `{}` all the same, as Medusa 2.16+ sends it.
+    #[serde(default, serialize_with = "always_an_object")]
     pub metadata: Option<Metadata>,
 }
 
@@ -32,7 +33,8 @@ pub struct SealedPasswordResetEvent {
     pub provider: String,
     pub jti: String,
     pub encrypted_token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `None` when the request had none; on the bus it is `{}` all the same, as Medusa 2.16+ sends it.
+    #[serde(default, serialize_with = "always_an_object")]
     pub metadata: Option<Metadata>,
 }
 
@@ -43,8 +45,18 @@ pub struct UnknownIdentityEvent {
     pub entity_id: String,
     pub actor_type: String,
     pub provider: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `None` when the request had none; on the bus it is `{}` all the same, as Medusa 2.16+ sends it.
+    #[serde(default, serialize_with = "always_an_object")]
     pub metadata: Option<Metadata>,
+}
+
+/// Medusa 2.16+ always sends `metadata`, `{}` when the request had none, and subscribers written
+/// for it read `data.metadata.locale` without checking that `metadata` is there.
+fn always_an_object<S: Serializer>(metadata: &Option<Metadata>, serializer: S) -> Result<S::Ok, S::Error> {
+    match metadata {
+        Some(metadata) => metadata.serialize(serializer),
+        None => serde_json::Map::new().serialize(serializer),
+    }
 }
 
 /// Any event the reset route puts on the bus.
@@ -69,24 +81,33 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn metadata(value: serde_json::Value) -> Metadata {
+        Metadata::parse(value.as_object().cloned().unwrap()).unwrap()
+    }
+
     #[test]
-    fn the_detail_has_the_fields_a_medusa_subscriber_reads() {
-        let event = PasswordResetEvent {
+    fn the_detail_has_the_fields_a_medusa_subscriber_reads_with_metadata_always_an_object() {
+        let mut event = PasswordResetEvent {
             entity_id: "a@example.com".into(),
             actor_type: "customer".into(),
             provider: "emailpass".into(),
             token: ResetToken::new("t.o.k".into()),
             metadata: None,
         };
+        let detail: serde_json::Value =
+            serde_json::from_str(&AuthEvent::PasswordReset(event.clone()).detail().unwrap()).unwrap();
         assert_eq!(
-            serde_json::to_value(&event).unwrap(),
-            json!({"entity_id": "a@example.com", "actor_type": "customer", "provider": "emailpass", "token": "t.o.k"})
+            detail,
+            json!({"entity_id": "a@example.com", "actor_type": "customer", "provider": "emailpass", "token": "t.o.k",
+                "metadata": {}})
         );
         assert!(!format!("{event:?}").contains("t.o.k"));
+        event.metadata = Some(metadata(json!({"locale": "de"})));
+        assert_eq!(serde_json::to_value(&event).unwrap()["metadata"], json!({"locale": "de"}));
     }
 
     #[test]
-    fn the_unknown_identity_event_carries_no_token() {
+    fn the_unknown_identity_event_carries_no_token_and_metadata_always() {
         let event = AuthEvent::UnknownIdentity(UnknownIdentityEvent {
             entity_id: "nobody@example.com".into(),
             actor_type: "customer".into(),
@@ -96,7 +117,33 @@ mod tests {
         let detail: serde_json::Value = serde_json::from_str(&event.detail().unwrap()).unwrap();
         assert_eq!(
             detail,
-            json!({"entity_id": "nobody@example.com", "actor_type": "customer", "provider": "emailpass"})
+            json!({"entity_id": "nobody@example.com", "actor_type": "customer", "provider": "emailpass", "metadata": {}})
         );
+    }
+
+    #[test]
+    fn the_sealed_event_carries_metadata_always_too() {
+        let sealed = SealedPasswordResetEvent {
+            entity_id: "a@example.com".into(),
+            actor_type: "customer".into(),
+            provider: "emailpass".into(),
+            jti: "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f".into(),
+            encrypted_token: "AQID".into(),
+            metadata: None,
+        };
+        assert_eq!(serde_json::to_value(&sealed).unwrap()["metadata"], json!({}));
+    }
+
+    #[test]
+    fn an_event_without_metadata_still_reads_and_an_empty_one_reads_back_as_empty() {
+        let without: PasswordResetEvent = serde_json::from_value(
+            json!({"entity_id": "a@example.com", "actor_type": "customer", "provider": "emailpass", "token": "t"}),
+        )
+        .unwrap();
+        assert_eq!(without.metadata, None);
+        let empty: PasswordResetEvent = serde_json::from_value(json!({"entity_id": "a@example.com",
+            "actor_type": "customer", "provider": "emailpass", "token": "t", "metadata": {}}))
+        .unwrap();
+        assert_eq!(empty.metadata, Some(metadata(json!({}))));
     }
 }
