@@ -3,13 +3,16 @@
 
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use http::StatusCode;
+use medusa_reset::config::{Profile, Vars};
 use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::identity::{DatabaseSettings, MedusaDatabase};
 use medusa_reset::publish::ChannelPublisher;
+use medusa_reset::telemetry::{self, LogSettings};
 use serde_json::Value;
 use support::medusa_db::{TestDb, settings_for};
 use support::pgbouncer::PgBouncer;
@@ -17,6 +20,46 @@ use support::{SECRET, api_config, post_json, send, unreachable_endpoint, verify_
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
+
+/// The project's JSON log lines, captured in memory for the test's thread.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures what the code under test logs until the guard is dropped.
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let vars = Vars::new(|var: &str| (var == "LOG_FORMAT").then(|| "json".to_owned()));
+        let settings = LogSettings::from_vars(Profile::Lambda, &vars).unwrap();
+        let writer = logs.clone();
+        let guard = tracing::subscriber::set_default(telemetry::subscriber(&settings, move || writer.clone()));
+        (logs, guard)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The schemas the store reported, in order.
+    fn schemas(&self) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter_map(|line| line.get("schema").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    }
+}
 
 fn app(db: &TestDb) -> (Router, UnboundedReceiver<AuthEvent>) {
     app_on(db.settings())
@@ -336,5 +379,69 @@ async fn known_and_unknown_identifiers_get_identical_answers_no_sooner_than_the_
             assert!(took < FLOOR + Duration::from_secs(5), "round {round}: {took:?}");
         }
     }
+    db.drop_database().await;
+}
+
+const LOOKUP_ONLY: &str = "medusa 2.6–2.15, lookup only";
+const WITH_TOKEN_TABLE: &str = "medusa >= 2.16 with reset-token table";
+
+#[tokio::test]
+async fn on_a_medusa_2_15_database_only_known_identities_get_a_token_and_nothing_is_written() {
+    let db = TestDb::create_2_15().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    db.add_identity("gone@example.com", "emailpass").await;
+    db.client
+        .execute("UPDATE provider_identity SET deleted_at = now() WHERE entity_id = 'gone@example.com'", &[])
+        .await
+        .unwrap();
+    let before = db.auth_tables_snapshot().await;
+    let (logs, _guard) = Logs::capture();
+    let (app, mut events) = app(&db);
+
+    for _ in 0..2 {
+        assert_eq!(request(&app, "a@example.com").await, StatusCode::CREATED);
+        let claims = next_token_claims(&mut events);
+        assert_eq!(claims["entity_id"], "a@example.com");
+        assert_eq!(claims["provider"], "emailpass");
+        for unknown in ["nobody@example.com", "gone@example.com"] {
+            assert_eq!(request(&app, unknown).await, StatusCode::CREATED);
+            match events.try_recv() {
+                Ok(AuthEvent::UnknownIdentity(event)) => assert_eq!(event.entity_id, unknown),
+                other => panic!("{unknown}: expected the unknown-identity event, got {other:?}"),
+            }
+        }
+    }
+    assert!(events.try_recv().is_err());
+    assert!(!db.has_reset_token_table().await, "no table was created");
+    assert_eq!(db.auth_tables_snapshot().await, before, "the auth tables are untouched");
+    assert_eq!(logs.schemas(), [LOOKUP_ONLY], "the schema is logged once");
+    assert!(!logs.text().contains("a@example.com"), "{}", logs.text());
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn the_schema_is_found_once_per_connection() {
+    let db = TestDb::create_2_15().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (logs, _guard) = Logs::capture();
+    let (app, mut events) = app(&db);
+    assert_eq!(request(&app, "a@example.com").await, StatusCode::CREATED);
+    next_token_claims(&mut events);
+
+    // Medusa is upgraded to 2.16 while the environment is warm: its open connection keeps to what it
+    // found, so the new table gets no row yet...
+    db.add_reset_token_table().await;
+    assert_eq!(request(&app, "a@example.com").await, StatusCode::CREATED);
+    next_token_claims(&mut events);
+    assert!(db.reset_rows("a@example.com").await.is_empty());
+
+    // ...and the next connection finds the table and records the token there.
+    db.end_other_sessions().await;
+    assert_eq!(request(&app, "a@example.com").await, StatusCode::CREATED);
+    let claims = next_token_claims(&mut events);
+    let rows = db.reset_rows("a@example.com").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].1, sha256_hex(claims["jti"].as_str().unwrap()));
+    assert_eq!(logs.schemas(), [LOOKUP_ONLY, WITH_TOKEN_TABLE]);
     db.drop_database().await;
 }

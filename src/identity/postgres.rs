@@ -1,11 +1,12 @@
-//! Medusa's PostgreSQL: the identity lookup and the `auth_password_reset_token` row, through one
-//! connection per execution environment, opened on first use and reused. Nothing is kept in the
+//! Medusa's PostgreSQL: the identity lookup and, on Medusa ≥ 2.16, the `auth_password_reset_token`
+//! row, through one connection per execution environment, opened on first use and reused. Nothing is kept in the
 //! server session between transactions (no named prepared statements, no session settings) and no
 //! start-up options are sent, so a transaction pooler (PgBouncer, Supavisor) may hand each
 //! transaction to another server connection and RDS Proxy can multiplex it without pinning.
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
@@ -45,6 +46,16 @@ older AS (
 INSERT INTO auth_password_reset_token (id, auth_identity_id, provider_identity_id, entity_id, token_hash, expires_at)
 SELECT $3, auth_identity_id, provider_identity_id, $1, $4, $5 FROM identity
 RETURNING id";
+
+/// Medusa's lookup alone, for the schemas without the token table.
+const LOOKUP_SQL: &str = "
+SELECT pi.id
+FROM provider_identity pi
+JOIN auth_identity ai ON ai.id = pi.auth_identity_id AND ai.deleted_at IS NULL
+WHERE pi.entity_id = $1 AND pi.provider = $2 AND pi.deleted_at IS NULL";
+
+/// Resolved through the connection's `search_path`, as the statements that use the table are.
+const SCHEMA_SQL: &str = "SELECT to_regclass('auth_password_reset_token') IS NOT NULL";
 
 const WITHDRAW_SQL: &str = "DELETE FROM auth_password_reset_token WHERE id = $1";
 
@@ -122,23 +133,46 @@ impl DatabaseSettings {
     }
 }
 
-/// An open connection. It holds no prepared statements: each statement is sent with its parameter
-/// types as the protocol's unnamed statement (parse, bind and execute in one round trip), which
-/// lives only until the next one, so it cannot be missing on whichever server session runs it.
+/// Which of Medusa's auth schemas the database has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Schema {
+    /// Medusa ≥ 2.16: its update route also wants the token's row.
+    WithTokenTable = 1,
+    /// Medusa 2.6–2.15: no token table; the update route checks the token's signature alone.
+    LookupOnly = 2,
+}
+
+impl Schema {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::WithTokenTable => "medusa >= 2.16 with reset-token table",
+            Self::LookupOnly => "medusa 2.6–2.15, lookup only",
+        }
+    }
+}
+
+/// An open connection and the schema found when it opened (a migration takes effect with the next
+/// connection). It holds no prepared statements: each statement is sent with its parameter types as
+/// the protocol's unnamed statement (parse, bind and execute in one round trip), which lives only
+/// until the next one, so it cannot be missing on whichever server session runs it.
 struct Connection {
     client: Client,
+    schema: Schema,
 }
 
 /// Medusa's database as the identity store.
 pub struct MedusaDatabase {
     settings: DatabaseSettings,
     connection: Mutex<Option<Connection>>,
+    /// The schema last logged (`Schema as u8`, 0 for none), so a reconnection does not repeat it.
+    logged_schema: AtomicU8,
 }
 
 impl MedusaDatabase {
     /// Does no I/O: the connection opens on the first request, outside the cold start.
     pub fn new(settings: DatabaseSettings) -> Self {
-        Self { settings, connection: Mutex::new(None) }
+        Self { settings, connection: Mutex::new(None), logged_schema: AtomicU8::new(0) }
     }
 
     async fn connect(&self) -> Result<Connection, StoreError> {
@@ -153,7 +187,16 @@ impl MedusaDatabase {
             tokio::spawn(watch(connection));
             client
         };
-        Ok(Connection { client })
+        let has_table: bool = client
+            .query_typed_one(SCHEMA_SQL, &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| StoreError::Query(e.to_string()))?;
+        let schema = if has_table { Schema::WithTokenTable } else { Schema::LookupOnly };
+        if self.logged_schema.swap(schema as u8, Ordering::Relaxed) != schema as u8 {
+            tracing::info!(schema = schema.describe(), "found Medusa's auth schema");
+        }
+        Ok(Connection { client, schema })
     }
 
     /// Runs `work` on the environment's connection, opening it if needed, within an overall limit.
@@ -195,28 +238,34 @@ impl IdentityStore for MedusaDatabase {
         let token_hash = jti_hash(&record.jti);
         let lock_key = format!("{}\n{}", record.provider, record.entity_id);
         let timeout_ms = self.settings.timeout_ms();
-        let inserted = self
-            .with_connection(async |c: &mut Connection| {
-                // One round trip opens the transaction with its own time limits (SET LOCAL ends with it).
-                c.client
-                    .batch_execute(&format!(
-                        "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}"
-                    ))
-                    .await?;
-                c.client.query_typed_one(LOCK_SQL, &[(&lock_key, Type::TEXT)]).await?;
-                let params: [(&(dyn ToSql + Sync), Type); 5] = [
-                    (&record.entity_id, Type::TEXT),
-                    (&record.provider, Type::TEXT),
-                    (&row_id, Type::TEXT),
-                    (&token_hash, Type::TEXT),
-                    (&record.expires_at, Type::TIMESTAMPTZ),
-                ];
-                let inserted = c.client.query_typed_opt(ISSUE_SQL, &params).await?;
-                c.client.batch_execute("COMMIT").await?;
-                Ok(inserted.is_some())
-            })
-            .await?;
-        Ok(inserted.then_some(IssuedToken { row_id: Some(row_id) }))
+        self.with_connection(async |c: &mut Connection| {
+            // One round trip opens the transaction with its own time limits (SET LOCAL ends with it).
+            // Both schemas take the lock and a transaction id, so neither path is quicker.
+            c.client
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}"
+                ))
+                .await?;
+            c.client.query_typed_one(LOCK_SQL, &[(&lock_key, Type::TEXT)]).await?;
+            let params: [(&(dyn ToSql + Sync), Type); 5] = [
+                (&record.entity_id, Type::TEXT),
+                (&record.provider, Type::TEXT),
+                (&row_id, Type::TEXT),
+                (&token_hash, Type::TEXT),
+                (&record.expires_at, Type::TIMESTAMPTZ),
+            ];
+            let issued = match c.schema {
+                Schema::WithTokenTable => {
+                    c.client.query_typed_opt(ISSUE_SQL, &params).await?.map(|_| IssuedToken { row_id: Some(row_id) })
+                }
+                Schema::LookupOnly => {
+                    c.client.query_typed_opt(LOOKUP_SQL, &params[..2]).await?.map(|_| IssuedToken { row_id: None })
+                }
+            };
+            c.client.batch_execute("COMMIT").await?;
+            Ok(issued)
+        })
+        .await
     }
 
     async fn withdraw(&self, issued: &IssuedToken) -> Result<(), StoreError> {

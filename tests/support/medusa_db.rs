@@ -34,7 +34,15 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A Medusa ≥ 2.16 database: the auth tables and the reset-token table.
     pub async fn create() -> Self {
+        let db = Self::create_2_15().await;
+        db.add_reset_token_table().await;
+        db
+    }
+
+    /// A Medusa 2.6–2.15 database: the auth tables without the reset-token table.
+    pub async fn create_2_15() -> Self {
         let name = format!("medusa_reset_test_{}", uuid::Uuid::new_v4().simple());
         connect_to(&admin_url())
             .await
@@ -46,6 +54,46 @@ impl TestDb {
         let client = connect_to(&url).await;
         client.batch_execute(include_str!("../sql/medusa_auth_schema.sql")).await.expect("Medusa's schema");
         Self { name, url, client }
+    }
+
+    /// What Medusa 2.16's migration adds: the reset-token table.
+    pub async fn add_reset_token_table(&self) {
+        self.client.batch_execute(include_str!("../sql/medusa_reset_token_table.sql")).await.expect("the token table");
+    }
+
+    /// Does the reset-token table exist?
+    pub async fn has_reset_token_table(&self) -> bool {
+        let row = self.client.query_one("SELECT to_regclass('auth_password_reset_token') IS NOT NULL", &[]).await;
+        row.expect("catalog lookup").get(0)
+    }
+
+    /// Every row of the auth tables, as text in a fixed order: equal snapshots mean nothing was written.
+    pub async fn auth_tables_snapshot(&self) -> Vec<String> {
+        let rows = self
+            .client
+            .query(
+                "SELECT 'auth_identity ' || a::text FROM auth_identity a \
+                 UNION ALL SELECT 'provider_identity ' || p::text FROM provider_identity p ORDER BY 1",
+                &[],
+            )
+            .await
+            .expect("snapshot");
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+
+    /// Ends every other session on this database, as a restart or failover would, and waits until
+    /// the server has closed them.
+    pub async fn end_other_sessions(&self) {
+        let others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        self.client.execute(&format!("SELECT pg_terminate_backend(pid) {others}"), &[]).await.expect("terminate");
+        for _ in 0..100 {
+            let left: i64 = self.client.query_one(&format!("SELECT count(*) {others}"), &[]).await.unwrap().get(0);
+            if left == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("other sessions did not end");
     }
 
     pub async fn drop_database(self) {
