@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use http::header::RETRY_AFTER;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
@@ -38,6 +38,14 @@ struct ErrorBody<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     message: String,
+}
+
+/// What Medusa sends when its body parser refuses a body: the same fields, message first.
+#[derive(Debug, Serialize)]
+struct ParserErrorBody<'a> {
+    message: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
 }
 
 impl ApiError {
@@ -98,9 +106,14 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let kind = self.kind();
         let code = (kind == "unknown_error").then_some("unknown_error");
-        let body = ErrorBody { code, kind, message: self.public_message() };
+        let message = self.public_message();
         let cause = status.is_server_error().then(|| self.to_string());
-        let mut response = (status, Json(body)).into_response();
+        let mut response = match &self {
+            Self::Body(_) => (status, Json(ParserErrorBody { message, kind })).into_response(),
+            _ => (status, Json(ErrorBody { code, kind, message })).into_response(),
+        };
+        // Express names the charset; some clients compare the header as a whole.
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         if let Self::Reset(ResetError::TooManyRequests { retry_after }) = &self {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
         }
@@ -154,10 +167,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn body_failures_are_invalid_data_with_their_own_status() {
-        let (status, body) = parts(ApiError::Body(BodyError::TooLarge)).await;
-        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(body["type"], "invalid_data");
+    async fn body_failures_are_invalid_data_with_their_own_status_message_first_as_medusas_parser_sends() {
+        let response = ApiError::Body(BodyError::TooLarge).into_response();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"message":"Invalid request: The body must be at most 8192 bytes","type":"invalid_data"}"#
+        );
         let (status, _) = parts(ApiError::Body(BodyError::UnsupportedContentType)).await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }

@@ -6,7 +6,8 @@ use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::ApiState;
 use super::body::read_json;
@@ -20,7 +21,7 @@ use crate::publish::EventPublisher;
 use crate::ratelimit::RateLimiter;
 use crate::reset::ResetOutcome;
 
-/// Answers 201 with no body once the event is published; known and unknown identifiers alike.
+/// Answers Medusa's 201 once the event is published; known and unknown identifiers alike.
 pub async fn reset_password<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
     State(state): State<Arc<ApiState<P, S, L>>>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -37,7 +38,7 @@ pub async fn reset_password<P: EventPublisher, S: IdentityStore, L: RateLimiter>
                 ResetOutcome::UnknownIdentity => "unknown_identity",
                 ResetOutcome::RateLimited => "rate_limited_identifier",
             };
-            let mut created = StatusCode::CREATED.into_response();
+            let mut created = created();
             created.extensions_mut().insert(Outcome { label, cause: None });
             created
         }
@@ -49,6 +50,12 @@ pub async fn reset_password<P: EventPublisher, S: IdentityStore, L: RateLimiter>
     response
 }
 
+/// Medusa's answer, as Express's `res.sendStatus(201)` writes it.
+fn created() -> Response {
+    (StatusCode::CREATED, [(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], "Created")
+        .into_response()
+}
+
 async fn attempt<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
     state: &ApiState<P, S, L>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -57,10 +64,11 @@ async fn attempt<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
     body: Body,
     who: &mut Option<MaskedIdentifier>,
 ) -> Result<ResetOutcome, ApiError> {
-    // Medusa checks the actor type and provider before it reads the body.
+    // Medusa's order: its body parser first, then the actor type and provider, then validation.
+    let body = read_json(headers, body).await?;
     let Path((actor_type, provider)) = path.map_err(|_| NotAllowed::InvalidName)?;
     let (actor_type, provider) = state.providers.authorize(&actor_type, &provider)?;
-    let request = ResetRequest::from_json(read_json(headers, body).await?)?;
+    let request = ResetRequest::from_json(body)?;
     *who = Some(MaskedIdentifier(request.identifier.masked()));
     Ok(state.service.request_reset(request, &actor_type, &provider, client_ip).await?)
 }

@@ -79,9 +79,11 @@ impl ProviderPolicy {
         Ok(Self { allowed })
     }
 
-    /// Parses the path's two segments into a pair the allow-list permits.
+    /// Parses the path's two segments into a pair the allow-list permits. A refused provider is
+    /// echoed as Medusa echoes it (it is JSON-escaped in the answer), but only if it is printable
+    /// and short; an actor type is echoed only if it could be a configured one.
     pub fn authorize(&self, actor_type: &str, provider: &str) -> Result<(ActorType, AuthProvider), NotAllowed> {
-        if !is_name(actor_type) || !is_name(provider) {
+        if !is_name(actor_type) || !is_echoable(provider) {
             return Err(NotAllowed::InvalidName);
         }
         match self.allowed.get(actor_type) {
@@ -102,6 +104,10 @@ impl Default for ProviderPolicy {
     fn default() -> Self {
         Self { allowed: BTreeMap::from([("customer".to_owned(), vec!["emailpass".to_owned()])]) }
     }
+}
+
+fn is_echoable(s: &str) -> bool {
+    !s.is_empty() && s.chars().count() <= MAX_NAME_LEN && !s.chars().any(char::is_control)
 }
 
 fn is_name(s: &str) -> bool {
@@ -128,10 +134,16 @@ mod tests {
     }
 
     #[test]
-    fn hostile_segments_are_not_echoed() {
+    fn a_refused_provider_is_echoed_as_medusa_echoes_it_if_short_and_printable() {
         let policy = ProviderPolicy::default();
-        assert_eq!(policy.authorize("customer", "<script>"), Err(NotAllowed::InvalidName));
+        assert_eq!(
+            policy.authorize("customer", "Git hub").unwrap_err().to_string(),
+            "The actor type customer is not allowed to use the auth provider Git hub"
+        );
+        assert_eq!(policy.authorize("customer", "a\nb"), Err(NotAllowed::InvalidName));
+        assert_eq!(policy.authorize("customer", &"a".repeat(65)), Err(NotAllowed::InvalidName));
         assert_eq!(policy.authorize(&"a".repeat(65), "emailpass"), Err(NotAllowed::InvalidName));
+        assert_eq!(policy.authorize("Customer", "emailpass"), Err(NotAllowed::InvalidName));
     }
 
     #[test]

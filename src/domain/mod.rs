@@ -3,6 +3,7 @@
 pub mod actor;
 pub mod event;
 pub mod identifier;
+pub mod js_string;
 pub mod metadata;
 pub mod reset_request;
 pub mod token;
