@@ -17,7 +17,7 @@ use crate::domain::reset_request::ResetRequest;
 use crate::domain::token::{TokenError, TokenMinter};
 use crate::identity::{IdentityStore, StoreError, TokenRecord};
 use crate::publish::{EventPublisher, PublishError};
-use crate::ratelimit::{LimitError, RateLimiter, Subject, Verdict};
+use crate::ratelimit::{IdentityKey, LimitError, RateLimiter, Subject, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResetError {
@@ -49,12 +49,15 @@ pub struct ResetService<P, S, L> {
     publisher: P,
     store: S,
     limiter: L,
+    /// Keys the rate limits' identity hash; derived from the signing secret, so no new setting.
+    identity_key: IdentityKey,
     floor: Duration,
 }
 
 impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> {
     pub fn new(minter: TokenMinter, publisher: P, store: S, limiter: L, floor: Duration) -> Self {
-        Self { minter, publisher, store, limiter, floor }
+        let identity_key = IdentityKey::new(&minter.derive_key(IdentityKey::LABEL));
+        Self { minter, publisher, store, limiter, identity_key, floor }
     }
 
     /// Checks the rate limits (failing closed), then resets. `client_ip` is the caller's address.
@@ -66,11 +69,22 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
         client_ip: &str,
     ) -> Result<ResetOutcome, ResetError> {
         let started = Instant::now();
-        let subject = Subject::new(client_ip, actor_type.as_str(), provider.as_str(), request.identifier.as_str());
-        let outcome = match self.limiter.check(&subject, SystemTime::now()).await? {
+        let key = &self.identity_key;
+        let subject = Subject::new(key, client_ip, actor_type.as_str(), provider.as_str(), request.identifier.as_str());
+        let checked_at = SystemTime::now();
+        let outcome = match self.limiter.check(&subject, checked_at).await? {
             Verdict::IpLimited { retry_after } => return Err(ResetError::TooManyRequests { retry_after }),
             Verdict::IdentifierLimited => ResetOutcome::RateLimited,
-            Verdict::Allowed => self.reset(request, actor_type, provider).await?,
+            Verdict::Allowed => match self.reset(request, actor_type, provider).await {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    // The user saw a 500 and will retry: the failed attempt must not use up their share.
+                    if let Err(release) = self.limiter.release(&subject, checked_at).await {
+                        tracing::error!(error = %release, "could not give back the rate-limit count after a failure");
+                    }
+                    return Err(error);
+                }
+            },
         };
         if !self.floor.is_zero() {
             wait_until(started + self.floor).await;
@@ -213,6 +227,80 @@ mod tests {
         assert_eq!(reset(&service, "a@example.com").await.unwrap(), ResetOutcome::TokenPublished);
         assert!(events.try_recv().is_ok());
         assert_eq!(reset(&service, "a@example.com").await.unwrap(), ResetOutcome::RateLimited);
+        assert!(events.try_recv().is_err());
+    }
+
+    /// Fails its first `failures` publishes, then hands events on.
+    struct FlakyPublisher {
+        failures: std::sync::atomic::AtomicUsize,
+        inner: ChannelPublisher,
+    }
+
+    impl EventPublisher for FlakyPublisher {
+        async fn publish(&self, event: &AuthEvent) -> Result<(), PublishError> {
+            use std::sync::atomic::Ordering;
+            if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(PublishError::Service("stub outage".into()));
+            }
+            self.inner.publish(event).await
+        }
+    }
+
+    async fn reset_with<P: EventPublisher, L: RateLimiter>(
+        service: &ResetService<P, MemoryStore, L>,
+        identifier: &str,
+    ) -> Result<ResetOutcome, ResetError> {
+        let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
+        service.request_reset(request(identifier), &actor, &provider, "198.51.100.1").await
+    }
+
+    #[tokio::test]
+    async fn a_failed_reset_gives_the_identifiers_count_back_so_the_retry_is_served() {
+        let (inner, mut events) = ChannelPublisher::new();
+        let publisher = FlakyPublisher { failures: 1.into(), inner };
+        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let limiter = MemoryLimiter::new(Limits::default());
+        let service = ResetService::new(minter(), publisher, store, limiter, Duration::ZERO);
+        assert!(matches!(reset_with(&service, "a@example.com").await, Err(ResetError::Publish(_))));
+        assert!(events.try_recv().is_err());
+        assert_eq!(reset_with(&service, "a@example.com").await.unwrap(), ResetOutcome::TokenPublished, "the retry");
+        assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(_))));
+        assert_eq!(reset_with(&service, "a@example.com").await.unwrap(), ResetOutcome::RateLimited, "then counted");
+    }
+
+    /// Allows everything and cannot give anything back.
+    struct UnreleasingLimiter;
+
+    impl RateLimiter for UnreleasingLimiter {
+        async fn check(&self, _: &Subject, _: SystemTime) -> Result<Verdict, LimitError> {
+            Ok(Verdict::Allowed)
+        }
+
+        async fn release(&self, _: &Subject, _: SystemTime) -> Result<(), LimitError> {
+            Err(LimitError("table unavailable".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_give_back_that_fails_leaves_the_original_failure_as_the_answer() {
+        let (publisher, events) = ChannelPublisher::new();
+        drop(events);
+        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let service = ResetService::new(minter(), publisher, store, UnreleasingLimiter, Duration::ZERO);
+        assert!(matches!(reset_with(&service, "a@example.com").await, Err(ResetError::Publish(_))));
+    }
+
+    #[tokio::test]
+    async fn spellings_of_one_address_share_its_limit_but_the_token_keeps_the_spelling_given() {
+        let (service, mut events) = service(MemoryStore::open());
+        assert_eq!(reset(&service, "Victim@Example.com").await.unwrap(), ResetOutcome::TokenPublished);
+        let Ok(AuthEvent::PasswordReset(event)) = events.try_recv() else { panic!("a password reset event") };
+        assert_eq!(event.entity_id, "Victim@Example.com");
+        let claims =
+            jsonwebtoken::dangerous::insecure_decode_claims::<crate::domain::token::ResetClaims>(event.token.expose())
+                .unwrap();
+        assert_eq!(claims.entity_id, "Victim@Example.com");
+        assert_eq!(reset(&service, "victim@EXAMPLE.COM").await.unwrap(), ResetOutcome::RateLimited);
         assert!(events.try_recv().is_err());
     }
 

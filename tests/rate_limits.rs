@@ -19,7 +19,8 @@ use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::ratelimit::{DynamoLimiter, Limit, Limits, RateLimiter, Subject, Verdict};
+use medusa_reset::publish::{EventPublisher, PublishError};
+use medusa_reset::ratelimit::{DynamoLimiter, IdentityKey, Limit, Limits, RateLimiter, Subject, Verdict};
 use serde_json::{Value, json};
 use support::aws_fixtures::rate_limit_table;
 use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
@@ -34,7 +35,7 @@ fn at(seconds: u64) -> SystemTime {
 }
 
 fn subject(ip: &str, identifier: &str) -> Subject {
-    Subject::new(ip, "customer", "emailpass", identifier)
+    Subject::new(&IdentityKey::new(b"rate-limit-test-key"), ip, "customer", "emailpass", identifier)
 }
 
 async fn limiter(limits: Limits) -> DynamoLimiter {
@@ -140,6 +141,113 @@ async fn the_table_holds_no_identifier_in_clear() {
     let dump = format!("{:?}", items.items());
     assert!(!dump.contains("secret.person"), "{dump}");
     assert!(dump.contains("expires_at"), "items carry their TTL attribute: {dump}");
+}
+
+/// Each item's count, by key.
+async fn counts(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> HashMap<String, i64> {
+    let items = dynamodb.scan().table_name(table).send().await.unwrap();
+    items
+        .items()
+        .iter()
+        .map(|item| (item["pk"].as_s().unwrap().clone(), item["count"].as_n().unwrap().parse().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_count_given_back_on_dynamodb_lets_the_retry_through_and_never_goes_below_zero() {
+    let config = moto_sdk_config().await;
+    let table = rate_limit_table(&config).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let limiter = DynamoLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
+    let now = at(WINDOWS_START + 10);
+    let a = subject("198.51.100.1", "a@example.com");
+    assert_eq!(limiter.check(&a, now).await.unwrap(), Verdict::Allowed);
+    limiter.release(&a, now).await.unwrap();
+    assert_eq!(limiter.check(&a, at(WINDOWS_START + 11)).await.unwrap(), Verdict::Allowed, "the retry is served");
+    assert_eq!(limiter.check(&a, at(WINDOWS_START + 12)).await.unwrap(), Verdict::IdentifierLimited);
+    let counters = Limits::default().counters(&a, now);
+    let counted = counts(&dynamodb, &table).await;
+    assert_eq!(counted[&counters[0].key], 3, "the client's count is never given back");
+    assert_eq!(counted[&counters[1].key], 1);
+    assert_eq!(counted[&counters[2].key], 1);
+
+    // Giving back what was never counted neither fails nor creates a counter below zero.
+    let stranger = subject("198.51.100.1", "stranger@example.com");
+    limiter.release(&stranger, now).await.unwrap();
+    limiter.release(&a, now).await.unwrap();
+    limiter.release(&a, now).await.unwrap();
+    let counted = counts(&dynamodb, &table).await;
+    assert_eq!(counted.len(), 3, "no item for the stranger: {counted:?}");
+    assert!(counted.values().all(|count| *count >= 0), "{counted:?}");
+    assert_eq!(counted[&counters[1].key], 0);
+}
+
+#[tokio::test]
+async fn spellings_of_one_address_share_one_count_on_dynamodb() {
+    let limiter = limiter(Limits::default()).await;
+    let now = at(WINDOWS_START);
+    assert_eq!(limiter.check(&subject("198.51.100.1", "Victim@x.com"), now).await.unwrap(), Verdict::Allowed);
+    for spelling in ["victim@X.COM", "VICTIM@x.com"] {
+        let verdict = limiter.check(&subject("198.51.100.2", spelling), now).await.unwrap();
+        assert_eq!(verdict, Verdict::IdentifierLimited, "{spelling}");
+    }
+}
+
+#[tokio::test]
+async fn ipv6_clients_in_one_64_share_one_count_on_dynamodb() {
+    let limits = Limits { per_ip: Limit { max: 2, window: Duration::from_secs(300) }, ..Limits::default() };
+    let limiter = limiter(limits).await;
+    let now = at(WINDOWS_START);
+    for (n, ip) in ["2001:db8:7:7::1", "2001:db8:7:7:ffff:ffff:ffff:fffe"].into_iter().enumerate() {
+        let verdict = limiter.check(&subject(ip, &format!("u{n}@example.com")), now).await.unwrap();
+        assert_eq!(verdict, Verdict::Allowed, "{ip}");
+    }
+    let same_64 = limiter.check(&subject("2001:db8:7:7:1234::9", "u9@example.com"), now).await.unwrap();
+    assert!(matches!(same_64, Verdict::IpLimited { .. }), "another address of the same /64: {same_64:?}");
+    let next_64 = limiter.check(&subject("2001:db8:7:8::1", "u9@example.com"), now).await.unwrap();
+    assert_eq!(next_64, Verdict::Allowed, "the neighbouring /64 is another client");
+}
+
+/// Fails its first `failures` publishes, then hands events on.
+struct FlakyPublisher {
+    failures: std::sync::atomic::AtomicUsize,
+    inner: ChannelPublisher,
+}
+
+impl EventPublisher for FlakyPublisher {
+    async fn publish(&self, event: &AuthEvent) -> Result<(), PublishError> {
+        use std::sync::atomic::Ordering;
+        if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(PublishError::Service("stub outage".into()));
+        }
+        self.inner.publish(event).await
+    }
+}
+
+#[tokio::test]
+async fn through_the_route_a_500_gives_the_count_back_on_dynamodb_so_the_retry_gets_its_token() {
+    let (inner, mut events) = ChannelPublisher::new();
+    let publisher = FlakyPublisher { failures: 1.into(), inner };
+    let secret = SigningSecret::parse(SECRET).unwrap();
+    let app = medusa_reset::api::app(
+        &api_config(&[]),
+        &secret,
+        publisher,
+        MemoryStore::open(),
+        limiter(Limits::default()).await,
+    );
+    let body = r#"{"identifier":"a@example.com"}"#;
+    let (failed, _) = send(&app, post_json(ROUTE, body)).await;
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let (retry, _) = send(&app, post_json(ROUTE, body)).await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert!(
+        matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(e)) if e.entity_id == "a@example.com"),
+        "the retry's e-mail"
+    );
+    let (again, _) = send(&app, post_json(ROUTE, body)).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert!(events.try_recv().is_err(), "a served request is counted as before");
 }
 
 #[tokio::test]
@@ -409,6 +517,28 @@ async fn throttling_a_server_error_or_an_unexpected_reason_fails_closed() {
     };
     let (_, endpoint) = dynamo_endpoint(fake).await;
     assert!(limiter_on(&endpoint, Limits::default()).await.check(&a, now).await.is_err());
+}
+
+#[tokio::test]
+async fn giving_back_touches_only_the_identifiers_counters_tolerates_a_missing_one_and_fails_on_an_error() {
+    let now = at(WINDOWS_START + 100);
+    let a = subject("198.51.100.1", "a@example.com");
+    let gone = Answer::Error(StatusCode::BAD_REQUEST, "ConditionalCheckFailedException");
+    let (fake, endpoint) = dynamo_endpoint(FakeDynamo { update_item: Some(gone), ..FakeDynamo::default() }).await;
+    limiter_on(&endpoint, Limits::default()).await.release(&a, now).await.expect("nothing to give back is fine");
+    let updates = fake.calls("UpdateItem");
+    let counters = Limits::default().counters(&a, now);
+    let keys: Vec<&str> = updates.iter().map(|u| u["Key"]["pk"]["S"].as_str().unwrap()).collect();
+    assert_eq!(keys, [counters[1].key.as_str(), counters[2].key.as_str()], "never the client's counter");
+    for update in &updates {
+        assert_eq!(update["ConditionExpression"], "#count > :zero", "never below zero: {update}");
+        assert_eq!(update["ExpressionAttributeValues"][":minus_one"]["N"], "-1");
+    }
+    assert!(fake.calls("TransactWriteItems").is_empty());
+
+    let down = Answer::Error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError");
+    let (_, endpoint) = dynamo_endpoint(FakeDynamo { update_item: Some(down), ..FakeDynamo::default() }).await;
+    assert!(limiter_on(&endpoint, Limits::default()).await.release(&a, now).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -127,6 +127,8 @@ pub enum TokenError {
 /// Mints tokens; built once at cold start so the key and header are not rebuilt per request.
 pub struct TokenMinter {
     key: EncodingKey,
+    /// The signing secret as an HMAC-SHA256 key, for deriving keys of other uses from it.
+    derivation: aws_lc_rs::hmac::Key,
     header: Header,
     lifetime_secs: u64,
     issuer: Option<String>,
@@ -137,11 +139,20 @@ impl TokenMinter {
     pub fn new(secret: &SigningSecret, settings: &TokenSettings) -> Self {
         Self {
             key: EncodingKey::from_secret(secret.as_bytes()),
+            derivation: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes()),
             header: Header::new(Algorithm::HS256),
             lifetime_secs: settings.lifetime.as_secs(),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
         }
+    }
+
+    /// A key for another use of the signing secret: HMAC-SHA256(secret, label). Each label gives an
+    /// independent key, none of which reveals the secret or signs a token, so no new setting is needed.
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(aws_lc_rs::hmac::sign(&self.derivation, label.as_bytes()).as_ref());
+        key
     }
 
     /// The `exp` a token minted at `now` gets, in seconds since the epoch.
@@ -238,6 +249,15 @@ mod tests {
         assert_eq!(claims.jti, minted.jti.to_string());
         assert_eq!(claims.aud, None);
         assert_eq!(minted.expires_at, claims.exp);
+    }
+
+    #[test]
+    fn derived_keys_are_hmac_of_the_label_and_differ_per_label() {
+        let key = minter().derive_key("medusa-reset/rate-limit-identity/v1");
+        // printf %s medusa-reset/rate-limit-identity/v1 | openssl dgst -sha256 -hmac 0123456789abcdef0123456789abcdef
+        assert_eq!(hex::encode(key), "9098483f220bee1058e45a5cfd44e936f1ccbe8fda41050047aaa6eac1ee9d7f");
+        assert_ne!(key, minter().derive_key("another use"));
+        assert_ne!(key.as_slice(), SECRET.as_bytes());
     }
 
     #[test]

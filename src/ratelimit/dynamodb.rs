@@ -1,12 +1,14 @@
 //! DynamoDB rate limiter: every counter of a request bumped in one `TransactWriteItems`, each
 //! update conditional on its counter being under its limit, so concurrent requests in any number of
 //! execution environments cannot overshoot. Items carry a TTL attribute so ended windows expire.
+//! A request that fails after it was counted gives its identifier's counts back.
 
 use std::time::SystemTime;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::{Counter, LimitError, Limits, RateLimiter, Subject, Verdict, retry_after};
@@ -67,6 +69,34 @@ impl DynamoLimiter {
     }
 }
 
+impl DynamoLimiter {
+    /// Takes one back from a counter, never below zero, never creating it: a counter that has
+    /// already expired or was never written fails the condition, and there is nothing to give back.
+    async fn give_back(&self, counter: &Counter) -> Result<(), LimitError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(counter.key.clone()))
+            .update_expression("ADD #count :minus_one")
+            .condition_expression("#count > :zero")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":minus_one", AttributeValue::N("-1".into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(error.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(LimitError(DisplayErrorContext(&error).to_string())),
+        }
+    }
+}
+
 impl RateLimiter for DynamoLimiter {
     async fn check(&self, subject: &Subject, now: SystemTime) -> Result<Verdict, LimitError> {
         let counters = self.limits.counters(subject, now);
@@ -101,5 +131,14 @@ impl RateLimiter for DynamoLimiter {
         // Still contended after retries: another request for the same subject is in flight. Fail
         // closed for the identifier rather than risk a second token.
         Ok(Verdict::IdentifierLimited)
+    }
+
+    async fn release(&self, subject: &Subject, now: SystemTime) -> Result<(), LimitError> {
+        // The identifier's counters only (the client IP's is first): each on its own, so that one
+        // already expired does not keep the other from coming back.
+        for counter in self.limits.counters(subject, now).iter().skip(1) {
+            self.give_back(counter).await?;
+        }
+        Ok(())
     }
 }

@@ -41,6 +41,17 @@ impl RateLimiter for MemoryLimiter {
         }
         Ok(if limited { Verdict::IdentifierLimited } else { Verdict::Allowed })
     }
+
+    async fn release(&self, subject: &Subject, now: SystemTime) -> Result<(), LimitError> {
+        let counters = self.limits.counters(subject, now);
+        let mut counts = self.counts.lock().map_err(|e| LimitError(e.to_string()))?;
+        for counter in counters.iter().skip(1) {
+            if let Some((count, _)) = counts.get_mut(&counter.key) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -54,7 +65,7 @@ mod tests {
     }
 
     fn subject(ip: &str, identifier: &str) -> Subject {
-        Subject::new(ip, "customer", "emailpass", identifier)
+        Subject::new(&crate::ratelimit::test_key(), ip, "customer", "emailpass", identifier)
     }
 
     #[tokio::test]
@@ -92,6 +103,31 @@ mod tests {
         assert_eq!(limiter.check(&a, at(0)).await.unwrap(), Verdict::Allowed);
         assert_eq!(limiter.check(&a, at(1)).await.unwrap(), Verdict::IdentifierLimited);
         assert!(matches!(limiter.check(&a, at(2)).await.unwrap(), Verdict::IpLimited { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_released_count_lets_the_identifier_try_again_in_the_same_window() {
+        let limits = Limits { per_ip: Limit { max: 3, window: Duration::from_secs(300) }, ..Limits::default() };
+        let limiter = MemoryLimiter::new(limits);
+        let a = subject("198.51.100.1", "a@example.com");
+        assert_eq!(limiter.check(&a, at(600)).await.unwrap(), Verdict::Allowed);
+        // The reset failed after the check: the identifier's count comes back.
+        limiter.release(&a, at(600)).await.unwrap();
+        assert_eq!(limiter.check(&a, at(601)).await.unwrap(), Verdict::Allowed, "the retry is served");
+        assert_eq!(limiter.check(&a, at(602)).await.unwrap(), Verdict::IdentifierLimited, "and counted");
+        // The client's count was not given back: three checks, three counted.
+        let b = subject("198.51.100.1", "b@example.com");
+        assert!(matches!(limiter.check(&b, at(603)).await.unwrap(), Verdict::IpLimited { .. }));
+    }
+
+    #[tokio::test]
+    async fn releasing_what_was_never_counted_changes_nothing() {
+        let limiter = MemoryLimiter::new(Limits::default());
+        let a = subject("198.51.100.1", "a@example.com");
+        limiter.release(&a, at(600)).await.unwrap();
+        limiter.release(&a, at(600)).await.unwrap();
+        assert_eq!(limiter.check(&a, at(600)).await.unwrap(), Verdict::Allowed);
+        assert_eq!(limiter.check(&a, at(601)).await.unwrap(), Verdict::IdentifierLimited, "no credit was banked");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

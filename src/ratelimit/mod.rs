@@ -2,12 +2,15 @@
 //! windows, decided in one call. DynamoDB on Lambda (shared by every execution environment), in
 //! memory for `make run` and unit tests.
 
+use std::fmt;
 use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::hmac;
+
 use crate::config::RateLimitSettings;
-use crate::domain::token::sha256_hex;
 
 mod dynamodb;
 mod memory;
@@ -59,19 +62,59 @@ impl Default for Limits {
     }
 }
 
-/// Who is asking: the client's address and a hash of what they ask about.
+/// The key of the identity hash. Keyed (HMAC-SHA256), so that whoever reads the table cannot test
+/// a list of addresses against it the way a plain hash would let them.
+#[derive(Clone)]
+pub struct IdentityKey(hmac::Key);
+
+impl IdentityKey {
+    /// The label that separates this key from every other use of the signing secret.
+    pub const LABEL: &'static str = "medusa-reset/rate-limit-identity/v1";
+
+    pub fn new(key: &[u8]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, key))
+    }
+}
+
+impl fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdentityKey(<redacted>)")
+    }
+}
+
+/// Who is asking: the client's network and a keyed hash of the address they ask about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
+    /// An IPv4 address as it is; an IPv6 one as its /64, which is what one client holds.
     pub client_ip: String,
-    /// SHA-256 hex of actor type, provider and identifier: the table never holds an address.
+    /// HMAC-SHA256 hex of actor type, provider and the identifier trimmed and case-folded: every
+    /// spelling of one address shares one count, and the table never holds an address.
     pub identity: String,
 }
 
 impl Subject {
-    pub fn new(client_ip: &str, actor_type: &str, provider: &str, identifier: &str) -> Self {
-        let material = format!("{actor_type}\n{provider}\n{identifier}");
-        let identity = sha256_hex(material.as_bytes());
-        Self { client_ip: client_ip.to_owned(), identity }
+    /// The identifier is normalized for counting only; the token and the e-mail keep it as given.
+    pub fn new(key: &IdentityKey, client_ip: &str, actor_type: &str, provider: &str, identifier: &str) -> Self {
+        let material = format!("{actor_type}\n{provider}\n{}", identifier.trim().to_lowercase());
+        let identity = hex::encode(hmac::sign(&key.0, material.as_bytes()));
+        Self { client_ip: client_network(client_ip), identity }
+    }
+}
+
+/// One client, as the limits count it: an IPv4 address, or the /64 of an IPv6 one (a home or a
+/// cloud instance is given a whole /64, so counting addresses would hand it 2^64 shares). Anything
+/// that is not an address (`unknown` in-process) counts as itself.
+fn client_network(client_ip: &str) -> String {
+    match client_ip.trim().parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !u128::from(u64::MAX);
+                format!("{}/64", Ipv6Addr::from(prefix))
+            }
+        },
+        Err(_) => client_ip.to_owned(),
     }
 }
 
@@ -119,6 +162,11 @@ pub fn retry_after(window_end: u64, now: SystemTime) -> Duration {
 /// Decides whether a request may go ahead, counting it.
 pub trait RateLimiter: Send + Sync + 'static {
     fn check(&self, subject: &Subject, now: SystemTime) -> impl Future<Output = Result<Verdict, LimitError>> + Send;
+
+    /// Gives back the identifier's counts of an allowed request that then failed (a 5xx), so the
+    /// user's retry is not swallowed; `now` is the time the request was checked at. The client's
+    /// count stays: failures must not become free requests.
+    fn release(&self, subject: &Subject, now: SystemTime) -> impl Future<Output = Result<(), LimitError>> + Send;
 }
 
 /// The limiter could not decide; the request then fails closed.
@@ -152,12 +200,28 @@ impl RateLimiter for Limiter {
             Self::Memory(limiter) => limiter.check(subject, now).await,
         }
     }
+
+    async fn release(&self, subject: &Subject, now: SystemTime) -> Result<(), LimitError> {
+        match self {
+            Self::Dynamo(limiter) => limiter.release(subject, now).await,
+            Self::Memory(limiter) => limiter.release(subject, now).await,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_key() -> IdentityKey {
+    IdentityKey::new(b"rate-limit-unit-test-key")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn subject(ip: &str, actor_type: &str, provider: &str, identifier: &str) -> Subject {
+        Subject::new(&test_key(), ip, actor_type, provider, identifier)
+    }
 
     #[test]
     fn limits_parse_from_count_and_seconds() {
@@ -169,7 +233,7 @@ mod tests {
 
     #[test]
     fn counters_are_per_window_and_never_hold_the_identifier() {
-        let subject = Subject::new("203.0.113.7", "customer", "emailpass", "a@example.com");
+        let subject = subject("203.0.113.7", "customer", "emailpass", "a@example.com");
         let at = |s| UNIX_EPOCH + Duration::from_secs(s);
         let counters = Limits::default().counters(&subject, at(7_259));
         assert_eq!(counters.len(), 3);
@@ -186,12 +250,75 @@ mod tests {
 
     #[test]
     fn the_identity_hash_separates_actor_types_and_providers() {
-        let a = Subject::new("ip", "customer", "emailpass", "a@example.com");
-        let b = Subject::new("ip", "user", "emailpass", "a@example.com");
-        let c = Subject::new("ip", "customer", "google", "a@example.com");
+        let a = subject("ip", "customer", "emailpass", "a@example.com");
+        let b = subject("ip", "user", "emailpass", "a@example.com");
+        let c = subject("ip", "customer", "google", "a@example.com");
         assert_ne!(a.identity, b.identity);
         assert_ne!(a.identity, c.identity);
         assert_eq!(a.identity.len(), 64);
+    }
+
+    #[test]
+    fn every_spelling_of_one_address_shares_one_identity() {
+        let victim = subject("ip", "customer", "emailpass", "victim@x.com");
+        for spelling in ["Victim@x.com", "victim@X.COM", "VICTIM@X.COM", " victim@x.com ", "\tVictim@X.com\n"] {
+            assert_eq!(subject("ip", "customer", "emailpass", spelling).identity, victim.identity, "{spelling:?}");
+        }
+        assert_ne!(subject("ip", "customer", "emailpass", "victim2@x.com").identity, victim.identity);
+        // Unicode letters fold too, not only ASCII.
+        assert_eq!(
+            subject("ip", "customer", "emailpass", "ÄRGER@beispiel.de").identity,
+            subject("ip", "customer", "emailpass", "ärger@beispiel.de").identity
+        );
+    }
+
+    #[test]
+    fn the_identity_is_keyed_so_a_list_of_addresses_cannot_be_tested_against_it() {
+        let material = "customer\nemailpass\na@example.com";
+        let plain = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, material.as_bytes()));
+        let keyed = subject("ip", "customer", "emailpass", "a@example.com").identity;
+        assert_ne!(keyed, plain, "not the unkeyed hash anyone can compute");
+        let other_key = Subject::new(&IdentityKey::new(b"another key"), "ip", "customer", "emailpass", "a@example.com");
+        assert_ne!(other_key.identity, keyed);
+        // HMAC-SHA256 of the material under the key, and nothing else.
+        let expected = hex::encode(hmac::sign(&test_key().0, material.as_bytes()));
+        assert_eq!(keyed, expected);
+        assert!(!format!("{:?}", test_key()).contains("rate-limit-unit-test-key"));
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64_and_ipv4_clients_per_address() {
+        let client = |ip: &str| subject(ip, "customer", "emailpass", "a@example.com").client_ip;
+        assert_eq!(client("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+        assert_eq!(client("2001:db8:1:2::1"), client("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(client("2001:db8:1:2::1"), client("2001:db8:1:3::1"));
+        assert_eq!(client("198.51.100.7"), "198.51.100.7");
+        assert_ne!(client("198.51.100.7"), client("198.51.100.8"));
+        assert_eq!(client("::ffff:198.51.100.7"), "198.51.100.7", "an IPv4-mapped address is its IPv4 client");
+        assert_eq!(client("unknown"), "unknown");
+    }
+
+    #[test]
+    fn without_a_table_the_counters_live_in_memory_and_with_one_in_dynamodb() {
+        let sdk = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let memory = RateLimitSettings { limits: Limits::default(), table: None };
+        assert!(matches!(Limiter::from_settings(&memory, &sdk), Limiter::Memory(_)));
+        let table = RateLimitSettings { limits: Limits::default(), table: Some("limits".to_owned()) };
+        assert!(matches!(Limiter::from_settings(&table, &sdk), Limiter::Dynamo(_)));
+    }
+
+    /// An address built from a grammar, and a spelling of it: each letter's case flipped or not,
+    /// white space around it or not.
+    fn address_and_spelling() -> impl Strategy<Value = (String, String)> {
+        ("[a-zà-ÿ0-9._+]{1,12}@[a-z0-9]{1,10}\\.[a-z]{2,4}", prop::collection::vec(any::<bool>(), 32), "[ \t]{0,2}")
+            .prop_map(|(address, flips, pad)| {
+                let spelled: String = address
+                    .chars()
+                    .zip(flips.iter().cycle())
+                    .map(|(c, flip)| if *flip { c.to_uppercase().collect::<String>() } else { c.to_string() })
+                    .collect();
+                (address, format!("{pad}{spelled}{pad}"))
+            })
     }
 
     proptest! {
@@ -199,9 +326,40 @@ mod tests {
         fn retry_after_is_within_the_window(window in 1u64..86_400, now in 0u64..10_000_000) {
             let limits = Limits { per_identifier: vec![], per_ip: Limit { max: 1, window: Duration::from_secs(window) } };
             let at = UNIX_EPOCH + Duration::from_secs(now);
-            let counter = &limits.counters(&Subject::new("ip", "a", "b", "c"), at)[0];
+            let counter = &limits.counters(&subject("ip", "a", "b", "c"), at)[0];
             let wait = retry_after(counter.window_end, at).as_secs();
             prop_assert!((1..=window).contains(&wait));
+        }
+
+        #[test]
+        fn two_moments_share_a_counter_exactly_when_they_share_a_window(
+            window in 1u64..7_200, first in 0u64..100_000, gap in 0u64..10_000,
+        ) {
+            let limits = Limits { per_identifier: vec![], per_ip: Limit { max: 1, window: Duration::from_secs(window) } };
+            let a = subject("198.51.100.1", "customer", "emailpass", "a@example.com");
+            let at = |s: u64| UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s);
+            let (one, two) = (&limits.counters(&a, at(first))[0], &limits.counters(&a, at(first + gap))[0]);
+            let same_window = (1_800_000_000 + first) / window == (1_800_000_000 + first + gap) / window;
+            prop_assert_eq!(one.key == two.key, same_window);
+            prop_assert!(one.window_end > 1_800_000_000 + first && one.window_end <= 1_800_000_000 + first + window);
+        }
+
+        #[test]
+        fn any_spelling_counts_as_its_address_and_another_address_does_not((address, spelling) in address_and_spelling()) {
+            let original = subject("ip", "customer", "emailpass", &address);
+            prop_assert_eq!(&subject("ip", "customer", "emailpass", &spelling).identity, &original.identity);
+            let other = format!("x{address}");
+            prop_assert_ne!(&subject("ip", "customer", "emailpass", &other).identity, &original.identity);
+        }
+
+        #[test]
+        fn every_address_of_one_ipv6_64_is_one_client_and_another_64_is_not(prefix in any::<u64>(), a in any::<u64>(), b in any::<u64>()) {
+            let ip = |high: u64, low: u64| Ipv6Addr::from((u128::from(high) << 64) | u128::from(low)).to_string();
+            let client = |ip: String| subject(&ip, "customer", "emailpass", "a@example.com").client_ip;
+            // IPv4-mapped addresses (all in the zero /64) are IPv4 clients: a different rule.
+            prop_assume!(prefix != 0 && prefix != u64::MAX);
+            prop_assert_eq!(client(ip(prefix, a)), client(ip(prefix, b)));
+            prop_assert_ne!(client(ip(prefix, a)), client(ip(prefix.wrapping_add(1), a)));
         }
     }
 }
