@@ -22,10 +22,11 @@ help: ## list the targets
 run: ## the whole flow on http://127.0.0.1:9000 (route, in-process bus, notifier, ./outbox); no AWS, no Docker
 	cargo run --bin local
 
-test: $(TEST_TOOLS) lint ## format, lint, template check, and every test (starts moto, and PostgreSQL if down)
+test: $(TEST_TOOLS) lint ## format, lint, template check, and every test (starts moto, a real Medusa 2.21.2, PgBouncer; PostgreSQL if down)
 	$(VENV)/bin/cfn-lint template.yaml
 	tools/ensure-postgres
-	tools/with-moto cargo test
+	tools/ensure-debian-packages pgbouncer
+	tools/with-moto tools/with-medusa cargo test
 
 lint: ## rustfmt and clippy, warnings as errors
 	cargo fmt --check

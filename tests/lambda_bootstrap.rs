@@ -17,8 +17,9 @@ const NOTIFIER: &str = env!("CARGO_BIN_EXE_notifier");
 /// What each sample event must get: HTTP status, and the error `type` where there is a body.
 fn expected(name: &str) -> (u16, Option<&'static str>) {
     match name {
-        "valid.json" | "valid-base64-body.json" | "bare-string-body.json" => (201, None),
-        "missing-identifier.json" | "malformed-json.json" => (400, Some("invalid_data")),
+        "valid.json" | "valid-base64-body.json" => (201, None),
+        // A real Medusa 2.21 refuses a bare JSON string in its body parser, and so do we.
+        "missing-identifier.json" | "malformed-json.json" | "bare-string-body.json" => (400, Some("invalid_data")),
         "disallowed-provider.json" => (400, Some("not_allowed")),
         "cors-preflight.json" => (200, None),
         other => panic!("events/reset-password/{other} has no expected answer in this test: add one"),
@@ -73,6 +74,10 @@ async fn every_sample_event_gets_its_expected_answer_from_the_bootstrap() {
                 let body: Value = serde_json::from_str(response["body"].as_str().unwrap_or_default()).unwrap();
                 assert_eq!(body["type"], kind, "{name}: {body}");
             }
+            None if status == 201 => {
+                assert_eq!(response["body"], "Created", "{name}: {response}");
+                assert_eq!(header(&response, "content-type"), Some("text/plain; charset=utf-8"), "{name}");
+            }
             None => assert!(response["body"].as_str().unwrap_or_default().is_empty(), "{name}: {response}"),
         }
         if name == "cors-preflight.json" {
@@ -88,7 +93,7 @@ async fn every_sample_event_gets_its_expected_answer_from_the_bootstrap() {
     assert_eq!(events.len(), published, "one event per 201");
     let mut identifiers: Vec<&str> = events.iter().map(|e| e["detail"]["entity_id"].as_str().unwrap()).collect();
     identifiers.sort();
-    assert_eq!(identifiers, ["customer@example.com", "customer@gmail.com", "second@example.com"]);
+    assert_eq!(identifiers, ["customer@example.com", "second@example.com"]);
 
     child.kill().await.unwrap();
     let output = child.wait_with_output().await.unwrap();
