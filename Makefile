@@ -59,6 +59,8 @@ invoke: $(TEST_TOOLS) ## make invoke EVENT=events/...: a release bootstrap under
 
 # Development defaults for `make invoke`; values already in the environment win.
 invoke: export JWT_SECRET ?= $(DEV_SECRET)
+# Without a Medusa database the function must be told to skip the identity check, as a deployment would.
+invoke: export SKIP_IDENTITY_CHECK ?= $(if $(MEDUSA_DATABASE_URL)$(MEDUSA_DATABASE_SECRET_ARN),false,true)
 invoke: export MAIL_FROM ?= no-reply@shop.example.com
 invoke: export RESET_URL_TEMPLATE_CUSTOMER ?= http://localhost:8000/reset-password?token={token}&email={email}
 

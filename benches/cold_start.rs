@@ -28,19 +28,30 @@ struct Function {
     first_event: &'static str,
 }
 
-fn functions(secret_arn: String) -> Vec<Function> {
+fn functions(secrets: Secrets) -> Vec<Function> {
     let secret = || ("JWT_SECRET", "benchmark-secret-0123456789abcdef".to_owned());
+    let skip = || ("SKIP_IDENTITY_CHECK", "true".to_owned());
     vec![
         Function {
             name: "reset-password",
             label: "reset-password",
-            env: vec![secret(), ("LOG_FORMAT", "json".into())],
+            env: vec![secret(), skip(), ("LOG_FORMAT", "json".into())],
             first_event: "events/reset-password/valid.json",
         },
         Function {
             name: "reset-password",
             label: "reset-password, secret from Secrets Manager",
-            env: vec![("JWT_SECRET_ARN", secret_arn), ("LOG_FORMAT", "json".into())],
+            env: vec![("JWT_SECRET_ARN", secrets.signing.clone()), skip(), ("LOG_FORMAT", "json".into())],
+            first_event: "events/reset-password/valid.json",
+        },
+        Function {
+            name: "reset-password",
+            label: "reset-password, both secrets from Secrets Manager (database mode)",
+            env: vec![
+                ("JWT_SECRET_ARN", secrets.signing),
+                ("MEDUSA_DATABASE_SECRET_ARN", secrets.database),
+                ("LOG_FORMAT", "json".into()),
+            ],
             first_event: "events/reset-password/valid.json",
         },
         Function {
@@ -59,20 +70,33 @@ fn functions(secret_arn: String) -> Vec<Function> {
     ]
 }
 
-/// Verifies the notifier's sender and stores a signing secret in moto; returns the secret's ARN.
-async fn prepare_moto() -> Result<String, String> {
+/// The ARNs of the secrets stored in moto.
+struct Secrets {
+    signing: String,
+    /// RDS-style JSON for the machine's PostgreSQL (the connection opens on the first request).
+    database: String,
+}
+
+/// Verifies the notifier's sender and stores the two secrets in moto.
+async fn prepare_moto() -> Result<Secrets, String> {
     let endpoint = std::env::var("MOTO_ENDPOINT").map_err(|_| "MOTO_ENDPOINT is not set: run `make bench`")?;
     let config = medusa_reset::aws::defaults().endpoint_url(endpoint).load().await;
     let ses = aws_sdk_sesv2::Client::new(&config);
     ses.create_email_identity().email_identity("bench.example.com").send().await.map_err(|e| e.to_string())?;
-    let secret = aws_sdk_secretsmanager::Client::new(&config)
-        .create_secret()
-        .name(format!("bench-{}", uuid::Uuid::new_v4().simple()))
-        .secret_string("benchmark-secret-from-secrets-manager-0123456789")
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    secret.arn().map(str::to_owned).ok_or_else(|| "no ARN".to_owned())
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let mut arns = Vec::new();
+    for value in [
+        "benchmark-secret-from-secrets-manager-0123456789",
+        r#"{"engine":"postgres","host":"127.0.0.1","port":5432,"username":"postgres","password":"unused","dbname":"postgres","sslmode":"disable"}"#,
+    ] {
+        let name = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        let created =
+            secrets.create_secret().name(name).secret_string(value).send().await.map_err(|e| e.to_string())?;
+        arns.push(created.arn().map(str::to_owned).ok_or("no ARN")?);
+    }
+    let database = arns.pop().ok_or("no ARN")?;
+    let signing = arns.pop().ok_or("no ARN")?;
+    Ok(Secrets { signing, database })
 }
 
 struct Run {
@@ -83,7 +107,7 @@ struct Run {
 #[tokio::main]
 async fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let secret_arn = match prepare_moto().await {
+    let secrets = match prepare_moto().await {
         Ok(arn) => arn,
         Err(error) => {
             eprintln!("cannot prepare moto: {error}");
@@ -92,7 +116,7 @@ async fn main() -> ExitCode {
     };
     let mut ok = true;
     let mut zips_seen = std::collections::HashSet::new();
-    for function in functions(secret_arn) {
+    for function in functions(secrets) {
         match measure(root, &function).await {
             Ok(runs) => ok &= report(function.label, &runs),
             Err(error) => {

@@ -86,7 +86,10 @@ async fn app(db: &TestDb, endpoint: &str) -> Router {
     let config = ApiConfig::from_vars(Profile::Lambda, &vars).expect("valid configuration");
     let sdk = medusa_reset::aws::defaults().endpoint_url(endpoint).load().await;
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), config.events.clone());
-    let database = config.database.clone().expect("database mode");
+    let database = medusa_reset::secret::resolve_database(config.database.clone(), &sdk)
+        .await
+        .expect("a database URL resolves without AWS")
+        .expect("database mode");
     let secret = SigningSecret::parse(SECRET).expect("secret");
     let limiter = MemoryLimiter::new(config.limits.limits.clone());
     api::app(&config, &secret, publisher, MedusaDatabase::new(database), limiter)

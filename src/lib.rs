@@ -18,4 +18,5 @@ pub mod ratelimit;
 pub mod reset;
 pub mod seal;
 pub mod secret;
+pub mod startup;
 pub mod telemetry;

@@ -31,6 +31,12 @@ pub fn announce(config: &ApiConfig, settings: &LocalSettings, bound: SocketAddr)
     if config.uses_development_secret {
         tracing::warn!("JWT_SECRET is not set: signing with the built-in DEVELOPMENT secret, for development only");
     }
+    if config.identity_check_skipped {
+        tracing::warn!(
+            "no Medusa database (MEDUSA_DATABASE_URL): every well-formed identifier gets a token and an e-mail, \
+             for development only; a deployed function refuses to start like this"
+        );
+    }
     tracing::info!(
         "listening on http://{bound}; e-mails go to {}/. Try: curl -i -X POST http://{bound}/auth/customer/emailpass/reset-password \
          -H 'content-type: application/json' -d '{{\"identifier\":\"a@example.com\"}}'",

@@ -1,10 +1,17 @@
-//! Where the signing secret comes from: the environment (`make run`, tests), or AWS Secrets Manager,
-//! read once per cold start.
+//! Where the secrets come from: the signing secret and the Medusa database's credentials, from the
+//! environment (`make run`, tests) or AWS Secrets Manager, read once per cold start.
 
 use aws_config::SdkConfig;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Vars};
 use crate::domain::token::SigningSecret;
+use crate::identity::DatabaseSettings;
+
+/// The variables besides the URL that shape the database connection; read at configuration time,
+/// applied once the secret's URL is known.
+pub const DATABASE_OPTION_VARS: [&str; 2] = ["MEDUSA_DATABASE_TIMEOUT_MS", "MEDUSA_DATABASE_CA_FILE"];
 
 /// The configured source of the signing secret.
 #[derive(Debug, Clone)]
@@ -23,16 +30,190 @@ impl SecretSource {
             Self::Value(secret) => return Ok(secret.clone()),
             Self::SecretsManager { arn } => arn,
         };
-        let error = |reason: String| ConfigError::new("JWT_SECRET_ARN", reason);
-        let output =
-            aws_sdk_secretsmanager::Client::new(sdk).get_secret_value().secret_id(arn).send().await.map_err(|e| {
-                error(format!("cannot read the secret: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e)))
-            })?;
-        let bytes = match (output.secret_string(), output.secret_binary()) {
-            (Some(text), _) => text.as_bytes().to_vec(),
-            (None, Some(binary)) => binary.as_ref().to_vec(),
-            (None, None) => return Err(error("the secret has no value".into())),
+        let bytes = read_secret(sdk, arn, "JWT_SECRET_ARN").await?;
+        SigningSecret::parse(bytes).map_err(|e| ConfigError::new("JWT_SECRET_ARN", format!("the secret {e}")))
+    }
+}
+
+/// Reads a secret's value; errors name `var` and never carry the value.
+async fn read_secret(sdk: &SdkConfig, arn: &str, var: &str) -> Result<Vec<u8>, ConfigError> {
+    let output =
+        aws_sdk_secretsmanager::Client::new(sdk).get_secret_value().secret_id(arn).send().await.map_err(|e| {
+            let context = aws_sdk_secretsmanager::error::DisplayErrorContext(&e);
+            ConfigError::new(var, format!("cannot read the secret: {context}"))
+        })?;
+    match (output.secret_string(), output.secret_binary()) {
+        (Some(text), _) => Ok(text.as_bytes().to_vec()),
+        (None, Some(binary)) => Ok(binary.as_ref().to_vec()),
+        (None, None) => Err(ConfigError::new(var, "the secret has no value")),
+    }
+}
+
+/// Where Medusa's database is: a URL in the environment, or a Secrets Manager secret read at cold start.
+#[derive(Debug, Clone)]
+pub enum DatabaseSource {
+    /// `MEDUSA_DATABASE_URL`, already parsed.
+    Url(DatabaseSettings),
+    /// `MEDUSA_DATABASE_SECRET_ARN`, with the other connection settings (`DATABASE_OPTION_VARS`).
+    SecretsManager { arn: String, options: Vec<(&'static str, String)> },
+}
+
+impl DatabaseSource {
+    const SECRET_VAR: &'static str = "MEDUSA_DATABASE_SECRET_ARN";
+
+    /// Reads the database settings from the environment: a URL or a secret's ARN, not both; neither is `None`.
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Option<Self>, ConfigError> {
+        match (vars.get("MEDUSA_DATABASE_URL"), vars.get(Self::SECRET_VAR)) {
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                Self::SECRET_VAR,
+                "set either MEDUSA_DATABASE_URL or MEDUSA_DATABASE_SECRET_ARN, not both",
+            )),
+            (Some(_), None) => Ok(DatabaseSettings::from_vars(vars)?.map(Self::Url)),
+            (None, Some(arn)) => {
+                let options: Vec<(&'static str, String)> =
+                    DATABASE_OPTION_VARS.iter().filter_map(|&var| vars.get(var).map(|value| (var, value))).collect();
+                // Check the other settings now, against a placeholder URL, so a bad one stops start-up by name.
+                settings_for("postgres://placeholder@placeholder/medusa", &options)?;
+                Ok(Some(Self::SecretsManager { arn, options }))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The settings, reading the secret if there is one. A missing, unreadable or malformed secret
+    /// stops start-up naming `MEDUSA_DATABASE_SECRET_ARN`, never showing the secret.
+    pub async fn resolve(self, sdk: &SdkConfig) -> Result<DatabaseSettings, ConfigError> {
+        let (arn, options) = match self {
+            Self::Url(settings) => return Ok(settings),
+            Self::SecretsManager { arn, options } => (arn, options),
         };
-        SigningSecret::parse(bytes).map_err(|e| error(format!("the secret {e}")))
+        let bytes = read_secret(sdk, &arn, Self::SECRET_VAR).await?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| ConfigError::new(Self::SECRET_VAR, "the secret is not UTF-8"))?;
+        let url = database_url(&text).map_err(|reason| ConfigError::new(Self::SECRET_VAR, reason))?;
+        settings_for(&url, &options).map_err(|e| {
+            let reason =
+                if e.var == "MEDUSA_DATABASE_URL" { format!("the secret's URL {}", e.reason) } else { e.reason };
+            ConfigError::new(if e.var == "MEDUSA_DATABASE_URL" { Self::SECRET_VAR } else { &e.var }, reason)
+        })
+    }
+}
+
+/// The database settings if there is a database, with its secret read.
+pub async fn resolve_database(
+    source: Option<DatabaseSource>,
+    sdk: &SdkConfig,
+) -> Result<Option<DatabaseSettings>, ConfigError> {
+    match source {
+        Some(source) => source.resolve(sdk).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The settings for `url` with the given other variables, through the one parser of `MEDUSA_DATABASE_URL`.
+fn settings_for(url: &str, options: &[(&'static str, String)]) -> Result<DatabaseSettings, ConfigError> {
+    let lookup = |var: &str| {
+        if var == "MEDUSA_DATABASE_URL" {
+            return Some(url.to_owned());
+        }
+        options.iter().find(|(name, _)| *name == var).map(|(_, value)| value.clone())
+    };
+    DatabaseSettings::from_vars(&Vars::new(lookup))?
+        .ok_or_else(|| ConfigError::new("MEDUSA_DATABASE_URL", "is required"))
+}
+
+/// The JSON that RDS-managed secrets and Secrets Manager's rotation templates hold.
+#[derive(Deserialize)]
+struct RdsSecret {
+    username: String,
+    password: String,
+    host: String,
+    port: Option<serde_json::Value>,
+    dbname: Option<String>,
+    engine: Option<String>,
+    sslmode: Option<String>,
+}
+
+/// A PostgreSQL URL from a secret's text: the URL itself, or RDS's JSON turned into one. The reason
+/// for a refusal never quotes the secret.
+fn database_url(secret: &str) -> Result<String, String> {
+    let text = secret.trim();
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return Ok(text.to_owned());
+    }
+    if !text.starts_with('{') {
+        return Err("the secret is neither a PostgreSQL URL nor RDS's JSON (username, password, host, …)".into());
+    }
+    let secret: RdsSecret = serde_json::from_str(text).map_err(|e| {
+        // serde names a missing field without quoting any value; syntax errors give only a position.
+        let field = e.to_string().split(" at line").next().unwrap_or_default().to_owned();
+        format!("the secret's JSON is not usable: {field}")
+    })?;
+    if let Some(engine) = secret.engine.as_deref()
+        && !matches!(engine, "postgres" | "postgresql" | "aurora-postgresql")
+    {
+        return Err(format!("the secret is for engine `{engine}`, not PostgreSQL"));
+    }
+    let port = match &secret.port {
+        None => 5432,
+        Some(serde_json::Value::Number(n)) => {
+            n.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or("the secret's port is not a port")?
+        }
+        Some(serde_json::Value::String(s)) => s.trim().parse::<u16>().map_err(|_| "the secret's port is not a port")?,
+        Some(_) => return Err("the secret's port is not a port".into()),
+    };
+    let encode = |part: &str| utf8_percent_encode(part, NON_ALPHANUMERIC).to_string();
+    let host = if secret.host.contains(':') { format!("[{}]", secret.host) } else { secret.host.clone() };
+    let mut url = format!(
+        "postgres://{}:{}@{host}:{port}/{}",
+        encode(&secret.username),
+        encode(&secret.password),
+        encode(secret.dbname.as_deref().unwrap_or("postgres"))
+    );
+    if let Some(mode) = &secret.sslmode {
+        if mode.is_empty() || !mode.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+            return Err("the secret's sslmode is not an sslmode".into());
+        }
+        url.push_str("?sslmode=");
+        url.push_str(mode);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_secret_is_the_url() {
+        assert_eq!(database_url(" postgresql://u:p@h/db \n").unwrap(), "postgresql://u:p@h/db");
+    }
+
+    #[test]
+    fn rds_json_becomes_a_url_with_its_parts_percent_encoded() {
+        let secret = r#"{"username":"medusa","password":"p@ss:w/rd?#%","host":"db.cluster.rds.amazonaws.com",
+            "port":5432,"dbname":"shop","engine":"postgres"}"#;
+        assert_eq!(
+            database_url(secret).unwrap(),
+            "postgres://medusa:p%40ss%3Aw%2Frd%3F%23%25@db.cluster.rds.amazonaws.com:5432/shop"
+        );
+        let with_mode = r#"{"username":"u","password":"p","host":"h","port":"6432","sslmode":"verify-full"}"#;
+        assert_eq!(database_url(with_mode).unwrap(), "postgres://u:p@h:6432/postgres?sslmode=verify-full");
+    }
+
+    #[test]
+    fn unusable_secrets_are_refused_without_quoting_them() {
+        let cases = [
+            ("hunter2-not-a-url", "neither a PostgreSQL URL"),
+            (r#"{"username":"u","host":"h","password_typo":"hunter2"}"#, "missing field `password`"),
+            (r#"{"username":"u","password":"hunter2","host":"h","engine":"mysql"}"#, "engine `mysql`"),
+            (r#"{"username":"u","password":"hunter2","host":"h","port":99999}"#, "port"),
+            (r#"{"username":"u","password":"hunter2""#, "not usable"),
+        ];
+        for (secret, reason) in cases {
+            let error = database_url(secret).unwrap_err();
+            assert!(error.contains(reason), "{secret}: {error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
     }
 }

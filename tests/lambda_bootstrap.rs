@@ -49,6 +49,7 @@ async fn every_sample_event_gets_its_expected_answer_from_the_bootstrap() {
     let mut child = api
         .command(Path::new(BINARY), "reset-password")
         .env("JWT_SECRET", SECRET)
+        .env("SKIP_IDENTITY_CHECK", "true")
         .env("EVENT_BUS_NAME", &fixture.bus_name)
         .env("AUTH_CORS", "http://localhost:8000")
         .env("AWS_ENDPOINT_URL", moto_endpoint())

@@ -192,7 +192,7 @@ async fn a_database_that_is_down_is_a_500_quickly_and_publishes_nothing() {
     let down = unreachable_endpoint().replace("http://", "postgres://postgres@") + "/medusa?sslmode=disable";
     let config = api_config(&[("MEDUSA_DATABASE_URL", &down), ("MEDUSA_DATABASE_TIMEOUT_MS", "500")]);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, MedusaDatabase::new(config.database.clone().unwrap()));
+    let app = support::app(&config, publisher, MedusaDatabase::new(support::database_settings(&config)));
     let started = Instant::now();
     let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -213,7 +213,7 @@ async fn a_stuck_database_times_out_instead_of_hanging() {
     let url = db.url.clone();
     let config = api_config(&[("MEDUSA_DATABASE_URL", &url), ("MEDUSA_DATABASE_TIMEOUT_MS", "300")]);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, MedusaDatabase::new(config.database.clone().unwrap()));
+    let app = support::app(&config, publisher, MedusaDatabase::new(support::database_settings(&config)));
     let started = Instant::now();
     assert_eq!(request(&app, "a@example.com").await, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
@@ -350,7 +350,7 @@ async fn known_and_unknown_identifiers_get_identical_answers_no_sooner_than_the_
     ]);
     assert_eq!(config.response_floor, FLOOR);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, MedusaDatabase::new(config.database.clone().unwrap()));
+    let app = support::app(&config, publisher, MedusaDatabase::new(support::database_settings(&config)));
     // Status, body and every header, names and values in order, with the CORS headers an allowed
     // storefront gets; and how long the answer took.
     let answer = async |identifier: &str| {

@@ -25,7 +25,7 @@ fn our_app() -> (Router, UnboundedReceiver<AuthEvent>) {
         ("JWT_SECRET", &secret),
     ]);
     let secret = SigningSecret::parse(secret).expect("Medusa's secret is long enough");
-    let store = MedusaDatabase::new(config.database.clone().expect("database mode"));
+    let store = MedusaDatabase::new(support::database_settings(&config));
     let (publisher, events) = ChannelPublisher::new();
     let limiter = MemoryLimiter::new(config.limits.limits.clone());
     (medusa_reset::api::app(&config, &secret, publisher, store, limiter), events)

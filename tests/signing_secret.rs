@@ -45,6 +45,7 @@ async fn the_bootstrap_reads_the_secret_at_cold_start_and_signs_with_it() {
         .command(Path::new(env!("CARGO_BIN_EXE_reset-password")), "reset-password")
         .env_remove("JWT_SECRET")
         .env("JWT_SECRET_ARN", &arn)
+        .env("SKIP_IDENTITY_CHECK", "true")
         .env("EVENT_BUS_NAME", &fixture.bus_name)
         .env("AWS_ENDPOINT_URL", moto_endpoint())
         .stdout(Stdio::null())
@@ -65,6 +66,7 @@ async fn the_bootstrap_refuses_to_start_with_an_unreadable_secret() {
         api.command(Path::new(env!("CARGO_BIN_EXE_reset-password")), "reset-password")
             .env_remove("JWT_SECRET")
             .env("JWT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf")
+            .env("SKIP_IDENTITY_CHECK", "true")
             .env("AWS_ENDPOINT_URL", moto_endpoint()),
     )
     .await;

@@ -10,7 +10,7 @@ use medusa_reset::local::{self, LocalSettings};
 use medusa_reset::mail::OutboxMailer;
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::Limiter;
-use medusa_reset::{api, aws, exit, telemetry};
+use medusa_reset::{api, aws, exit, secret, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -29,8 +29,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     local::announce(&config, &settings, listener.local_addr()?);
     // Locally the secret is an environment value, or a Secrets Manager ARN reached through AWS_ENDPOINT_URL.
     let sdk = aws::local_sdk_config().await;
-    let secret = config.secret.resolve(&sdk).await?;
-    let store = Identities::from_settings(config.database.clone());
+    let (secret, database) =
+        tokio::try_join!(config.secret.resolve(&sdk), secret::resolve_database(config.database.clone(), &sdk))?;
+    let store = Identities::from_settings(database);
     let app = api::app(&config, &secret, publisher, store, Limiter::from_settings(&config.limits, &sdk));
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(local::shutdown_signal()).await?;

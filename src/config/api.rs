@@ -6,10 +6,9 @@ use crate::api::{CorsError, CorsPolicy};
 use crate::domain::actor::{PolicyError, ProviderPolicy};
 use crate::domain::event::{PASSWORD_RESET, PASSWORD_RESET_UNKNOWN};
 use crate::domain::token::{SecretTooShort, SigningSecret, TokenSettings};
-use crate::identity::DatabaseSettings;
 use crate::publish::EventTarget;
 use crate::ratelimit::{Limit, Limits};
-use crate::secret::SecretSource;
+use crate::secret::{DatabaseSource, SecretSource};
 use crate::telemetry::LogSettings;
 
 use super::{ConfigError, Profile, Vars, check_utf8, env_var};
@@ -39,7 +38,11 @@ pub struct ApiConfig {
     /// Medusa-style subscribers expect the plain `token` field.
     pub token_kms_key_id: Option<String>,
     /// Medusa-database mode when set: only real accounts get a token, recorded for Medusa ≥ 2.16.
-    pub database: Option<DatabaseSettings>,
+    /// Unset only where the identity check is off (`identity_check_skipped`).
+    pub database: Option<DatabaseSource>,
+    /// Every well-formed identifier gets a token: `make run` without a database, or on Lambda only
+    /// with `SKIP_IDENTITY_CHECK=true`.
+    pub identity_check_skipped: bool,
     /// The least time a successful reset answer takes, so known and unknown identifiers look alike.
     pub response_floor: Duration,
     pub log: LogSettings,
@@ -56,6 +59,7 @@ impl ApiConfig {
             "AUTH_PROVIDERS",
             "AUTH_CORS",
             "MEDUSA_DATABASE_URL",
+            "MEDUSA_DATABASE_SECRET_ARN",
         ])?;
         Self::from_vars(profile, &Vars::new(env_var))
     }
@@ -86,7 +90,31 @@ impl ApiConfig {
         }
         let providers = ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", "customer=emailpass"))
             .map_err(|e: PolicyError| ConfigError::new("AUTH_PROVIDERS", e))?;
-        let database = DatabaseSettings::from_vars(vars)?;
+        let database = DatabaseSource::from_vars(vars)?;
+        let skip = match vars.get("SKIP_IDENTITY_CHECK").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(ConfigError::new("SKIP_IDENTITY_CHECK", "must be true or false")),
+        };
+        let identity_check_skipped = match (&database, skip, profile) {
+            (Some(_), true, _) => {
+                return Err(ConfigError::new(
+                    "SKIP_IDENTITY_CHECK",
+                    "is true, but a Medusa database is configured: set one or the other",
+                ));
+            }
+            (Some(_), false, _) => false,
+            (None, true, _) | (None, false, Profile::Local) => true,
+            // Medusa itself never e-mails an address it does not know: neither may a deployed route.
+            (None, false, Profile::Lambda) => {
+                return Err(ConfigError::new(
+                    "MEDUSA_DATABASE_URL",
+                    "no Medusa database: set MEDUSA_DATABASE_URL or MEDUSA_DATABASE_SECRET_ARN so that only \
+                     Medusa's accounts get a reset e-mail, or SKIP_IDENTITY_CHECK=true to give every \
+                     well-formed identifier a token",
+                ));
+            }
+        };
         // Only database mode treats known and unknown identifiers differently, so only it needs a floor.
         let default_floor = if database.is_some() { DEFAULT_DATABASE_FLOOR_MS } else { 0 };
         let floor_ms = vars.parse_or("RESPONSE_FLOOR_MS", default_floor)?;
@@ -114,6 +142,7 @@ impl ApiConfig {
             },
             response_floor,
             database,
+            identity_check_skipped,
             token_kms_key_id: vars.get("TOKEN_KMS_KEY_ID"),
             limits: RateLimitSettings::from_vars(vars)?,
             log: LogSettings::from_vars(profile, vars)?,
@@ -152,8 +181,11 @@ impl RateLimitSettings {
 impl ApiConfig {
     /// The Lambda profile with a test secret, for unit tests elsewhere in the crate.
     pub(crate) fn for_tests() -> Self {
-        let vars =
-            Vars::new(|var: &str| (var == "JWT_SECRET").then(|| "unit-test-secret-0123456789abcdef0123".to_owned()));
+        let vars = Vars::new(|var: &str| match var {
+            "JWT_SECRET" => Some("unit-test-secret-0123456789abcdef0123".to_owned()),
+            "SKIP_IDENTITY_CHECK" => Some("true".to_owned()),
+            _ => None,
+        });
         Self::from_vars(Profile::Lambda, &vars).expect("valid test configuration")
     }
 }
@@ -164,9 +196,55 @@ mod tests {
     use crate::telemetry::LogFormat;
     use std::collections::HashMap;
 
+    /// The configuration from `pairs`; on Lambda without a database, the identity check is
+    /// explicitly skipped unless the pairs say otherwise (the tests of that choice do).
     fn config(profile: Profile, pairs: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let has_database = map.contains_key("MEDUSA_DATABASE_URL") || map.contains_key("MEDUSA_DATABASE_SECRET_ARN");
+        if profile == Profile::Lambda && !has_database {
+            map.entry("SKIP_IDENTITY_CHECK".into()).or_insert_with(|| "true".into());
+        }
         ApiConfig::from_vars(profile, &Vars::new(|k: &str| map.get(k).cloned()))
+    }
+
+    #[test]
+    fn lambda_refuses_to_start_without_a_medusa_database_unless_told_to_skip_the_check() {
+        let error = config(Profile::Lambda, &[("JWT_SECRET", SECRET), ("SKIP_IDENTITY_CHECK", "")]).unwrap_err();
+        assert_eq!(error.var, "MEDUSA_DATABASE_URL");
+        assert!(error.reason.contains("MEDUSA_DATABASE_SECRET_ARN"), "{error}");
+        assert!(error.reason.contains("SKIP_IDENTITY_CHECK=true"), "{error}");
+        let error = config(Profile::Lambda, &[("JWT_SECRET", SECRET), ("SKIP_IDENTITY_CHECK", "false")]).unwrap_err();
+        assert_eq!(error.var, "MEDUSA_DATABASE_URL");
+        let skipped = config(Profile::Lambda, &[("JWT_SECRET", SECRET), ("SKIP_IDENTITY_CHECK", "true")]).unwrap();
+        assert!(skipped.identity_check_skipped && skipped.database.is_none());
+        let error = config(Profile::Lambda, &[("JWT_SECRET", SECRET), ("SKIP_IDENTITY_CHECK", "yes")]).unwrap_err();
+        assert_eq!(error.var, "SKIP_IDENTITY_CHECK");
+    }
+
+    #[test]
+    fn make_run_keeps_the_open_store_without_a_database() {
+        let local = config(Profile::Local, &[]).unwrap();
+        assert!(local.identity_check_skipped && local.database.is_none());
+    }
+
+    #[test]
+    fn a_database_and_a_skipped_check_do_not_go_together() {
+        let url = ("MEDUSA_DATABASE_URL", "postgres://medusa@db/medusa");
+        let error = config(Profile::Lambda, &[("JWT_SECRET", SECRET), url, ("SKIP_IDENTITY_CHECK", "true")]);
+        assert_eq!(error.unwrap_err().var, "SKIP_IDENTITY_CHECK");
+    }
+
+    #[test]
+    fn the_database_comes_from_a_url_or_a_secret_but_not_both() {
+        let arn = ("MEDUSA_DATABASE_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf");
+        let from_secret = config(Profile::Lambda, &[("JWT_SECRET", SECRET), arn]).unwrap();
+        assert!(matches!(from_secret.database, Some(DatabaseSource::SecretsManager { .. })));
+        assert!(!from_secret.identity_check_skipped);
+        let url = ("MEDUSA_DATABASE_URL", "postgres://medusa@db/medusa");
+        let both = config(Profile::Lambda, &[("JWT_SECRET", SECRET), arn, url]).unwrap_err();
+        assert_eq!(both.var, "MEDUSA_DATABASE_SECRET_ARN");
+        let bad_option = config(Profile::Lambda, &[("JWT_SECRET", SECRET), arn, ("MEDUSA_DATABASE_TIMEOUT_MS", "1")]);
+        assert_eq!(bad_option.unwrap_err().var, "MEDUSA_DATABASE_TIMEOUT_MS");
     }
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";

@@ -49,16 +49,29 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
 }
 
 /// The API configuration of the tests: the Lambda profile with the test secret, rate limits high
-/// enough not to interfere (tests of the limits set their own), and the given overrides.
+/// enough not to interfere (tests of the limits set their own), the identity check skipped unless a
+/// database is given, and the given overrides.
 pub fn api_config(overrides: &[(&str, &str)]) -> ApiConfig {
+    let has_database =
+        overrides.iter().any(|(k, _)| matches!(*k, "MEDUSA_DATABASE_URL" | "MEDUSA_DATABASE_SECRET_ARN"));
     let lookup = |var: &str| {
         overrides.iter().find(|(k, _)| *k == var).map(|(_, v)| v.to_string()).or_else(|| match var {
             "JWT_SECRET" => Some(SECRET.to_owned()),
             "RATE_LIMIT_PER_IDENTIFIER" | "RATE_LIMIT_PER_IP" => Some("1000/60".to_owned()),
+            // Without Medusa's database the check must be skipped explicitly, as on Lambda.
+            "SKIP_IDENTITY_CHECK" if !has_database => Some("true".to_owned()),
             _ => None,
         })
     };
     ApiConfig::from_vars(Profile::Lambda, &Vars::new(lookup)).expect("test configuration is valid")
+}
+
+/// The database settings of a configuration given `MEDUSA_DATABASE_URL`.
+pub fn database_settings(config: &ApiConfig) -> medusa_reset::identity::DatabaseSettings {
+    match &config.database {
+        Some(medusa_reset::secret::DatabaseSource::Url(settings)) => settings.clone(),
+        other => panic!("the test configuration has no MEDUSA_DATABASE_URL: {other:?}"),
+    }
 }
 
 /// The router for a test configuration, with the test secret and an in-memory rate limiter.

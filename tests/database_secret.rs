@@ -1,0 +1,150 @@
+//! Medusa's database credentials from Secrets Manager (moto), as a URL or as RDS's JSON, read at
+//! cold start; and the deployed function's refusal to start without an identity check.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use medusa_reset::secret::{DatabaseSource, resolve_database};
+use serde_json::{Value, json};
+use support::aws_fixtures::{BusToQueue, secret};
+use support::medusa_db::TestDb;
+use support::runtime_api::{Answer, RuntimeApi};
+use support::{SECRET, failed_start, moto_endpoint, moto_sdk_config, read_event};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_reset-password");
+const SECRET_VAR: &str = "MEDUSA_DATABASE_SECRET_ARN";
+
+fn source(arn: String) -> DatabaseSource {
+    DatabaseSource::SecretsManager { arn, options: Vec::new() }
+}
+
+/// RDS's JSON for a test database on the machine's PostgreSQL (trust auth: the password is unused).
+fn rds_json(db: &TestDb, password: &str) -> String {
+    json!({
+        "engine": "postgres", "host": "127.0.0.1", "port": 5432, "username": "postgres",
+        "password": password, "dbname": db.name, "sslmode": "disable",
+    })
+    .to_string()
+}
+
+async fn binary_secret(config: &SdkConfig, bytes: &[u8]) -> String {
+    let created = aws_sdk_secretsmanager::Client::new(config)
+        .create_secret()
+        .name(format!("binary-{}", uuid::Uuid::new_v4().simple()))
+        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(bytes))
+        .send()
+        .await
+        .expect("moto stores the secret");
+    created.arn().expect("an ARN").to_owned()
+}
+
+#[tokio::test]
+async fn a_url_secret_and_an_rds_json_secret_both_reach_the_database() {
+    let config = moto_sdk_config().await;
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    for value in [db.url.clone(), rds_json(&db, "p@ss:w/rd?#%")] {
+        let arn = secret(&config, &value).await;
+        let settings = resolve_database(Some(source(arn)), &config).await.unwrap().expect("a database");
+        assert!(!format!("{settings:?}").contains("p@ss"), "Debug hides the password");
+        let (publisher, mut events) = medusa_reset::publish::ChannelPublisher::new();
+        let store = medusa_reset::identity::MedusaDatabase::new(settings);
+        let app = support::app(&support::api_config(&[("MEDUSA_DATABASE_URL", &db.url)]), publisher, store);
+        let (response, _) = support::send(
+            &app,
+            support::post_json("/auth/customer/emailpass/reset-password", r#"{"identifier":"a@example.com"}"#),
+        )
+        .await;
+        assert_eq!(response.status(), 201);
+        assert!(matches!(events.try_recv(), Ok(medusa_reset::domain::event::AuthEvent::PasswordReset(_))));
+        assert_eq!(db.reset_rows("a@example.com").await.len(), 1);
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn unusable_database_secrets_stop_start_up_naming_the_setting_and_never_the_secret() {
+    let config = moto_sdk_config().await;
+    let cases = [
+        (secret(&config, "hunter2-is-not-a-url").await, "neither a PostgreSQL URL"),
+        (secret(&config, r#"{"username":"u","host":"h","pass":"hunter2"}"#).await, "missing field `password`"),
+        (secret(&config, r#"{"username":"u","password":"hunter2","host":"h""#).await, "not usable"),
+        (secret(&config, "postgres://u:hunter2@h:notaport/db").await, "the secret's URL"),
+        (binary_secret(&config, b"\xffhunter2\xfe").await, "not UTF-8"),
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf".to_owned(), "cannot read the secret"),
+    ];
+    for (arn, reason) in cases {
+        let error = resolve_database(Some(source(arn)), &config).await.unwrap_err();
+        assert_eq!(error.var, SECRET_VAR, "{reason}");
+        assert!(error.reason.contains(reason), "{reason}: {error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn the_bootstrap_refuses_to_start_without_a_medusa_database() {
+    let api = RuntimeApi::start().await.unwrap();
+    let stderr = failed_start(api.command(Path::new(BINARY), "reset-password").env("JWT_SECRET", SECRET)).await;
+    assert!(stderr.contains("MEDUSA_DATABASE_URL") && stderr.contains(SECRET_VAR), "{stderr}");
+    assert!(stderr.contains("SKIP_IDENTITY_CHECK"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_bootstrap_warns_at_cold_start_when_told_to_skip_the_identity_check() {
+    let api = RuntimeApi::start().await.unwrap();
+    let mut child = api
+        .command(Path::new(BINARY), "reset-password")
+        .env("JWT_SECRET", SECRET)
+        .env("SKIP_IDENTITY_CHECK", "true")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    api.first_poll(Duration::from_secs(10)).await.expect("it starts");
+    child.kill().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let warned = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|line| {
+            line["level"] == "WARN" && line["message"].as_str().is_some_and(|m| m.contains("SKIP_IDENTITY_CHECK=true"))
+        });
+    assert!(warned, "{}", String::from_utf8_lossy(&output.stdout));
+}
+
+#[tokio::test]
+async fn the_bootstrap_reads_the_database_secret_at_cold_start_and_mails_only_known_accounts() {
+    let config = moto_sdk_config().await;
+    let db = TestDb::create().await;
+    db.add_identity("customer@example.com", "emailpass").await;
+    let database_arn = secret(&config, &rds_json(&db, "unused")).await;
+    let fixture = BusToQueue::create(&config, "medusa.auth", "auth.password_reset").await;
+    let api = RuntimeApi::start().await.unwrap();
+    let _child = api
+        .command(Path::new(BINARY), "reset-password")
+        .env("JWT_SECRET", SECRET)
+        .env(SECRET_VAR, &database_arn)
+        .env("EVENT_BUS_NAME", &fixture.bus_name)
+        .env("AWS_ENDPOINT_URL", moto_endpoint())
+        .env("RESPONSE_FLOOR_MS", "0")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let known = read_event("reset-password/valid.json");
+    let mut unknown = known.clone();
+    unknown["body"] = json!(r#"{"identifier":"stranger@example.com"}"#);
+    for event in [&known, &unknown] {
+        let answer = api.invoke(event, Duration::from_secs(10)).await.unwrap();
+        let Answer::Response(response) = answer else { panic!("{answer:?}") };
+        assert_eq!(response["statusCode"], 201, "{response}");
+    }
+    let events = fixture.drain(Duration::from_secs(2)).await;
+    let recipients: Vec<&str> = events.iter().filter_map(|e| e["detail"]["entity_id"].as_str()).collect();
+    assert_eq!(recipients, ["customer@example.com"], "only Medusa's account gets a reset e-mail");
+    assert_eq!(db.reset_rows("customer@example.com").await.len(), 1);
+    db.drop_database().await;
+}
