@@ -5,21 +5,25 @@
 //! transaction to another server connection and RDS Proxy can multiplex it without pinning.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::sync::Mutex;
-use tokio_postgres::config::SslMode;
+use tokio_postgres::config::SslMode as TlsMode;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls};
-use tokio_postgres_rustls::MakeRustlsConnect;
+
+use self::tls::{TrustedRoots, Verification};
+use self::url::{ParsedUrl, RootCert, SslMode};
 
 use super::{IdentityStore, IssuedToken, StoreError, TokenRecord, new_row_id};
 use crate::config::{ConfigError, Vars};
 use crate::domain::token::jti_hash;
+
+mod tls;
+mod url;
 
 /// Serializes requests for one identity across every execution environment, so that two at once
 /// still leave exactly one live row. A transaction-level advisory lock touches none of Medusa's rows
@@ -66,7 +70,8 @@ const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=10_000;
 #[derive(Clone)]
 pub struct DatabaseSettings {
     config: tokio_postgres::Config,
-    extra_roots: Vec<CertificateDer<'static>>,
+    ssl_mode: SslMode,
+    roots: TrustedRoots,
     timeout: Duration,
 }
 
@@ -74,25 +79,26 @@ impl fmt::Debug for DatabaseSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseSettings")
             .field("dbname", &self.config.get_dbname())
-            .field("ssl_mode", &self.config.get_ssl_mode())
+            .field("ssl_mode", &self.ssl_mode)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl DatabaseSettings {
-    /// `MEDUSA_DATABASE_URL` (unset: no database mode), `MEDUSA_DATABASE_TIMEOUT_MS` for connecting
-    /// and for each statement, and `MEDUSA_DATABASE_CA_FILE` with extra PEM roots (e.g. RDS's bundle).
+    /// `MEDUSA_DATABASE_URL` (unset: no database mode) read as libpq reads it,
+    /// `MEDUSA_DATABASE_TIMEOUT_MS` for connecting and for each statement, and
+    /// `MEDUSA_DATABASE_CA_FILE` with more PEM roots to trust.
     pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Option<Self>, ConfigError> {
         const URL: &str = "MEDUSA_DATABASE_URL";
         let Some(url) = vars.get(URL) else {
             return Ok(None);
         };
-        // The URL holds a password: no part of it goes into the message.
-        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+        // The URL holds a password: the parser's messages quote nothing from it.
+        let ParsedUrl { mut config, ssl_mode, root_cert } = url::parse(&url).map_err(|e| {
             ConfigError::new(
                 URL,
-                "is not a PostgreSQL URL such as postgres://user:password@host:5432/medusa?sslmode=require",
+                format!("{e} (expected e.g. postgres://user:password@host:5432/medusa?sslmode=verify-full)"),
             )
         })?;
         let timeout_ms = vars.parse_or("MEDUSA_DATABASE_TIMEOUT_MS", DEFAULT_TIMEOUT_MS)?;
@@ -101,36 +107,91 @@ impl DatabaseSettings {
         }
         let timeout = Duration::from_millis(timeout_ms);
         config.connect_timeout(timeout);
-        let extra_roots = match vars.get("MEDUSA_DATABASE_CA_FILE") {
-            None => Vec::new(),
-            Some(path) => {
-                CertificateDer::pem_file_iter(&path).and_then(|certs| certs.collect::<Result<Vec<_>, _>>()).map_err(
-                    |e| ConfigError::new("MEDUSA_DATABASE_CA_FILE", format!("cannot read PEM certificates: {e}")),
-                )?
-            }
-        };
-        Ok(Some(Self { config, extra_roots, timeout }))
+        let mut roots = TrustedRoots::default();
+        if let Some(RootCert::File(path)) = root_cert {
+            roots.only_given = true;
+            roots.given = read_pem(&path).map_err(|e| ConfigError::new(URL, format!("its sslrootcert {e}")))?;
+        }
+        if let Some(path) = vars.get("MEDUSA_DATABASE_CA_FILE") {
+            roots.given.extend(read_pem(&path).map_err(|e| ConfigError::new("MEDUSA_DATABASE_CA_FILE", e))?);
+        }
+        Ok(Some(Self { config, ssl_mode, roots, timeout }))
+    }
+
+    /// Whether connections check the server's certificate (verify-ca, verify-full, or require with
+    /// root certificates given); otherwise an active attacker on the path could pose as the database.
+    pub fn verifies_server(&self) -> bool {
+        match self.ssl_mode {
+            SslMode::VerifyCa | SslMode::VerifyFull => true,
+            SslMode::Require => !self.roots.given.is_empty(),
+            SslMode::Disable | SslMode::Allow | SslMode::Prefer => false,
+        }
     }
 
     fn timeout_ms(&self) -> u64 {
         u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// TLS verifying the server against the web PKI roots plus any configured ones.
-    fn tls(&self) -> Result<MakeRustlsConnect, StoreError> {
-        let tls_error = |e: rustls::Error| StoreError::Connect(format!("TLS set-up: {e}"));
-        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        for cert in &self.extra_roots {
-            roots.add(cert.clone()).map_err(tls_error)?;
+    /// Opens a connection as the `sslmode` says: plain, TLS if offered, or TLS checked as far as asked.
+    async fn open(&self) -> Result<Client, StoreError> {
+        let connect_error = |e: tokio_postgres::Error| StoreError::Connect(with_causes(&e));
+        match self.ssl_mode {
+            SslMode::Disable => self.open_plain().await.map_err(connect_error),
+            // libpq's allow: plain first; TLS when the server answered and turned that away.
+            SslMode::Allow => match self.open_plain().await {
+                Err(e) if e.as_db_error().is_some() => self.open_tls(TlsMode::Require, Verification::Nothing).await,
+                other => other.map_err(connect_error),
+            },
+            SslMode::Prefer => self.open_tls(TlsMode::Prefer, Verification::Nothing).await,
+            SslMode::Require if self.roots.given.is_empty() => {
+                self.open_tls(TlsMode::Require, Verification::Nothing).await
+            }
+            SslMode::Require | SslMode::VerifyCa => self.open_tls(TlsMode::Require, Verification::Chain).await,
+            SslMode::VerifyFull => self.open_tls(TlsMode::Require, Verification::ChainAndName).await,
         }
-        let config =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(tls_error)?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        Ok(MakeRustlsConnect::new(config))
     }
+
+    async fn open_plain(&self) -> Result<Client, tokio_postgres::Error> {
+        let mut config = self.config.clone();
+        let (client, connection) = config.ssl_mode(TlsMode::Disable).connect(NoTls).await?;
+        tokio::spawn(watch(connection));
+        Ok(client)
+    }
+
+    async fn open_tls(&self, mode: TlsMode, verification: Verification) -> Result<Client, StoreError> {
+        let tls =
+            tls::connector(verification, &self.roots).map_err(|e| StoreError::Connect(format!("TLS set-up: {e}")))?;
+        let mut config = self.config.clone();
+        let (client, connection) =
+            config.ssl_mode(mode).connect(tls).await.map_err(|e| StoreError::Connect(with_causes(&e)))?;
+        tokio::spawn(watch(connection));
+        Ok(client)
+    }
+}
+
+/// The error and its causes: tokio-postgres says only "error performing TLS handshake" and keeps the
+/// reason (an unknown issuer, a name the certificate does not carry) in its source.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text = format!("{text}: {inner_text}");
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+fn read_pem(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot be read as PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no PEM certificate".to_owned());
+    }
+    Ok(certs)
 }
 
 /// Which of Medusa's auth schemas the database has.
@@ -176,17 +237,7 @@ impl MedusaDatabase {
     }
 
     async fn connect(&self) -> Result<Connection, StoreError> {
-        let connect_error = |e: tokio_postgres::Error| StoreError::Connect(e.to_string());
-        let client = if self.settings.config.get_ssl_mode() == SslMode::Disable {
-            let (client, connection) = self.settings.config.connect(NoTls).await.map_err(connect_error)?;
-            tokio::spawn(watch(connection));
-            client
-        } else {
-            let (client, connection) =
-                self.settings.config.connect(self.settings.tls()?).await.map_err(connect_error)?;
-            tokio::spawn(watch(connection));
-            client
-        };
+        let client = self.settings.open().await?;
         let has_table: bool = client
             .query_typed_one(SCHEMA_SQL, &[])
             .await
@@ -276,5 +327,73 @@ impl IdentityStore for MedusaDatabase {
             c.client.execute_typed(WITHDRAW_SQL, &[(row_id, Type::TEXT)]).await.map(|_| ())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<DatabaseSettings, ConfigError> {
+        let lookup = |var: &str| vars.iter().find(|(k, _)| *k == var).map(|(_, v)| v.to_string());
+        DatabaseSettings::from_vars(&Vars::new(lookup)).map(|s| s.expect("a database is configured"))
+    }
+
+    fn url(query: &str) -> String {
+        format!("postgres://medusa:s3cret-pw@db.example.com/medusa{query}")
+    }
+
+    /// One of the RDS roots, as a PEM file of its own.
+    fn pem_file() -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("root-{}.pem", uuid::Uuid::new_v4().simple()));
+        let bundle = std::str::from_utf8(include_bytes!("../../assets/rds-global-bundle.pem")).unwrap();
+        let end = bundle.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len();
+        std::fs::write(&path, &bundle[..end]).unwrap();
+        path
+    }
+
+    #[test]
+    fn only_verifying_modes_say_they_verify_the_server() {
+        let pem = pem_file();
+        let root = format!("&sslrootcert={}", pem.display());
+        let cases = [
+            (url(""), None, false),
+            (url("?sslmode=disable"), None, false),
+            (url("?sslmode=allow"), None, false),
+            (url("?sslmode=prefer"), None, false),
+            (url("?sslmode=require"), None, false),
+            (url(&format!("?sslmode=require{root}")), None, true),
+            (url("?sslmode=require"), Some(&pem), true),
+            (url("?sslmode=prefer"), Some(&pem), false),
+            (url("?sslmode=verify-ca"), None, true),
+            (url("?sslmode=verify-full"), None, true),
+            (url("?sslrootcert=system"), None, true),
+        ];
+        for (url, ca_file, verifies) in cases {
+            let ca = ca_file.map(|p| p.display().to_string()).unwrap_or_default();
+            let settings = settings(&[("MEDUSA_DATABASE_URL", &url), ("MEDUSA_DATABASE_CA_FILE", &ca)]).unwrap();
+            assert_eq!(settings.verifies_server(), verifies, "{url} with CA file {ca_file:?}");
+        }
+        std::fs::remove_file(pem).unwrap();
+    }
+
+    #[test]
+    fn a_bad_url_or_root_file_stops_start_up_naming_the_setting_and_not_the_url() {
+        let empty = std::env::temp_dir().join(format!("empty-{}.pem", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&empty, "").unwrap();
+        let cases = [
+            (url("?sslmode=verify_full"), None, "MEDUSA_DATABASE_URL"),
+            ("medusa:s3cret-pw@db.example.com".to_owned(), None, "MEDUSA_DATABASE_URL"),
+            (url("?sslmode=verify-full&sslrootcert=/nonexistent/root.pem"), None, "MEDUSA_DATABASE_URL"),
+            (url("?sslmode=verify-full"), Some(&empty), "MEDUSA_DATABASE_CA_FILE"),
+        ];
+        for (url, ca_file, var) in cases {
+            let ca = ca_file.map(|p| p.display().to_string()).unwrap_or_default();
+            let error = settings(&[("MEDUSA_DATABASE_URL", &url), ("MEDUSA_DATABASE_CA_FILE", &ca)]).unwrap_err();
+            assert_eq!(error.var, var, "{url}");
+            let shown = error.to_string();
+            assert!(!shown.contains("s3cret-pw") && !shown.contains("db.example.com"), "{shown}");
+        }
+        std::fs::remove_file(empty).unwrap();
     }
 }
