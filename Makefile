@@ -5,6 +5,8 @@ SHELL := bash
 VENV := .venv
 TEST_TOOLS := $(VENV)/.test-tools
 PACKAGE_TOOLS := $(VENV)/.package-tools
+SAM_VENV := $(VENV)/sam
+SAM_TOOLS := $(SAM_VENV)/.sam-tools
 LAMBDAS := reset-password notifier
 ARCH ?= arm64
 EVENT ?= events/reset-password/valid.json
@@ -22,10 +24,11 @@ help: ## list the targets
 run: ## the whole flow on http://127.0.0.1:9000 (route, in-process bus, notifier, ./outbox); no AWS, no Docker
 	cargo run --bin local
 
-test: $(TEST_TOOLS) lint ## format, lint, template check, and every test (starts moto, a real Medusa 2.21.2, PgBouncer; PostgreSQL if down)
+test: $(TEST_TOOLS) $(SAM_TOOLS) lint ## format, lint, template checks, and every test (starts moto, a real Medusa 2.21.2, PgBouncer; PostgreSQL if down)
 	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	tools/ensure-postgres
-	tools/ensure-debian-packages pgbouncer
+	tools/ensure-debian-packages pgbouncer openssl
 	tools/with-moto tools/with-medusa cargo test
 
 lint: ## rustfmt and clippy, warnings as errors
@@ -49,9 +52,10 @@ package: $(PACKAGE_TOOLS) ## target/lambda/<function>/bootstrap.zip for ARCH=arm
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --$(subst x86_64,x86-64,$(ARCH)) \
 	  --output-format zip $(addprefix --bin ,$(LAMBDAS))
 
-deploy: ## sam build && sam deploy --guided (needs the AWS SAM CLI and AWS credentials)
-	@command -v sam >/dev/null || { echo "install the AWS SAM CLI first (pip install aws-sam-cli)"; exit 1; }
-	sam build && sam deploy --guided
+deploy: $(SAM_TOOLS) $(PACKAGE_TOOLS) ## sam build && sam deploy --guided (needs AWS credentials)
+	# SAM's rust-cargolambda build method is a beta feature; it calls cargo-lambda from the tool venv.
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --beta-features
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --guided
 
 invoke: $(TEST_TOOLS) ## make invoke EVENT=events/...: a release bootstrap under a local Runtime API, AWS on moto
 	cargo build --release --bins --example invoke
@@ -74,6 +78,11 @@ $(VENV)/bin/python:
 
 $(TEST_TOOLS): tools/requirements-test.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	touch $@
+
+$(SAM_TOOLS): tools/requirements-sam.txt | $(VENV)/bin/python
+	$(VENV)/bin/python -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --disable-pip-version-check -r $<
 	touch $@
 
 $(PACKAGE_TOOLS): tools/requirements-package.txt | $(VENV)/bin/python
