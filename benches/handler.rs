@@ -7,7 +7,6 @@ use std::hint::black_box;
 use axum::body::Body;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
-use medusa_reset::api;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::reset_request::ResetRequest;
 use medusa_reset::domain::token::SigningSecret;
@@ -17,6 +16,7 @@ use medusa_reset::notify::locale::Locale;
 use medusa_reset::notify::templates::{EmailContext, EmailTemplates};
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::MemoryLimiter;
+use medusa_reset::{api, wiring};
 use tower::ServiceExt;
 
 const BODY: &str = r#"{"identifier":"customer@example.com","metadata":{"locale":"de","cart_id":"cart_01JDX"}}"#;
@@ -48,7 +48,7 @@ fn handler(c: &mut Criterion) {
     let config = config();
     let secret = SigningSecret::parse(SECRET).expect("secret");
     let limiter = MemoryLimiter::new(config.limits.limits.clone());
-    let app = api::app(&config, &secret, publisher, MemoryStore::open(), limiter);
+    let app = wiring::app(&config, &secret, publisher, MemoryStore::open(), limiter);
     // Drained on the same runtime, as a subscriber would, so events do not pile up in memory.
     runtime.spawn(async move { while events.recv().await.is_some() {} });
 

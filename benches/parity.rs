@@ -15,12 +15,12 @@ use axum::Router;
 use axum::body::Body;
 use http::Request;
 use medusa_db::TestDb;
-use medusa_reset::api;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MedusaDatabase;
 use medusa_reset::publish::EventBridgePublisher;
 use medusa_reset::ratelimit::MemoryLimiter;
+use medusa_reset::wiring;
 use tower::ServiceExt;
 
 const ROUNDS: usize = 300;
@@ -92,7 +92,7 @@ async fn app(db: &TestDb, endpoint: &str) -> Router {
         .expect("database mode");
     let secret = SigningSecret::parse(SECRET).expect("secret");
     let limiter = MemoryLimiter::new(config.limits.limits.clone());
-    api::app(&config, &secret, publisher, MedusaDatabase::new(database), limiter)
+    wiring::app(&config, &secret, publisher, MedusaDatabase::new(database), limiter)
 }
 
 async fn time(app: &Router, identifier: &str) -> Duration {

@@ -18,5 +18,6 @@ pub mod ratelimit;
 pub mod reset;
 pub mod seal;
 pub mod secret;
-pub mod startup;
 pub mod telemetry;
+pub mod vars;
+pub mod wiring;

@@ -5,9 +5,9 @@ use aws_config::SdkConfig;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Vars};
 use crate::domain::token::SigningSecret;
 use crate::identity::DatabaseSettings;
+use crate::vars::{ConfigError, Vars};
 
 /// The variables besides the URL that shape the database connection; read at configuration time,
 /// applied once the secret's URL is known.
@@ -53,7 +53,7 @@ async fn read_secret(sdk: &SdkConfig, arn: &str, var: &str) -> Result<Vec<u8>, C
 #[derive(Debug, Clone)]
 pub enum DatabaseSource {
     /// `MEDUSA_DATABASE_URL`, already parsed.
-    Url(DatabaseSettings),
+    Url(Box<DatabaseSettings>),
     /// `MEDUSA_DATABASE_SECRET_ARN`, with the other connection settings (`DATABASE_OPTION_VARS`).
     SecretsManager { arn: String, options: Vec<(&'static str, String)> },
 }
@@ -68,7 +68,7 @@ impl DatabaseSource {
                 Self::SECRET_VAR,
                 "set either MEDUSA_DATABASE_URL or MEDUSA_DATABASE_SECRET_ARN, not both",
             )),
-            (Some(_), None) => Ok(DatabaseSettings::from_vars(vars)?.map(Self::Url)),
+            (Some(_), None) => Ok(DatabaseSettings::from_vars(vars)?.map(|settings| Self::Url(Box::new(settings)))),
             (None, Some(arn)) => {
                 let options: Vec<(&'static str, String)> =
                     DATABASE_OPTION_VARS.iter().filter_map(|&var| vars.get(var).map(|value| (var, value))).collect();
@@ -84,7 +84,7 @@ impl DatabaseSource {
     /// stops start-up naming `MEDUSA_DATABASE_SECRET_ARN`, never showing the secret.
     pub async fn resolve(self, sdk: &SdkConfig) -> Result<DatabaseSettings, ConfigError> {
         let (arn, options) = match self {
-            Self::Url(settings) => return Ok(settings),
+            Self::Url(settings) => return Ok(*settings),
             Self::SecretsManager { arn, options } => (arn, options),
         };
         let bytes = read_secret(sdk, &arn, Self::SECRET_VAR).await?;

@@ -37,7 +37,7 @@ async fn a_reset_request_ends_as_an_email_whose_link_carries_a_valid_token() {
     });
     let notifier_config = NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap();
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), notifier_config.sender.clone(), None);
-    let notifier = notifier_config.into_notifier(mailer);
+    let notifier = medusa_reset::wiring::notifier(notifier_config, mailer, None);
     let events = fixture.drain(Duration::from_secs(2)).await;
     assert_eq!(events.len(), 1);
     notifier.handle_envelope(events[0].clone()).await.expect("the e-mail is sent");

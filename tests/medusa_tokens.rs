@@ -28,7 +28,7 @@ fn our_app() -> (Router, UnboundedReceiver<AuthEvent>) {
     let store = MedusaDatabase::new(support::database_settings(&config));
     let (publisher, events) = ChannelPublisher::new();
     let limiter = MemoryLimiter::new(config.limits.limits.clone());
-    (medusa_reset::api::app(&config, &secret, publisher, store, limiter), events)
+    (medusa_reset::wiring::app(&config, &secret, publisher, store, limiter), events)
 }
 
 fn unique_email(actor_type: &str) -> String {

@@ -92,7 +92,7 @@ fn route_with(limiter: DynamoLimiter, overrides: &[(&str, &str)]) -> (axum::Rout
     let config = api_config(overrides);
     let (publisher, events) = ChannelPublisher::new();
     let secret = SigningSecret::parse(SECRET).unwrap();
-    (medusa_reset::api::app(&config, &secret, publisher, MemoryStore::open(), limiter), events)
+    (medusa_reset::wiring::app(&config, &secret, publisher, MemoryStore::open(), limiter), events)
 }
 
 #[tokio::test]
@@ -229,7 +229,7 @@ async fn through_the_route_a_500_gives_the_count_back_on_dynamodb_so_the_retry_g
     let (inner, mut events) = ChannelPublisher::new();
     let publisher = FlakyPublisher { failures: 1.into(), inner };
     let secret = SigningSecret::parse(SECRET).unwrap();
-    let app = medusa_reset::api::app(
+    let app = medusa_reset::wiring::app(
         &api_config(&[]),
         &secret,
         publisher,

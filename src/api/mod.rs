@@ -22,10 +22,7 @@ pub use client_ip::ClientIp;
 pub use cors::{CorsError, CorsPolicy};
 pub use error::ApiError;
 
-use crate::config::ApiConfig;
 use crate::domain::actor::ProviderPolicy;
-use crate::domain::token::SigningSecret;
-use crate::domain::token::TokenMinter;
 use crate::identity::IdentityStore;
 use crate::publish::EventPublisher;
 use crate::ratelimit::RateLimiter;
@@ -40,23 +37,7 @@ pub struct ApiState<P, S, L> {
     pub providers: ProviderPolicy,
 }
 
-/// Builds the router from configuration, the signing secret and the three ports: what both
-/// binaries serve.
-pub fn app<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
-    config: &ApiConfig,
-    secret: &SigningSecret,
-    publisher: P,
-    store: S,
-    limiter: L,
-) -> Router {
-    let minter = TokenMinter::new(secret, &config.token);
-    let state = ApiState {
-        service: ResetService::new(minter, publisher, store, limiter, config.response_floor),
-        providers: config.providers.clone(),
-    };
-    router(state, &config.cors)
-}
-
+/// The router over a reset service and the allow-list; `wiring` builds both from configuration.
 pub fn router<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
     state: ApiState<P, S, L>,
     cors: &CorsPolicy,

@@ -4,13 +4,13 @@
 
 use std::process::ExitCode;
 
-use medusa_reset::config::{ApiConfig, NotifierConfig, Profile};
+use medusa_reset::config::{ApiConfig, LocalSettings, NotifierConfig, Profile};
 use medusa_reset::identity::Identities;
-use medusa_reset::local::{self, LocalSettings};
+use medusa_reset::local;
 use medusa_reset::mail::OutboxMailer;
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::Limiter;
-use medusa_reset::{api, aws, exit, secret, telemetry};
+use medusa_reset::{aws, exit, telemetry, wiring};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,15 +24,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     telemetry::init(&config.log);
     let mailer = OutboxMailer::new(settings.outbox.clone(), notifier_config.sender.clone())?;
     let (publisher, events) = ChannelPublisher::new();
-    tokio::spawn(local::deliver_events(events, notifier_config.into_notifier(mailer)));
+    tokio::spawn(local::deliver_events(events, wiring::notifier(notifier_config, mailer, None)));
     let listener = tokio::net::TcpListener::bind(settings.addr).await?;
-    local::announce(&config, &settings, listener.local_addr()?);
+    wiring::announce_local(&config, &settings, listener.local_addr()?);
     // Locally the secret is an environment value, or a Secrets Manager ARN reached through AWS_ENDPOINT_URL.
     let sdk = aws::local_sdk_config().await;
-    let (secret, database) =
-        tokio::try_join!(config.secret.resolve(&sdk), secret::resolve_database(config.database.clone(), &sdk))?;
+    let (secret, database) = wiring::secrets(&config, &sdk).await?;
     let store = Identities::from_settings(database);
-    let app = api::app(&config, &secret, publisher, store, Limiter::from_settings(&config.limits, &sdk));
+    let app = wiring::app(&config, &secret, publisher, store, Limiter::from_settings(&config.limits, &sdk));
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(local::shutdown_signal()).await?;
     Ok(())

@@ -7,11 +7,11 @@ use crate::domain::actor::{PolicyError, ProviderPolicy};
 use crate::domain::event::{PASSWORD_RESET, PASSWORD_RESET_UNKNOWN};
 use crate::domain::token::{SecretTooShort, SigningSecret, TokenSettings};
 use crate::publish::EventTarget;
-use crate::ratelimit::{Limit, Limits};
+use crate::ratelimit::RateLimitSettings;
 use crate::secret::{DatabaseSource, SecretSource};
 use crate::telemetry::LogSettings;
 
-use super::{ConfigError, Profile, Vars, check_utf8, env_var};
+use crate::vars::{ConfigError, Profile, Vars, check_utf8, env_var};
 
 /// The signing secret `make run` uses when none is given. It is public, so only for development.
 pub const DEVELOPMENT_SECRET: &str = "development-only-secret--never-deploy-this-value";
@@ -151,32 +151,6 @@ impl ApiConfig {
     }
 }
 
-/// The rate limits, and the DynamoDB table that holds their counters (in memory without one).
-#[derive(Debug, Clone)]
-pub struct RateLimitSettings {
-    pub limits: Limits,
-    pub table: Option<String>,
-}
-
-impl RateLimitSettings {
-    fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
-        let defaults = Limits::default();
-        let per_identifier = match vars.get("RATE_LIMIT_PER_IDENTIFIER") {
-            None => defaults.per_identifier,
-            Some(raw) => raw
-                .split(',')
-                .map(str::parse::<Limit>)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ConfigError::new("RATE_LIMIT_PER_IDENTIFIER", e))?,
-        };
-        let per_ip = match vars.get("RATE_LIMIT_PER_IP") {
-            None => defaults.per_ip,
-            Some(raw) => raw.parse().map_err(|e: String| ConfigError::new("RATE_LIMIT_PER_IP", e))?,
-        };
-        Ok(Self { limits: Limits { per_identifier, per_ip }, table: vars.get("RATE_LIMIT_TABLE") })
-    }
-}
-
 #[cfg(test)]
 impl ApiConfig {
     /// The Lambda profile with a test secret, for unit tests elsewhere in the crate.
@@ -193,6 +167,7 @@ impl ApiConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::{Limit, Limits};
     use crate::telemetry::LogFormat;
     use std::collections::HashMap;
 

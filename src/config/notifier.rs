@@ -4,15 +4,14 @@ use std::path::PathBuf;
 
 use lettre::message::Mailbox;
 
-use super::{ConfigError, Profile, Vars, check_utf8, env_var};
 use crate::domain::actor::ProviderPolicy;
 use crate::domain::event::PASSWORD_RESET;
-use crate::mail::{Mailer, Sender};
-use crate::notify::Notifier;
+use crate::mail::Sender;
 use crate::notify::link::LinkTemplates;
 use crate::notify::locale::Locale;
 use crate::notify::templates::EmailTemplates;
 use crate::telemetry::LogSettings;
+use crate::vars::{ConfigError, Profile, Vars, check_utf8, env_var};
 
 /// The sender `make run` uses.
 const DEVELOPMENT_FROM: &str = "Medusa Store <no-reply@shop.localhost>";
@@ -91,11 +90,6 @@ impl NotifierConfig {
             kms_key_id: vars.get("TOKEN_KMS_KEY_ID"),
             log: LogSettings::from_vars(profile, vars)?,
         })
-    }
-
-    /// The notifier this configuration describes, sending through `mailer`.
-    pub fn into_notifier<M: Mailer>(self, mailer: M) -> Notifier<M> {
-        Notifier::new(self.links, self.templates, mailer, self.detail_type)
     }
 }
 

@@ -19,8 +19,8 @@ use self::tls::{TrustedRoots, Verification};
 use self::url::{ParsedUrl, RootCert, SslMode};
 
 use super::{IdentityStore, IssuedToken, StoreError, TokenRecord, new_row_id};
-use crate::config::{ConfigError, Vars};
 use crate::domain::token::jti_hash;
+use crate::vars::{ConfigError, Vars};
 
 mod tls;
 mod url;

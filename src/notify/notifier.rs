@@ -289,7 +289,7 @@ mod tests {
             }
             _ => None,
         });
-        NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap().into_notifier(mailer)
+        crate::wiring::notifier(NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap(), mailer, None)
     }
 
     /// A token signed as the reset route signs them, with the claims given; the notifier never

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::hmac;
 
-use crate::config::RateLimitSettings;
+use crate::vars::{ConfigError, Vars};
 
 mod dynamodb;
 mod memory;
@@ -206,6 +206,32 @@ impl RateLimiter for Limiter {
             Self::Dynamo(limiter) => limiter.release(subject, now).await,
             Self::Memory(limiter) => limiter.release(subject, now).await,
         }
+    }
+}
+
+/// The rate limits, and the DynamoDB table that holds their counters (in memory without one).
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub limits: Limits,
+    pub table: Option<String>,
+}
+
+impl RateLimitSettings {
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
+        let defaults = Limits::default();
+        let per_identifier = match vars.get("RATE_LIMIT_PER_IDENTIFIER") {
+            None => defaults.per_identifier,
+            Some(raw) => raw
+                .split(',')
+                .map(str::parse::<Limit>)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ConfigError::new("RATE_LIMIT_PER_IDENTIFIER", e))?,
+        };
+        let per_ip = match vars.get("RATE_LIMIT_PER_IP") {
+            None => defaults.per_ip,
+            Some(raw) => raw.parse().map_err(|e: String| ConfigError::new("RATE_LIMIT_PER_IP", e))?,
+        };
+        Ok(Self { limits: Limits { per_identifier, per_ip }, table: vars.get("RATE_LIMIT_TABLE") })
     }
 }
 

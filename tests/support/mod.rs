@@ -69,7 +69,7 @@ pub fn api_config(overrides: &[(&str, &str)]) -> ApiConfig {
 /// The database settings of a configuration given `MEDUSA_DATABASE_URL`.
 pub fn database_settings(config: &ApiConfig) -> medusa_reset::identity::DatabaseSettings {
     match &config.database {
-        Some(medusa_reset::secret::DatabaseSource::Url(settings)) => settings.clone(),
+        Some(medusa_reset::secret::DatabaseSource::Url(settings)) => (**settings).clone(),
         other => panic!("the test configuration has no MEDUSA_DATABASE_URL: {other:?}"),
     }
 }
@@ -77,7 +77,7 @@ pub fn database_settings(config: &ApiConfig) -> medusa_reset::identity::Database
 /// The router for a test configuration, with the test secret and an in-memory rate limiter.
 pub fn app<P: EventPublisher, S: IdentityStore>(config: &ApiConfig, publisher: P, store: S) -> Router {
     let secret = SigningSecret::parse(SECRET).expect("a long enough secret");
-    medusa_reset::api::app(config, &secret, publisher, store, MemoryLimiter::new(config.limits.limits.clone()))
+    medusa_reset::wiring::app(config, &secret, publisher, store, MemoryLimiter::new(config.limits.limits.clone()))
 }
 
 /// Sends one request through the router in-process and returns status, headers and body text.

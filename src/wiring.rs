@@ -1,0 +1,114 @@
+//! The one place that puts the adapters together for each binary: the reset-password Lambda, the
+//! notifier Lambda and `make run`. Configuration comes in typed; nothing here reads the environment.
+
+use std::net::SocketAddr;
+
+use aws_config::SdkConfig;
+use axum::Router;
+
+use crate::api::{self, ApiState};
+use crate::config::{ApiConfig, LocalSettings, NotifierConfig};
+use crate::domain::token::{SigningSecret, TokenMinter};
+use crate::identity::{DatabaseSettings, Identities, IdentityStore};
+use crate::mail::{Mailer, SesMailer};
+use crate::notify::Notifier;
+use crate::publish::{EventBridgePublisher, EventPublisher};
+use crate::ratelimit::{Limiter, RateLimiter};
+use crate::reset::ResetService;
+use crate::seal::KmsSealer;
+use crate::secret;
+use crate::vars::ConfigError;
+
+/// The reset route over any three ports: what the Lambda, `make run`, tests and benchmarks serve.
+pub fn app<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
+    config: &ApiConfig,
+    secret: &SigningSecret,
+    publisher: P,
+    store: S,
+    limiter: L,
+) -> Router {
+    let minter = TokenMinter::new(secret, &config.token);
+    let state = ApiState {
+        service: ResetService::new(minter, publisher, store, limiter, config.response_floor),
+        providers: config.providers.clone(),
+    };
+    api::router(state, &config.cors)
+}
+
+/// The signing secret and the database settings, both secrets read at once (each is a round trip to
+/// Secrets Manager on the cold start's path).
+pub async fn secrets(
+    config: &ApiConfig,
+    sdk: &SdkConfig,
+) -> Result<(SigningSecret, Option<DatabaseSettings>), ConfigError> {
+    tokio::try_join!(config.secret.resolve(sdk), secret::resolve_database(config.database.clone(), sdk))
+}
+
+/// The reset-password Lambda's router: EventBridge (sealing with KMS when configured), Medusa's
+/// database, DynamoDB's rate limits.
+pub async fn reset_password_lambda(config: &ApiConfig, sdk: &SdkConfig) -> Result<Router, ConfigError> {
+    let (secret, database) = secrets(config, sdk).await?;
+    warn_about_open_doors(config, database.as_ref());
+    let store = Identities::from_settings(database);
+    let mut publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), config.events.clone());
+    if let Some(key_id) = &config.token_kms_key_id {
+        publisher = publisher.sealing_with(KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id.clone()));
+    }
+    let limiter = Limiter::from_settings(&config.limits, sdk);
+    Ok(app(config, &secret, publisher, store, limiter))
+}
+
+/// The notifier Lambda's notifier: SES v2, opening sealed tokens with KMS when configured.
+pub fn notifier_lambda(config: NotifierConfig, sdk: &SdkConfig) -> Notifier<SesMailer> {
+    let mailer =
+        SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.sender.clone(), config.configuration_set.clone());
+    let sealer = config.kms_key_id.clone().map(|key_id| KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id));
+    notifier(config, mailer, sealer)
+}
+
+/// A notifier over any mailer: the Lambda's SES, `make run`'s outbox.
+pub fn notifier<M: Mailer>(config: NotifierConfig, mailer: M, sealer: Option<KmsSealer>) -> Notifier<M> {
+    let notifier = Notifier::new(config.links, config.templates, mailer, config.detail_type);
+    match sealer {
+        Some(sealer) => notifier.unsealing_with(sealer),
+        None => notifier,
+    }
+}
+
+/// Logs a warning at the Lambda's cold start for each setting that leaves a door open; the function
+/// still starts, because each was asked for. (`make run` says its own.)
+fn warn_about_open_doors(config: &ApiConfig, database: Option<&DatabaseSettings>) {
+    if config.identity_check_skipped {
+        tracing::warn!(
+            "SKIP_IDENTITY_CHECK=true: every well-formed identifier gets a token and an e-mail, whether or not \
+             Medusa has the account; set MEDUSA_DATABASE_SECRET_ARN to send only to Medusa's accounts"
+        );
+    }
+    if let Some(database) = database
+        && !database.verifies_server()
+    {
+        tracing::warn!(
+            "the Medusa database connection does not verify the server (sslmode below verify-full, or require \
+             without a root certificate): use sslmode=verify-full, which works for RDS, Aurora and RDS Proxy \
+             with no extra file"
+        );
+    }
+}
+
+/// Says what the server is and how to use it.
+pub fn announce_local(config: &ApiConfig, settings: &LocalSettings, bound: SocketAddr) {
+    if config.uses_development_secret {
+        tracing::warn!("JWT_SECRET is not set: signing with the built-in DEVELOPMENT secret, for development only");
+    }
+    if config.identity_check_skipped {
+        tracing::warn!(
+            "no Medusa database (MEDUSA_DATABASE_URL): every well-formed identifier gets a token and an e-mail, \
+             for development only; a deployed function refuses to start like this"
+        );
+    }
+    tracing::info!(
+        "listening on http://{bound}; e-mails go to {}/. Try: curl -i -X POST http://{bound}/auth/customer/emailpass/reset-password \
+         -H 'content-type: application/json' -d '{{\"identifier\":\"a@example.com\"}}'",
+        settings.outbox.display()
+    );
+}
