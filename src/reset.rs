@@ -4,6 +4,10 @@
 //! neither the answer nor its timing tells them apart; only what is published differs. Recording a
 //! token still costs the database a little more than finding nothing, so a successful answer is held
 //! back until a configured floor has passed: both paths then take the floor, not their own time.
+//! With sealing on, the unknown path has the publisher seal a throwaway of the token's size, so the
+//! KMS round trip is made on both paths too.
+
+pub mod budget;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +37,12 @@ pub enum ResetError {
     #[error("too many requests from this client")]
     TooManyRequests { retry_after: Duration },
 }
+
+/// The longest a rate-limit check, or a give-back, may take. A remote limiter may make several
+/// calls for one (DynamoDB's retries a conflicting transaction; a give-back is a call per counter),
+/// each within the SDK's operation time-out; held to one such time-out as a whole, each is one
+/// figure in the time budget.
+pub const RATE_LIMIT_TIME_LIMIT: Duration = crate::aws::OPERATION_TIMEOUT;
 
 /// What a successful request did; the client sees the same 201 either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,14 +82,14 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
         let key = &self.identity_key;
         let subject = Subject::new(key, client_ip, actor_type.as_str(), provider.as_str(), request.identifier.as_str());
         let checked_at = SystemTime::now();
-        let outcome = match self.limiter.check(&subject, checked_at).await? {
+        let outcome = match within_limit(self.limiter.check(&subject, checked_at)).await? {
             Verdict::IpLimited { retry_after } => return Err(ResetError::TooManyRequests { retry_after }),
             Verdict::IdentifierLimited => ResetOutcome::RateLimited,
             Verdict::Allowed => match self.reset(request, actor_type, provider).await {
                 Ok(outcome) => outcome,
                 Err(error) => {
                     // The user saw a 500 and will retry: the failed attempt must not use up their share.
-                    if let Err(release) = self.limiter.release(&subject, checked_at).await {
+                    if let Err(release) = within_limit(self.limiter.release(&subject, checked_at)).await {
                         tracing::error!(error = %release, "could not give back the rate-limit count after a failure");
                     }
                     return Err(error);
@@ -113,7 +123,8 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
                 provider: provider.as_str().to_owned(),
                 metadata: request.metadata,
             });
-            self.publisher.publish(&event).await?;
+            // The minted token stays here; only its length goes, for a sealing publisher's throwaway.
+            self.publisher.publish_unknown(&event, minted.token.expose().len()).await?;
             return Ok(ResetOutcome::UnknownIdentity);
         };
         let event = AuthEvent::PasswordReset(PasswordResetEvent {
@@ -132,6 +143,13 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
         }
         Ok(ResetOutcome::TokenPublished)
     }
+}
+
+/// A rate-limiter call held to `RATE_LIMIT_TIME_LIMIT`; running over is the limiter failing.
+async fn within_limit<T>(call: impl Future<Output = Result<T, LimitError>>) -> Result<T, LimitError> {
+    tokio::time::timeout(RATE_LIMIT_TIME_LIMIT, call)
+        .await
+        .unwrap_or_else(|_| Err(LimitError(format!("no answer within {} ms", RATE_LIMIT_TIME_LIMIT.as_millis()))))
 }
 
 /// Waits until `deadline` to well under a millisecond. tokio's timer alone would not do: it wakes
@@ -302,6 +320,100 @@ mod tests {
         assert_eq!(claims.entity_id, "Victim@Example.com");
         assert_eq!(reset(&service, "victim@EXAMPLE.COM").await.unwrap(), ResetOutcome::RateLimited);
         assert!(events.try_recv().is_err());
+    }
+
+    /// Never answers.
+    struct StuckLimiter;
+
+    impl RateLimiter for StuckLimiter {
+        async fn check(&self, _: &Subject, _: SystemTime) -> Result<Verdict, LimitError> {
+            std::future::pending().await
+        }
+
+        async fn release(&self, _: &Subject, _: SystemTime) -> Result<(), LimitError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rate_limiter_that_never_answers_fails_the_request_within_its_limit() {
+        let (publisher, mut events) = ChannelPublisher::new();
+        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let service = ResetService::new(minter(), publisher, store, StuckLimiter, Duration::ZERO);
+        let started = Instant::now();
+        assert!(matches!(reset_with(&service, "a@example.com").await, Err(ResetError::RateLimit(_))));
+        let elapsed = started.elapsed();
+        assert!(elapsed >= RATE_LIMIT_TIME_LIMIT, "{elapsed:?}");
+        assert!(elapsed < RATE_LIMIT_TIME_LIMIT + Duration::from_secs(1), "{elapsed:?}");
+        assert!(events.try_recv().is_err());
+    }
+
+    /// Answers the check, then never answers the give-back.
+    struct StuckGiveBack;
+
+    impl RateLimiter for StuckGiveBack {
+        async fn check(&self, _: &Subject, _: SystemTime) -> Result<Verdict, LimitError> {
+            Ok(Verdict::Allowed)
+        }
+
+        async fn release(&self, _: &Subject, _: SystemTime) -> Result<(), LimitError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_give_back_that_never_answers_is_cut_and_the_failure_stands() {
+        let (publisher, events) = ChannelPublisher::new();
+        drop(events);
+        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let service = ResetService::new(minter(), publisher, store, StuckGiveBack, Duration::ZERO);
+        let started = Instant::now();
+        assert!(matches!(reset_with(&service, "a@example.com").await, Err(ResetError::Publish(_))));
+        let elapsed = started.elapsed();
+        assert!(elapsed >= RATE_LIMIT_TIME_LIMIT, "the give-back was tried: {elapsed:?}");
+        assert!(elapsed < RATE_LIMIT_TIME_LIMIT + Duration::from_secs(1), "{elapsed:?}");
+    }
+
+    /// Records the token lengths it is given for unknown identifiers, and the tokens it publishes.
+    #[derive(Default)]
+    struct LengthRecorder {
+        throwaway_lengths: std::sync::Mutex<Vec<usize>>,
+        token_lengths: std::sync::Mutex<Vec<usize>>,
+    }
+
+    impl EventPublisher for std::sync::Arc<LengthRecorder> {
+        async fn publish(&self, event: &AuthEvent) -> Result<(), PublishError> {
+            if let AuthEvent::PasswordReset(reset) = event {
+                self.token_lengths.lock().unwrap().push(reset.token.expose().len());
+            }
+            Ok(())
+        }
+
+        async fn publish_unknown(&self, _: &AuthEvent, token_len: usize) -> Result<(), PublishError> {
+            self.throwaway_lengths.lock().unwrap().push(token_len);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_unknown_path_hands_the_publisher_the_length_a_known_token_has() {
+        let recorder = std::sync::Arc::new(LengthRecorder::default());
+        let store = MemoryStore::with_identities([("known@example.com", "emailpass")]);
+        let limiter = MemoryLimiter::new(Limits::default());
+        let service = ResetService::new(minter(), recorder.clone(), store, limiter, Duration::ZERO);
+        // Identifiers of one length: their tokens have one length.
+        assert_eq!(reset_with(&service, "known@example.com").await.unwrap(), ResetOutcome::TokenPublished);
+        assert_eq!(reset_with(&service, "other@example.com").await.unwrap(), ResetOutcome::UnknownIdentity);
+        assert_eq!(
+            reset_with(&service, "a-much-longer-unknown@example.com").await.unwrap(),
+            ResetOutcome::UnknownIdentity
+        );
+        let known = recorder.token_lengths.lock().unwrap().clone();
+        let throwaways = recorder.throwaway_lengths.lock().unwrap().clone();
+        assert_eq!(known.len(), 1);
+        assert_eq!(throwaways.len(), 2);
+        assert_eq!(throwaways[0], known[0]);
+        assert!(throwaways[1] > known[0], "the length follows the identifier: {throwaways:?}");
     }
 
     #[tokio::test]

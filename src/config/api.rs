@@ -3,11 +3,15 @@
 use std::time::Duration;
 
 use crate::api::{CorsError, CorsPolicy};
+use crate::aws;
 use crate::domain::actor::{PolicyError, ProviderPolicy};
 use crate::domain::event::{PASSWORD_RESET, PASSWORD_RESET_UNKNOWN};
 use crate::domain::token::{SecretTooShort, SigningSecret, TokenSettings};
+use crate::identity::DatabaseSettings;
 use crate::publish::EventTarget;
 use crate::ratelimit::RateLimitSettings;
+use crate::reset::RATE_LIMIT_TIME_LIMIT;
+use crate::reset::budget::{FUNCTION_TIMEOUT_VAR, TimeBudget, Waits};
 use crate::secret::{DatabaseSource, SecretSource};
 use crate::telemetry::LogSettings;
 
@@ -24,6 +28,8 @@ const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 900;
 const DEFAULT_DATABASE_FLOOR_MS: u64 = 50;
 const MAX_FLOOR_MS: u64 = 2_000;
 const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
+/// Lambda's own limit.
+const MAX_FUNCTION_TIMEOUT_SECS: u64 = 900;
 
 /// Configuration of the reset-password route.
 #[derive(Debug, Clone)]
@@ -45,6 +51,8 @@ pub struct ApiConfig {
     pub identity_check_skipped: bool,
     /// The least time a successful reset answer takes, so known and unknown identifiers look alike.
     pub response_floor: Duration,
+    /// The longest one request may wait, as configured; checked against `FUNCTION_TIMEOUT_SECONDS`.
+    pub time_budget: TimeBudget,
     pub log: LogSettings,
     /// True when the development secret is in use, so the local runner can say so.
     pub uses_development_secret: bool,
@@ -125,6 +133,9 @@ impl ApiConfig {
         let default_cors = if profile == Profile::Local { DEVELOPMENT_CORS } else { "" };
         let cors = CorsPolicy::parse(&vars.get_or("AUTH_CORS", default_cors))
             .map_err(|e: CorsError| ConfigError::new("AUTH_CORS", e))?;
+        let limits = RateLimitSettings::from_vars(vars)?;
+        let token_kms_key_id = vars.get("TOKEN_KMS_KEY_ID");
+        let time_budget = time_budget(vars, &limits, database.is_some(), token_kms_key_id.is_some(), response_floor)?;
         Ok(Self {
             secret,
             token: TokenSettings {
@@ -143,12 +154,49 @@ impl ApiConfig {
             response_floor,
             database,
             identity_check_skipped,
-            token_kms_key_id: vars.get("TOKEN_KMS_KEY_ID"),
-            limits: RateLimitSettings::from_vars(vars)?,
+            token_kms_key_id,
+            limits,
+            time_budget,
             log: LogSettings::from_vars(profile, vars)?,
             uses_development_secret,
         })
     }
+}
+
+/// The worst case of one request's waits as configured; where the function's timeout is given
+/// (`FUNCTION_TIMEOUT_SECONDS`, set by the template from the function's own `Timeout`), start-up
+/// stops unless the worst case and the margin fit in it.
+fn time_budget<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+    limits: &RateLimitSettings,
+    has_database: bool,
+    seals: bool,
+    floor: Duration,
+) -> Result<TimeBudget, ConfigError> {
+    let aws_call = |in_use: bool| if in_use { aws::OPERATION_TIMEOUT } else { Duration::ZERO };
+    let database = if has_database { DatabaseSettings::timeout_from_vars(vars)? } else { Duration::ZERO };
+    let budget = TimeBudget::new(Waits {
+        rate_limit: if limits.table.is_some() { RATE_LIMIT_TIME_LIMIT } else { Duration::ZERO },
+        database,
+        seal: aws_call(seals),
+        publish: aws_call(true),
+        floor,
+    });
+    if let Some(raw) = vars.get(FUNCTION_TIMEOUT_VAR) {
+        let seconds =
+            raw.trim().parse::<u64>().ok().filter(|s| (1..=MAX_FUNCTION_TIMEOUT_SECS).contains(s)).ok_or_else(
+                || {
+                    ConfigError::new(
+                        FUNCTION_TIMEOUT_VAR,
+                        format!("must be whole seconds, 1 to {MAX_FUNCTION_TIMEOUT_SECS}"),
+                    )
+                },
+            )?;
+        budget
+            .check(Duration::from_secs(seconds))
+            .map_err(|overrun| ConfigError::new(FUNCTION_TIMEOUT_VAR, overrun))?;
+    }
+    Ok(budget)
 }
 
 #[cfg(test)]
@@ -329,6 +377,48 @@ mod tests {
         assert_eq!(custom.unwrap().response_floor, Duration::from_millis(120));
         let error = super::tests::config(Profile::Lambda, &[("JWT_SECRET", SECRET), ("RESPONSE_FLOOR_MS", "9999")]);
         assert_eq!(error.unwrap_err().var, "RESPONSE_FLOOR_MS");
+    }
+
+    #[test]
+    fn the_function_timeout_must_hold_every_wait_and_the_error_names_what_to_change() {
+        let everything = [
+            ("JWT_SECRET", SECRET),
+            ("MEDUSA_DATABASE_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"),
+            ("RATE_LIMIT_TABLE", "limits"),
+            ("TOKEN_KMS_KEY_ID", "alias/reset-token"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            config(Profile::Lambda, &everything.iter().chain(extra).copied().collect::<Vec<_>>())
+        };
+        let fits = with(&[("FUNCTION_TIMEOUT_SECONDS", "15")]).unwrap();
+        // Four AWS calls (check, seal, publish, give-back), two database exchanges, the floor.
+        let expected = aws::OPERATION_TIMEOUT * 4 + Duration::from_millis(2 * 1_000 + 50);
+        assert_eq!(fits.time_budget.worst_case(), expected);
+
+        let slow_database = with(&[("FUNCTION_TIMEOUT_SECONDS", "15"), ("MEDUSA_DATABASE_TIMEOUT_MS", "5000")]);
+        let error = slow_database.unwrap_err();
+        assert_eq!(error.var, "FUNCTION_TIMEOUT_SECONDS");
+        assert!(error.reason.contains("lower MEDUSA_DATABASE_TIMEOUT_MS"), "{error}");
+        let long_floor = with(&[("FUNCTION_TIMEOUT_SECONDS", "10"), ("RESPONSE_FLOOR_MS", "2000")]).unwrap_err();
+        assert!(long_floor.reason.contains("RESPONSE_FLOOR_MS"), "{long_floor}");
+        // Without the sealing and the table the same database time-out fits.
+        let lean = config(
+            Profile::Lambda,
+            &[
+                ("JWT_SECRET", SECRET),
+                ("MEDUSA_DATABASE_URL", "postgres://medusa@db/medusa"),
+                ("MEDUSA_DATABASE_TIMEOUT_MS", "5000"),
+                ("FUNCTION_TIMEOUT_SECONDS", "15"),
+            ],
+        );
+        assert!(lean.is_ok(), "{lean:?}");
+        // Unset, nothing is checked (make run, tests); the figure is still there.
+        let unchecked = with(&[("MEDUSA_DATABASE_TIMEOUT_MS", "10000")]).unwrap();
+        assert!(unchecked.time_budget.worst_case() > Duration::from_secs(20));
+        for bad in ["fifteen", "0", "901", "1.5"] {
+            let error = with(&[("FUNCTION_TIMEOUT_SECONDS", bad)]).unwrap_err();
+            assert_eq!(error.var, "FUNCTION_TIMEOUT_SECONDS", "{bad}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! transaction to another server connection and RDS Proxy can multiplex it without pinning.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
@@ -63,7 +63,13 @@ const SCHEMA_SQL: &str = "SELECT to_regclass('auth_password_reset_token') IS NOT
 
 const WITHDRAW_SQL: &str = "DELETE FROM auth_password_reset_token WHERE id = $1";
 
-const DEFAULT_TIMEOUT_MS: u64 = 2_000;
+/// The longest one exchange with the database may take (`MEDUSA_DATABASE_TIMEOUT_MS`). A warm
+/// exchange is a few round trips of a millisecond or two, and opening a TLS connection a few more;
+/// a second leaves room for a cold connection through RDS Proxy and a short wait on the identity's
+/// lock, and keeps a stuck database from holding the request (`reset::budget` counts it twice:
+/// the issue and, after a failed publish, the withdrawal).
+const TIMEOUT_VAR: &str = "MEDUSA_DATABASE_TIMEOUT_MS";
+const DEFAULT_TIMEOUT_MS: u64 = 1_000;
 const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=10_000;
 
 /// How to reach Medusa's database. `Debug` shows no credentials.
@@ -87,7 +93,7 @@ impl fmt::Debug for DatabaseSettings {
 
 impl DatabaseSettings {
     /// `MEDUSA_DATABASE_URL` (unset: no database mode) read as libpq reads it,
-    /// `MEDUSA_DATABASE_TIMEOUT_MS` for connecting and for each statement, and
+    /// `MEDUSA_DATABASE_TIMEOUT_MS` for each exchange as a whole (connecting included), and
     /// `MEDUSA_DATABASE_CA_FILE` with more PEM roots to trust.
     pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Option<Self>, ConfigError> {
         const URL: &str = "MEDUSA_DATABASE_URL";
@@ -101,11 +107,8 @@ impl DatabaseSettings {
                 format!("{e} (expected e.g. postgres://user:password@host:5432/medusa?sslmode=verify-full)"),
             )
         })?;
-        let timeout_ms = vars.parse_or("MEDUSA_DATABASE_TIMEOUT_MS", DEFAULT_TIMEOUT_MS)?;
-        if !TIMEOUT_RANGE_MS.contains(&timeout_ms) {
-            return Err(ConfigError::new("MEDUSA_DATABASE_TIMEOUT_MS", "must be between 100 and 10000"));
-        }
-        let timeout = Duration::from_millis(timeout_ms);
+        let timeout = Self::timeout_from_vars(vars)?;
+        // Only the TCP connect; the overall limit in `with_connection` covers DNS, TLS and start-up.
         config.connect_timeout(timeout);
         let mut roots = TrustedRoots::default();
         if let Some(RootCert::File(path)) = root_cert {
@@ -118,6 +121,18 @@ impl DatabaseSettings {
         Ok(Some(Self { config, ssl_mode, roots, timeout }))
     }
 
+    /// `MEDUSA_DATABASE_TIMEOUT_MS`, or its default: read by the settings and by the time budget.
+    pub fn timeout_from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Duration, ConfigError> {
+        let timeout_ms = vars.parse_or(TIMEOUT_VAR, DEFAULT_TIMEOUT_MS)?;
+        if !TIMEOUT_RANGE_MS.contains(&timeout_ms) {
+            return Err(ConfigError::new(
+                TIMEOUT_VAR,
+                format!("must be between {} and {}", TIMEOUT_RANGE_MS.start(), TIMEOUT_RANGE_MS.end()),
+            ));
+        }
+        Ok(Duration::from_millis(timeout_ms))
+    }
+
     /// Whether connections check the server's certificate (verify-ca, verify-full, or require with
     /// root certificates given); otherwise an active attacker on the path could pose as the database.
     pub fn verifies_server(&self) -> bool {
@@ -126,6 +141,11 @@ impl DatabaseSettings {
             SslMode::Require => !self.roots.given.is_empty(),
             SslMode::Disable | SslMode::Allow | SslMode::Prefer => false,
         }
+    }
+
+    /// The longest one `issue` or `withdraw` takes, connecting included.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn timeout_ms(&self) -> u64 {
@@ -250,30 +270,47 @@ impl MedusaDatabase {
         Ok(Connection { client, schema })
     }
 
-    /// Runs `work` on the environment's connection, opening it if needed, within an overall limit.
-    /// A connection that failed or timed out is dropped, so the next request starts afresh (and
-    /// the server rolls back whatever it left open).
+    /// Runs `work` on the environment's connection, opening it if needed, all of it (the wait for
+    /// the connection, DNS, TLS, start-up, every statement) within the configured time-out: the
+    /// figure the time budget counts. A connection that failed or timed out is dropped, so the next
+    /// request starts afresh (and the server rolls back whatever it left open).
     async fn with_connection<T>(
         &self,
         work: impl AsyncFnOnce(&mut Connection) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
-        let mut slot = self.connection.lock().await;
-        // Connecting and each statement have their own timeout; this bounds the whole exchange.
-        let limit = self.settings.timeout * 3;
+        let limit = self.settings.timeout;
+        let holding = AtomicBool::new(false);
         let attempt = async {
-            if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
-                *slot = Some(self.connect().await?);
+            let mut slot = self.connection.lock().await;
+            holding.store(true, Ordering::Relaxed);
+            let result = async {
+                if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
+                    *slot = Some(self.connect().await?);
+                }
+                let connection = slot.as_mut().ok_or_else(|| StoreError::Connect("no connection".into()))?;
+                work(connection).await.map_err(|e| StoreError::Query(e.to_string()))
             }
-            let connection = slot.as_mut().ok_or_else(|| StoreError::Connect("no connection".into()))?;
-            work(connection).await.map_err(|e| StoreError::Query(e.to_string()))
+            .await;
+            (result, slot)
         };
-        let result = tokio::time::timeout(limit, attempt)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Timeout(self.settings.timeout_ms())));
-        if result.is_err() {
-            *slot = None;
+        match tokio::time::timeout(limit, attempt).await {
+            Ok((result, mut slot)) => {
+                if result.is_err() {
+                    *slot = None;
+                }
+                result
+            }
+            Err(_) => {
+                // Cut wherever it stood, the exchange leaves a connection that cannot be trusted
+                // (unless it never got the connection); dropping the exchange let go of the slot.
+                if holding.load(Ordering::Relaxed)
+                    && let Ok(mut slot) = self.connection.try_lock()
+                {
+                    *slot = None;
+                }
+                Err(StoreError::Timeout(self.settings.timeout_ms()))
+            }
         }
-        result
     }
 }
 
