@@ -21,6 +21,7 @@ use medusa_reset::identity::{DatabaseSettings, MedusaDatabase, MemoryStore};
 use medusa_reset::mail::{OutboxMailer, SesMailer};
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::{DynamoLimiter, Limits, MemoryLimiter};
+use medusa_reset::seal::KmsSealer;
 use medusa_reset::telemetry::{self, LogSettings};
 use serde_json::{Value, json};
 use support::{SECRET, api_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
@@ -121,7 +122,7 @@ async fn every_reset_outcome() -> Vec<String> {
     let limiter = || MemoryLimiter::new(config.limits.limits.clone());
     let (publisher, mut events) = ChannelPublisher::new();
     let store = MemoryStore::with_identities([(VICTIM, "emailpass")]);
-    let app = medusa_reset::api::app(&config, &secret, publisher, store, limiter());
+    let app = medusa_reset::wiring::app(&config, &secret, publisher, store, limiter());
     let body = format!(r#"{{"identifier":"{VICTIM}","metadata":{{"note":"{VICTIM}"}}}}"#);
     send(&app, post_json(ROUTE, &body)).await; // token published
     send(&app, post_json(ROUTE, &body)).await; // identifier rate-limited
@@ -155,7 +156,7 @@ async fn every_reset_outcome() -> Vec<String> {
 
     let (publisher, events) = ChannelPublisher::new();
     drop(events);
-    let unpublishable = medusa_reset::api::app(&config, &secret, publisher, MemoryStore::open(), limiter());
+    let unpublishable = medusa_reset::wiring::app(&config, &secret, publisher, MemoryStore::open(), limiter());
     send(&unpublishable, post_json(ROUTE, r#"{"identifier":"victim.two@example.com"}"#)).await; // publish failure
 
     // A database and a rate limiter that cannot be reached.
@@ -164,12 +165,12 @@ async fn every_reset_outcome() -> Vec<String> {
     let vars = Vars::new(move |var: &str| (var == "MEDUSA_DATABASE_URL").then(|| url.clone()));
     let database = MedusaDatabase::new(DatabaseSettings::from_vars(&vars).unwrap().unwrap());
     let (publisher, _events) = ChannelPublisher::new();
-    let broken_db = medusa_reset::api::app(&config, &secret, publisher, database, limiter());
+    let broken_db = medusa_reset::wiring::app(&config, &secret, publisher, database, limiter());
     send(&broken_db, post_json(ROUTE, &body)).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
     let (publisher, _events) = ChannelPublisher::new();
     let limiter = DynamoLimiter::new(dynamo, "limits".into(), Limits::default());
-    let broken_limiter = medusa_reset::api::app(&config, &secret, publisher, MemoryStore::open(), limiter);
+    let broken_limiter = medusa_reset::wiring::app(&config, &secret, publisher, MemoryStore::open(), limiter);
     send(&broken_limiter, post_json(ROUTE, &body)).await;
     tokens
 }
@@ -212,11 +213,13 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let envelope = |detail_type: &str, detail: Value| json!({"id": "e1", "detail-type": detail_type, "source": "medusa.auth", "detail": detail});
     let expired = token_for(VICTIM, "customer", unix_now() - 60);
     let for_user = token_for(VICTIM, "user", unix_now() + 900);
+    let for_someone_else = token_for("someone.else@example.com", "customer", unix_now() + 900);
 
     let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
     let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
     let sender = config.sender.clone();
-    let notifier = config.into_notifier(OutboxMailer::new(outbox.clone(), sender.clone()).unwrap());
+    let notifier =
+        medusa_reset::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
     notifier.handle("sent", &event(VICTIM, token)).await.unwrap();
     notifier.handle("not-an-email", &event(&format!("{VICTIM}\r\nBcc: x@y.z"), token)).await.unwrap();
     notifier.handle("unreadable", &event(VICTIM, "garbage")).await.unwrap();
@@ -224,6 +227,8 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let mut admin = event(VICTIM, &for_user);
     admin.actor_type = "user".to_owned();
     notifier.handle("no-link", &admin).await.unwrap();
+    let moved = serde_json::to_value(event(VICTIM, &for_someone_else)).unwrap();
+    notifier.handle_envelope(envelope("auth.password_reset", moved)).await.unwrap();
     notifier.handle_envelope(envelope("auth.password_reset", json!({"entity_id": VICTIM}))).await.unwrap();
     let well_formed = serde_json::to_value(event(VICTIM, token)).unwrap();
     notifier.handle_envelope(envelope("auth.password_reset_unknown", well_formed)).await.unwrap();
@@ -241,7 +246,8 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let dir = Some(templates.display().to_string());
     let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(dir)).unwrap();
     let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
-    let rendering = config.into_notifier(OutboxMailer::new(outbox.clone(), sender.clone()).unwrap());
+    let rendering =
+        medusa_reset::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
     let mut with_metadata = serde_json::to_value(event(VICTIM, token)).unwrap();
     with_metadata["metadata"] = json!({"note": VICTIM});
     rendering.handle_envelope(envelope("auth.password_reset", with_metadata)).await.unwrap();
@@ -250,14 +256,24 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
 
     let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
     let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&rejecting_ses().await).await);
-    let rejecting = config.into_notifier(SesMailer::new(ses, sender.clone(), None));
+    let rejecting = medusa_reset::wiring::notifier(config, SesMailer::new(ses, sender.clone(), None), None);
     rejecting.handle("rejected", &event(VICTIM, token)).await.unwrap();
+
+    // Sealing on: a plain token on the bus is not the route's. (No KMS call is made for it.)
+    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
+    let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
+    let kms = aws_sdk_kms::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
+    let mailer = OutboxMailer::new(outbox.clone(), sender.clone()).unwrap();
+    let sealing = medusa_reset::wiring::notifier(config, mailer, Some(KmsSealer::new(kms, "alias/reset".to_owned())));
+    let plain = serde_json::to_value(event(VICTIM, token)).unwrap();
+    sealing.handle_envelope(envelope("auth.password_reset", plain)).await.unwrap();
+    let _ = std::fs::remove_dir_all(&outbox);
 
     let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
     let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
-    let failing = config.into_notifier(SesMailer::new(ses, sender, None));
+    let failing = medusa_reset::wiring::notifier(config, SesMailer::new(ses, sender, None), None);
     assert!(failing.handle("ses-down", &event(VICTIM, token)).await.is_err());
-    vec![expired, for_user]
+    vec![expired, for_user, for_someone_else]
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::mail::{MailError, Mailer, Sender, SesMailer};
 use medusa_reset::notify::recipient::Recipient;
 use medusa_reset::notify::templates::RenderedEmail;
-use medusa_reset::notify::{Delivery, Notifier};
+use medusa_reset::notify::{Delivery, DropReason, Notifier};
 use serde_json::Value;
 use support::aws_fixtures::{sent_messages, verified_sender};
 use support::{moto_endpoint, moto_sdk_config, read_event, sdk_config_for, serve, unreachable_endpoint};
@@ -31,7 +31,7 @@ fn notifier_config(from: &str) -> NotifierConfig {
 async fn notifier_against(config: &aws_config::SdkConfig, from: &str) -> Notifier<SesMailer> {
     let notifier_config = notifier_config(from);
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(config), notifier_config.sender.clone(), None);
-    notifier_config.into_notifier(mailer)
+    medusa_reset::wiring::notifier(notifier_config, mailer, None)
 }
 
 fn sample(name: &str) -> Value {
@@ -95,6 +95,19 @@ async fn a_well_formed_reset_under_another_detail_type_sends_nothing() {
 }
 
 #[tokio::test]
+async fn a_token_moved_onto_another_address_is_not_mailed() {
+    let config = moto_sdk_config().await;
+    let sender = verified_sender(&config).await;
+    let notifier = notifier_against(&config, &sender).await;
+    // The sample's token is for customer@example.com; someone puts it on the bus for their own address.
+    let mut moved = sample("valid.json");
+    moved["detail"]["entity_id"] = Value::from("attacker@example.com");
+    let handled = notifier.open_envelope(moved, std::time::SystemTime::now()).await;
+    assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::ClaimsMismatch, .. })), "{handled:?}");
+    assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
+}
+
+#[tokio::test]
 async fn an_unverified_sender_is_a_permanent_rejection_not_a_retry() {
     let config = moto_sdk_config().await;
     let notifier_config = notifier_config("no-reply@unverified.example.org");
@@ -103,7 +116,7 @@ async fn an_unverified_sender_is_a_permanent_rejection_not_a_retry() {
     let error = mailer.send(&recipient, &email()).await.unwrap_err();
     assert!(matches!(error, MailError::Permanent(_)), "{error:?}");
     // Through the notifier, the rejection is logged and dropped: Lambda sees success, no retry.
-    let notifier = notifier_config.into_notifier(mailer);
+    let notifier = medusa_reset::wiring::notifier(notifier_config, mailer, None);
     assert!(notifier.handle_envelope(sample("valid.json")).await.is_ok());
 }
 

@@ -9,12 +9,12 @@ use http::StatusCode;
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::mail::SesMailer;
-use medusa_reset::notify::Notifier;
+use medusa_reset::notify::{Delivery, DropReason, Notifier};
 use medusa_reset::publish::EventBridgePublisher;
 use medusa_reset::seal::KmsSealer;
 use serde_json::Value;
 use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
-use support::{SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, send, verify_independently};
+use support::{SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, read_event, send, verify_independently};
 
 async fn kms_key(config: &aws_config::SdkConfig) -> String {
     let created = aws_sdk_kms::Client::new(config).create_key().send().await.expect("create key");
@@ -30,7 +30,7 @@ async fn notifier(config: &aws_config::SdkConfig, sender: &str, key_id: Option<&
     });
     let notifier_config = NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap();
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(config), notifier_config.sender.clone(), None);
-    let notifier = notifier_config.into_notifier(mailer);
+    let notifier = medusa_reset::wiring::notifier(notifier_config, mailer, None);
     match key_id {
         Some(key_id) => notifier.unsealing_with(KmsSealer::new(aws_sdk_kms::Client::new(config), key_id.to_owned())),
         None => notifier,
@@ -94,4 +94,20 @@ async fn a_notifier_without_the_key_sends_nothing() {
     let sender = verified_sender(&config).await;
     assert!(notifier(&config, &sender, None).await.handle_envelope(event).await.is_ok());
     assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_notifier_that_opens_sealed_tokens_drops_an_event_with_a_plain_token() {
+    let config = moto_sdk_config().await;
+    let key_id = kms_key(&config).await;
+    let sender = verified_sender(&config).await;
+    let notifier = notifier(&config, &sender, Some(&key_id)).await;
+    // A well-formed plain event with a token that matches it: on a sealed bus, not the route's.
+    let handled = notifier.open_envelope(read_event("notifier/valid.json"), std::time::SystemTime::now()).await;
+    assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::PlainToken, .. })), "{handled:?}");
+    assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
+    // The same notifier still sends the route's sealed events.
+    let sealed = sealed_event(&config, &key_id, "sealed@example.com").await;
+    notifier.handle_envelope(sealed).await.unwrap();
+    assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
 }

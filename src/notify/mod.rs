@@ -1,5 +1,6 @@
 //! The notifier: from an `auth.password_reset` event to a reset e-mail with a working link.
 
+pub mod claims;
 pub mod link;
 pub mod locale;
 pub mod notifier;

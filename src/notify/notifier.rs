@@ -3,7 +3,8 @@
 //! Only failures a retry may cure (throttling, SES unavailable) are returned as errors, so that
 //! Lambda retries them and finally parks the event in the dead-letter queue. Everything a retry
 //! cannot fix (a malformed event, an identifier that is not an address, an expired token, a
-//! rejected message) is logged and dropped.
+//! rejected message) is logged and dropped. The bus is not trusted to carry only the route's events:
+//! a token whose claims are about another event is dropped, and with sealing on, so is a plain one.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,6 +12,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::claims::{self, ClaimsProblem};
 use super::link::LinkTemplates;
 use super::locale::Locale;
 use super::recipient::Recipient;
@@ -46,6 +48,10 @@ pub enum DropReason {
     Rejected,
     /// A sealed token that cannot be opened (tampered, another key), or no key to open it with.
     Unsealable,
+    /// A plain token while tokens are sealed (`TOKEN_KMS_KEY_ID`): not from the reset route.
+    PlainToken,
+    /// The token's claims are about another address, actor type, provider or purpose.
+    ClaimsMismatch,
 }
 
 impl DropReason {
@@ -59,6 +65,8 @@ impl DropReason {
             Self::RenderFailed => "dropped_render_failed",
             Self::Rejected => "dropped_rejected",
             Self::Unsealable => "dropped_unsealable",
+            Self::PlainToken => "dropped_plain_token",
+            Self::ClaimsMismatch => "dropped_claims_mismatch",
         }
     }
 }
@@ -124,7 +132,8 @@ impl<M: Mailer> Notifier<M> {
         Self { links, templates, mailer, detail_type, sealer: None }
     }
 
-    /// Opens sealed tokens with this KMS key (events with a plain token still work).
+    /// Opens sealed tokens with this KMS key. The reset route then seals every token, so an event
+    /// with a plain one did not come from it and is dropped.
     pub fn unsealing_with(mut self, sealer: KmsSealer) -> Self {
         self.sealer = Some(sealer);
         self
@@ -150,7 +159,13 @@ impl<M: Mailer> Notifier<M> {
         }
         let sealed = match serde_json::from_value::<Detail>(envelope.detail) {
             Ok(Detail::Plain(event)) => {
-                let outcome = self.deliver(&event, now).await;
+                let outcome = match self.sealer {
+                    Some(_) => Ok(Delivery::Dropped {
+                        reason: DropReason::PlainToken,
+                        cause: Some("a plain token while TOKEN_KMS_KEY_ID says tokens are sealed".to_owned()),
+                    }),
+                    None => self.deliver(&event, now).await,
+                };
                 return Handled { event_id, recipient: Some(event.entity_id), outcome };
             }
             Ok(Detail::Sealed(sealed)) => sealed,
@@ -183,8 +198,14 @@ impl<M: Mailer> Notifier<M> {
         let Ok(recipient) = Recipient::parse(&event.entity_id) else {
             return Ok(Delivery::dropped(DropReason::NotAnEmail));
         };
-        let Some(expires_at) = event.token.expires_at() else {
-            return Ok(Delivery::dropped(DropReason::UnreadableToken));
+        // The signature cannot be checked here (no secret), but a token about another event can be told.
+        let expires_at = match claims::check(event) {
+            Ok(expires_at) => expires_at,
+            Err(ClaimsProblem::Unreadable) => return Ok(Delivery::dropped(DropReason::UnreadableToken)),
+            Err(ClaimsProblem::Disagrees(claim)) => {
+                let cause = format!("the token's `{claim}` claim is not the event's");
+                return Ok(Delivery::Dropped { reason: DropReason::ClaimsMismatch, cause: Some(cause) });
+            }
         };
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if expires_at <= now {
@@ -405,6 +426,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_token_whose_claims_are_about_another_event_is_dropped_not_sent() {
+        let notifier = notifier(FakeMailer::default());
+        let mut lifted = event("a@example.com", NOW + 900, None);
+        lifted.token = signed(&claims("victim@example.com", "customer", NOW + 900));
+        let mut other_actor = event("a@example.com", NOW + 900, None);
+        other_actor.token = signed(&claims("a@example.com", "user", NOW + 900));
+        let mut other_provider = event("a@example.com", NOW + 900, None);
+        other_provider.token =
+            signed(&ResetClaims { provider: "google".into(), ..claims("a@example.com", "customer", NOW + 900) });
+        let mut not_a_reset = event("a@example.com", NOW + 900, None);
+        not_a_reset.token =
+            signed(&ResetClaims { purpose: "verify".into(), ..claims("a@example.com", "customer", NOW + 900) });
+        for (event, claim) in
+            [(lifted, "entity_id"), (other_actor, "actor_type"), (other_provider, "provider"), (not_a_reset, "purpose")]
+        {
+            let outcome = notifier.deliver(&event, at(NOW)).await.unwrap();
+            let Delivery::Dropped { reason: DropReason::ClaimsMismatch, cause: Some(cause) } = &outcome else {
+                panic!("{claim}: {outcome:?}");
+            };
+            assert!(cause.contains(claim), "{cause}");
+            assert!(!cause.contains("example.com"), "the cause names the claim, not its value: {cause}");
+        }
+        assert!(notifier.mailer.sent.lock().unwrap().is_empty());
+    }
+
+    fn sealing(notifier: Notifier<FakeMailer>) -> Notifier<FakeMailer> {
+        // Never called here: a plain-token event is dropped before any KMS call.
+        let config = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .build();
+        notifier.unsealing_with(KmsSealer::new(aws_sdk_kms::Client::from_conf(config), "key".into()))
+    }
+
+    #[tokio::test]
+    async fn with_sealing_on_an_event_with_a_plain_token_is_dropped() {
+        let notifier = sealing(notifier(FakeMailer::default()));
+        let detail = serde_json::to_value(event("a@example.com", NOW + 900, None)).unwrap();
+        let handled = notifier.open_envelope(envelope("auth.password_reset", detail), at(NOW)).await;
+        assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::PlainToken, .. })), "{handled:?}");
+        assert_eq!(handled.recipient.as_deref(), Some("a@example.com"));
+        assert!(notifier.mailer.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn a_well_formed_reset_under_another_detail_type_is_ignored() {
         let notifier = notifier(FakeMailer::default());
         let detail = serde_json::to_value(event("a@example.com", NOW + 900, None)).unwrap();
@@ -452,6 +518,8 @@ mod tests {
         addressable: bool,
         actor_type: &'static str,
         readable: bool,
+        /// The one claim the token gets wrong, if any.
+        wrong_claim: Option<&'static str>,
         expires_in: i64,
         mailer: Option<bool>,
     }
@@ -471,16 +539,15 @@ mod tests {
             prop_oneof![3 => address, 1 => not_address],
             prop_oneof![3 => Just("customer"), 1 => Just("user")],
             prop::bool::weighted(0.85),
+            prop_oneof![
+                4 => Just(None),
+                1 => prop::sample::select(vec!["entity_id", "actor_type", "provider", "purpose"]).prop_map(Some),
+            ],
             -1_000i64..2_000,
             prop_oneof![3 => Just(None), 1 => Just(Some(true)), 1 => Just(Some(false))],
         )
-            .prop_map(|((entity_id, addressable), actor_type, readable, expires_in, mailer)| Case {
-                entity_id,
-                addressable,
-                actor_type,
-                readable,
-                expires_in,
-                mailer,
+            .prop_map(|((entity_id, addressable), actor_type, readable, wrong_claim, expires_in, mailer)| {
+                Case { entity_id, addressable, actor_type, readable, wrong_claim, expires_in, mailer }
             })
     }
 
@@ -491,6 +558,9 @@ mod tests {
         }
         if !case.readable {
             return Ok(Some(DropReason::UnreadableToken));
+        }
+        if case.wrong_claim.is_some() {
+            return Ok(Some(DropReason::ClaimsMismatch));
         }
         if case.expires_in <= 0 {
             return Ok(Some(DropReason::TokenExpired));
@@ -520,7 +590,15 @@ mod tests {
             let notifier = notifier(mailer);
             let exp = NOW.saturating_add_signed(case.expires_in);
             let token = if case.readable {
-                signed(&claims(&case.entity_id, case.actor_type, exp))
+                let mut claims = claims(&case.entity_id, case.actor_type, exp);
+                match case.wrong_claim {
+                    Some("entity_id") => claims.entity_id = format!("x{}", case.entity_id),
+                    Some("actor_type") => claims.actor_type = format!("{}x", case.actor_type),
+                    Some("provider") => claims.provider = "google".to_owned(),
+                    Some(_) => claims.purpose = "verify".to_owned(),
+                    None => {}
+                }
+                signed(&claims)
             } else {
                 ResetToken::new("not-a-jwt".into())
             };

@@ -65,15 +65,20 @@ impl BusToQueue {
         let mut events = Vec::new();
         let deadline = tokio::time::Instant::now() + wait;
         while tokio::time::Instant::now() < deadline {
+            // Short polls: a long poll would outlast the project's SDK attempt time-out, which is
+            // tuned for the Lambda's time budget, not for waiting on a queue.
             let received = self
                 .sqs
                 .receive_message()
                 .queue_url(&self.queue_url)
                 .max_number_of_messages(10)
-                .wait_time_seconds(1)
+                .wait_time_seconds(0)
                 .send()
                 .await
                 .expect("receive");
+            if received.messages().is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             for message in received.messages() {
                 events.push(serde_json::from_str(message.body().unwrap_or_default()).expect("an EventBridge event"));
                 if let Some(handle) = message.receipt_handle() {

@@ -1,0 +1,104 @@
+//! What the notifier can check of a reset token it cannot verify: that its claims are about the
+//! event that carries it. Without the signing secret a forged token cannot be told from a real one,
+//! but a token moved onto another event (another address, actor type or provider) can.
+
+use serde::Deserialize;
+
+use crate::domain::event::PasswordResetEvent;
+use crate::domain::token::RESET_PURPOSE;
+
+/// The claims compared with the event, read without checking the signature.
+#[derive(Deserialize)]
+struct Claims {
+    entity_id: String,
+    actor_type: String,
+    provider: String,
+    purpose: String,
+    exp: u64,
+}
+
+/// Why a token does not belong to its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimsProblem {
+    /// Not a JWT, or one of the claims is missing.
+    Unreadable,
+    /// This claim says something other than the event (the values are not kept: they are personal).
+    Disagrees(&'static str),
+}
+
+/// The token's `exp`, when its claims are about this event and it is a reset token.
+pub fn check(event: &PasswordResetEvent) -> Result<u64, ClaimsProblem> {
+    let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(event.token.expose())
+        .map_err(|_| ClaimsProblem::Unreadable)?;
+    let disagreements = [
+        ("entity_id", claims.entity_id == event.entity_id),
+        ("actor_type", claims.actor_type == event.actor_type),
+        ("provider", claims.provider == event.provider),
+        ("purpose", claims.purpose == RESET_PURPOSE),
+    ];
+    match disagreements.iter().find(|(_, agrees)| !agrees) {
+        Some((claim, _)) => Err(ClaimsProblem::Disagrees(claim)),
+        None => Ok(claims.exp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::token::ResetToken;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use serde_json::{Value, json};
+
+    fn token(claims: Value) -> ResetToken {
+        let key = EncodingKey::from_secret(b"claims-test-secret-0123456789abcdef");
+        ResetToken::new(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap())
+    }
+
+    fn event(token: ResetToken) -> PasswordResetEvent {
+        PasswordResetEvent {
+            entity_id: "a@example.com".into(),
+            actor_type: "customer".into(),
+            provider: "emailpass".into(),
+            token,
+            metadata: None,
+        }
+    }
+
+    fn agreeing() -> Value {
+        json!({"entity_id": "a@example.com", "actor_type": "customer", "provider": "emailpass",
+            "purpose": "reset", "jti": "j", "iat": 1, "exp": 2_000_000_900u64})
+    }
+
+    #[test]
+    fn a_token_about_its_event_gives_its_expiry() {
+        assert_eq!(check(&event(token(agreeing()))), Ok(2_000_000_900));
+    }
+
+    #[test]
+    fn each_claim_that_disagrees_is_named() {
+        for (claim, value) in [
+            ("entity_id", json!("attacker@example.com")),
+            ("entity_id", json!("A@example.com")),
+            ("actor_type", json!("user")),
+            ("provider", json!("google")),
+            ("purpose", json!("verify")),
+        ] {
+            let mut claims = agreeing();
+            claims[claim] = value;
+            assert_eq!(check(&event(token(claims))), Err(ClaimsProblem::Disagrees(claim)), "{claim}");
+        }
+    }
+
+    #[test]
+    fn a_token_without_a_claim_or_not_a_jwt_is_unreadable() {
+        for claim in ["entity_id", "actor_type", "provider", "purpose", "exp"] {
+            let mut claims = agreeing();
+            claims.as_object_mut().unwrap().remove(claim);
+            assert_eq!(check(&event(token(claims))), Err(ClaimsProblem::Unreadable), "without {claim}");
+        }
+        assert_eq!(check(&event(ResetToken::new("garbage".into()))), Err(ClaimsProblem::Unreadable));
+        let mut claims = agreeing();
+        claims["exp"] = json!("tomorrow");
+        assert_eq!(check(&event(token(claims))), Err(ClaimsProblem::Unreadable));
+    }
+}
