@@ -1,4 +1,5 @@
-//! Configuration of the notifier: sender, reset-link templates per actor type, e-mail templates.
+//! Configuration of the notifier: sender, reset-link templates per actor type, e-mail templates
+//! and the shop they show.
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use crate::mail::Sender;
 use crate::notify::link::LinkTemplates;
 use crate::notify::locale::Locale;
 use crate::notify::templates::EmailTemplates;
+use crate::notify::templates::shop::{BrandColor, LogoUrl, Shop, ShopName};
 use crate::telemetry::LogSettings;
 use crate::vars::{ConfigError, Profile, Vars, check_utf8, env_var};
 
@@ -37,7 +39,15 @@ pub fn link_variable(actor_type: &str) -> String {
 
 impl NotifierConfig {
     pub fn from_env(profile: Profile) -> Result<Self, ConfigError> {
-        check_utf8(&["MAIL_FROM", "MAIL_REPLY_TO", "TEMPLATE_DIR", "AUTH_PROVIDERS"])?;
+        check_utf8(&[
+            "MAIL_FROM",
+            "MAIL_REPLY_TO",
+            "TEMPLATE_DIR",
+            "AUTH_PROVIDERS",
+            "SHOP_NAME",
+            "SHOP_LOGO_URL",
+            "SHOP_BRAND_COLOR",
+        ])?;
         Self::from_vars(profile, &Vars::new(env_var))
     }
 
@@ -76,7 +86,8 @@ impl NotifierConfig {
             ConfigError::new("DEFAULT_LOCALE", format!("`{default_locale}` is not a locale such as `en`"))
         })?;
         let dir = vars.get("TEMPLATE_DIR").map(PathBuf::from);
-        let templates = EmailTemplates::load(dir.as_deref(), &default_locale).map_err(|e| {
+        let shop = shop(vars, &sender.from)?;
+        let templates = EmailTemplates::load_for_shop(dir.as_deref(), &default_locale, &shop).map_err(|e| {
             let var = if dir.is_some() { "TEMPLATE_DIR" } else { "DEFAULT_LOCALE" };
             ConfigError::new(var, e)
         })?;
@@ -93,6 +104,29 @@ impl NotifierConfig {
     }
 }
 
+/// The shop the e-mails show. Its name is `SHOP_NAME`, else the sender's display name (what the
+/// inbox already shows), else the sender's domain; logo and colour only when set.
+fn shop<F: Fn(&str) -> Option<String>>(vars: &Vars<F>, from: &str) -> Result<Shop, ConfigError> {
+    let name = match vars.get("SHOP_NAME") {
+        Some(name) => ShopName::parse(&name).map_err(|e| ConfigError::new("SHOP_NAME", e))?,
+        None => {
+            let from = from.parse::<Mailbox>().map_err(|e| ConfigError::new("MAIL_FROM", e))?;
+            let display = from.name.as_deref().and_then(|name| ShopName::parse(name).ok());
+            match display {
+                Some(name) => name,
+                None => ShopName::parse(from.email.domain()).map_err(|e| ConfigError::new("MAIL_FROM", e))?,
+            }
+        }
+    };
+    let logo = vars.get("SHOP_LOGO_URL").map(|raw| LogoUrl::parse(&raw)).transpose();
+    let color = vars.get("SHOP_BRAND_COLOR").map(|raw| BrandColor::parse(&raw)).transpose();
+    Ok(Shop {
+        name: Some(name),
+        logo: logo.map_err(|e| ConfigError::new("SHOP_LOGO_URL", e))?,
+        color: color.map_err(|e| ConfigError::new("SHOP_BRAND_COLOR", e))?.unwrap_or_default(),
+    })
+}
+
 fn mailbox(var: &'static str, raw: String) -> Result<String, ConfigError> {
     if raw.chars().any(char::is_control) {
         return Err(ConfigError::new(var, "must not contain control characters"));
@@ -104,6 +138,7 @@ fn mailbox(var: &'static str, raw: String) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::templates::EmailContext;
     use std::collections::HashMap;
 
     fn config(profile: Profile, pairs: &[(&str, &str)]) -> Result<NotifierConfig, ConfigError> {
@@ -141,6 +176,38 @@ mod tests {
     }
 
     #[test]
+    fn the_shop_is_shop_name_else_the_senders_display_name_else_its_domain() {
+        let intro = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("RESET_URL_TEMPLATE_CUSTOMER", LINK)];
+            all.extend_from_slice(pairs);
+            let config = config(Profile::Lambda, &all).unwrap();
+            let context = EmailContext {
+                link: "https://shop.example.com/r?token=t",
+                email: "a@example.com",
+                actor_type: "customer",
+                expires_minutes: 15,
+                metadata: None,
+            };
+            config.templates.render(None, &context).unwrap()
+        };
+        let from_name = intro(&[("MAIL_FROM", "Acme Store <no-reply@shop.example.com>")]);
+        assert!(from_name.text.contains("your Acme Store account"), "{}", from_name.text);
+        let from_domain = intro(&[("MAIL_FROM", "no-reply@shop.example.com")]);
+        assert!(from_domain.text.contains("your shop.example.com account"), "{}", from_domain.text);
+        let set = intro(&[
+            ("MAIL_FROM", "Acme Store <no-reply@shop.example.com>"),
+            ("SHOP_NAME", " Bolt & Co "),
+            ("SHOP_LOGO_URL", "https://cdn.example.com/bolt.png"),
+            ("SHOP_BRAND_COLOR", "#0a0"),
+        ]);
+        assert!(set.text.contains("your Bolt & Co account") && set.html.contains("Bolt &amp; Co"), "{}", set.text);
+        assert!(
+            set.html.contains("src=\"https://cdn.example.com/bolt.png\"")
+                && set.html.contains("background-color:#00aa00")
+        );
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         let base = [("MAIL_FROM", "no-reply@shop.example.com"), ("RESET_URL_TEMPLATE_CUSTOMER", LINK)];
         let cases = [
@@ -148,7 +215,12 @@ mod tests {
             ("MAIL_REPLY_TO", "help@shop.example.com\r\nBcc: x@y.z"),
             ("RESET_URL_TEMPLATE_CUSTOMER", "https://shop.example.com/reset"),
             ("DEFAULT_LOCALE", "../etc"),
-            ("DEFAULT_LOCALE", "it"),
+            ("DEFAULT_LOCALE", "sv"),
+            ("SHOP_NAME", "Acme\r\nBcc: x@y.z"),
+            ("SHOP_LOGO_URL", "http://cdn.example.com/logo.png"),
+            ("SHOP_LOGO_URL", "javascript:alert(1)"),
+            ("SHOP_BRAND_COLOR", "red"),
+            ("SHOP_BRAND_COLOR", "#12345"),
             ("TEMPLATE_DIR", "/no/such/dir"),
         ];
         for (var, value) in cases {

@@ -19,6 +19,11 @@ impl Locale {
         &self.0
     }
 
+    /// The language subtag: `pt` of `pt-br`.
+    pub fn language(&self) -> &str {
+        self.0.split('-').next().unwrap_or(&self.0)
+    }
+
     /// The tag, then each shorter prefix: `zh-hant-tw`, `zh-hant`, `zh`.
     pub fn fallbacks(&self) -> impl Iterator<Item = &str> {
         let tag = self.0.as_str();
@@ -36,6 +41,8 @@ mod tests {
         assert_eq!(Locale::parse("fr-CA").unwrap().as_str(), "fr-ca");
         assert_eq!(Locale::parse("pt_BR").unwrap().as_str(), "pt-br");
         assert_eq!(Locale::parse(" de ").unwrap().as_str(), "de");
+        assert_eq!(Locale::parse("PT_BR").unwrap().as_str(), "pt-br");
+        assert_eq!(Locale::parse("pt-BR").unwrap().language(), "pt");
     }
 
     #[test]
@@ -70,11 +77,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn every_well_formed_tag_parses_to_its_normal_form_with_one_fallback_per_subtag((raw, parts) in tag()) {
+        fn every_well_formed_tag_parses_to_its_normal_form_and_language_with_one_fallback_per_subtag((raw, parts) in tag()) {
             let locale = Locale::parse(&raw);
             prop_assert!(locale.is_some(), "{:?}", raw);
             let locale = locale.unwrap();
             prop_assert_eq!(locale.as_str(), parts.join("-"));
+            prop_assert_eq!(locale.language(), parts[0].as_str());
             let fallbacks: Vec<&str> = locale.fallbacks().collect();
             let want: Vec<String> = (1..=parts.len()).rev().map(|n| parts[..n].join("-")).collect();
             prop_assert_eq!(fallbacks, want);

@@ -1,30 +1,60 @@
-//! E-mail templates (subject, text, HTML) per locale: embedded defaults that a directory may
-//! override or extend, all compiled and test-rendered at cold start.
+//! E-mail templates per locale and actor type: layouts written once, each locale's words, and any
+//! part a directory overrides; all compiled and test-rendered at cold start.
+//!
+//! A part (`subject.txt`, `body.txt`, `body.html`) for locale `L` and actor type `A` is the first of
+//! `L/A/<part>`, `L/<part>`, and `_layout/<part>` fed with `L/A/words.txt` or else `L/words.txt`.
+
+pub mod shop;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use minijinja::value::{Serde, Value};
-use minijinja::{Environment, UndefinedBehavior, context};
+use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, context, escape_formatter};
 
+use self::shop::Shop;
 use super::locale::Locale;
 use crate::domain::metadata::Metadata;
 
-/// The three parts of every locale. `.html` templates are HTML-escaped automatically.
+/// The three parts of every e-mail. `.html` templates are HTML-escaped automatically.
 const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
+/// A locale's sentences as plain-text `set`s, imported by the layouts (which escape them in HTML).
+const WORDS: &str = "words.txt";
+/// The folder of the layouts every locale shares.
+const LAYOUT: &str = "_layout";
 
-/// The defaults shipped in the binary: English and German.
-const EMBEDDED: [(&str, &str, &str); 6] = [
-    ("en", "subject.txt", include_str!("../../templates/en/subject.txt")),
-    ("en", "body.txt", include_str!("../../templates/en/body.txt")),
-    ("en", "body.html", include_str!("../../templates/en/body.html")),
-    ("de", "subject.txt", include_str!("../../templates/de/subject.txt")),
-    ("de", "body.txt", include_str!("../../templates/de/body.txt")),
-    ("de", "body.html", include_str!("../../templates/de/body.html")),
+/// Embeds the files under `templates/`, named by their path there.
+macro_rules! embedded {
+    ($($path:literal),* $(,)?) => { &[$(($path, include_str!(concat!("../../templates/", $path)))),*] };
+}
+
+/// The defaults shipped in the binary: the layouts, and words for customers and admin users.
+const EMBEDDED: &[(&str, &str)] = embedded![
+    "_layout/subject.txt",
+    "_layout/body.txt",
+    "_layout/body.html",
+    "en/words.txt",
+    "en/user/words.txt",
+    "de/words.txt",
+    "de/user/words.txt",
+    "fr/words.txt",
+    "fr/user/words.txt",
+    "es/words.txt",
+    "es/user/words.txt",
+    "it/words.txt",
+    "it/user/words.txt",
+    "nl/words.txt",
+    "nl/user/words.txt",
+    "pt-BR/words.txt",
+    "pt-BR/user/words.txt",
+    "pl/words.txt",
+    "pl/user/words.txt",
 ];
 
 /// A subject is one header line; longer ones are cut.
 const MAX_SUBJECT_CHARS: usize = 200;
+/// From this many minutes on, the words say hours: "1440 minutes" is no way to say a day.
+const HOURS_FROM_MINUTES: u64 = 120;
 
 /// What a template may use.
 #[derive(Debug, Clone, Copy)]
@@ -57,116 +87,303 @@ pub enum TemplateError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{0} is not a locale folder name such as `de` or `fr-CA`")]
     BadLocaleFolder(PathBuf),
-    #[error("locale `{locale}` lacks {part}")]
+    #[error("{0} is not an actor type folder name such as `user` (a-z, 0-9, `_`, `-`)")]
+    BadActorFolder(PathBuf),
+    #[error("locale `{locale}` lacks {part} (and words.txt for the shared layout)")]
     Incomplete { locale: String, part: &'static str },
     #[error("the default locale `{0}` has no templates")]
     NoDefaultLocale(String),
-    #[error("template {0}")]
+    #[error("template {}", with_causes(.0))]
     Template(#[from] minijinja::Error),
 }
 
-/// Compiled templates for every known locale.
+/// minijinja's error and what caused it: "could not render include" alone does not say what broke.
+fn with_causes(error: &minijinja::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        cause = error.source();
+    }
+    message
+}
+
+/// Which template renders each part, and the words they import (none for a locale's own parts).
+#[derive(Debug, Clone)]
+struct Plan {
+    subject: String,
+    text: String,
+    html: String,
+    words: Option<String>,
+}
+
+/// One locale's plan, and those of the actor types that have files of their own.
+#[derive(Debug, Clone)]
+struct LocalePlans {
+    base: Plan,
+    actors: BTreeMap<String, Plan>,
+}
+
+/// Compiled templates for every known locale and actor type.
 #[derive(Debug)]
 pub struct EmailTemplates {
     env: Environment<'static>,
-    locales: BTreeSet<String>,
-    default_locale: String,
+    locales: BTreeMap<String, LocalePlans>,
+    default: LocalePlans,
+    shop: Value,
 }
 
 impl EmailTemplates {
-    /// Loads the embedded templates, then `dir/<locale>/<part>` files over them, and checks them all.
+    /// Loads the embedded templates, then `dir`'s files over them, and checks them all; no shop
+    /// name, logo or colour (the words then leave the shop out).
     pub fn load(dir: Option<&Path>, default_locale: &Locale) -> Result<Self, TemplateError> {
-        let mut sources: BTreeMap<(String, &'static str), String> =
-            EMBEDDED.iter().map(|(locale, part, source)| ((locale.to_string(), *part), source.to_string())).collect();
+        Self::load_for_shop(dir, default_locale, &Shop::default())
+    }
+
+    /// As `load`, with the shop the e-mails show.
+    pub fn load_for_shop(dir: Option<&Path>, default_locale: &Locale, shop: &Shop) -> Result<Self, TemplateError> {
+        let mut sources: BTreeMap<String, String> = BTreeMap::new();
+        for (path, source) in EMBEDDED {
+            if let Some(name) = template_name(path) {
+                sources.insert(name, (*source).to_owned());
+            }
+        }
         if let Some(dir) = dir {
             read_overrides(dir, &mut sources)?;
         }
-        let locales: BTreeSet<String> = sources.keys().map(|(locale, _)| locale.clone()).collect();
-        for locale in &locales {
-            if let Some(part) = PARTS.iter().find(|part| !sources.contains_key(&(locale.clone(), **part))) {
-                return Err(TemplateError::Incomplete { locale: locale.clone(), part });
-            }
-        }
-        if !locales.contains(default_locale.as_str()) {
-            return Err(TemplateError::NoDefaultLocale(default_locale.as_str().to_owned()));
-        }
+        let names: BTreeSet<&str> = sources.keys().map(String::as_str).collect();
+        let locales = plans(&names)?;
+        let default = locales
+            .get(default_locale.as_str())
+            .cloned()
+            .ok_or_else(|| TemplateError::NoDefaultLocale(default_locale.as_str().to_owned()))?;
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        for ((locale, part), source) in sources {
-            env.add_template_owned(format!("{locale}/{part}"), source)?;
+        env.set_formatter(escape_html);
+        for (name, source) in sources {
+            env.add_template_owned(name, source)?;
         }
-        let templates = Self { env, locales, default_locale: default_locale.as_str().to_owned() };
+        let templates = Self { env, locales, default, shop: shop.to_value() };
         templates.check()?;
         Ok(templates)
     }
 
     /// The locales that have templates.
     pub fn locales(&self) -> impl Iterator<Item = &str> {
-        self.locales.iter().map(String::as_str)
+        self.locales.keys().map(String::as_str)
     }
 
-    /// Renders the e-mail in the best locale for `requested`: the tag, its prefixes, then the default.
+    /// The actor types with words or parts of their own in `locale` (the rest get the locale's).
+    pub fn actor_types(&self, locale: &str) -> impl Iterator<Item = &str> {
+        self.locales.get(locale).into_iter().flat_map(|plans| plans.actors.keys().map(String::as_str))
+    }
+
+    /// Renders the e-mail in the best locale for `requested` (see `pick`), in the words for the
+    /// event's actor type where the locale has them.
     pub fn render(&self, requested: Option<&Locale>, ctx: &EmailContext<'_>) -> Result<RenderedEmail, TemplateError> {
-        let locale = requested
-            .and_then(|locale| locale.fallbacks().find(|tag| self.locales.contains(*tag)))
-            .unwrap_or(&self.default_locale);
+        let plans = self.pick(requested);
+        let plan = plans.actors.get(ctx.actor_type).unwrap_or(&plans.base);
         let values = context! {
             link => ctx.link,
             email => ctx.email,
             actor_type => ctx.actor_type,
             expires_minutes => ctx.expires_minutes,
+            expires_hours => (ctx.expires_minutes >= HOURS_FROM_MINUTES).then(|| (ctx.expires_minutes + 30) / 60),
             metadata => ctx.metadata.map(|m| Value::from(Serde(m))).unwrap_or_else(|| Value::from(())),
+            shop => self.shop.clone(),
+            words => plan.words.as_deref(),
         };
-        let render = |part: &str| self.env.get_template(&format!("{locale}/{part}"))?.render(values.clone());
+        let render = |name: &str| self.env.get_template(name)?.render(&values);
         Ok(RenderedEmail {
-            subject: one_line(&render("subject.txt")?),
-            text: render("body.txt")?,
-            html: render("body.html")?,
+            subject: one_line(&render(&plan.subject)?),
+            text: render(&plan.text)?,
+            html: render(&plan.html)?,
         })
     }
 
-    /// Renders every locale once with sample values, so a template that fails does so at cold start.
-    fn check(&self) -> Result<(), TemplateError> {
-        let sample = EmailContext {
-            link: "https://shop.example.com/reset-password?token=t&email=e",
-            email: "customer@example.com",
-            actor_type: "customer",
-            expires_minutes: 15,
-            metadata: None,
+    /// The tag, then its shorter prefixes, then any region of its language (`pt` and `pt-PT`
+    /// read Brazilian Portuguese rather than the default), then the default.
+    fn pick(&self, requested: Option<&Locale>) -> &LocalePlans {
+        let Some(requested) = requested else {
+            return &self.default;
         };
-        for locale in &self.locales {
-            if let Some(locale) = Locale::parse(locale) {
-                self.render(Some(&locale), &sample)?;
+        requested
+            .fallbacks()
+            .find_map(|tag| self.locales.get(tag))
+            .or_else(|| {
+                let language = requested.language();
+                self.locales
+                    .iter()
+                    .find(|(tag, _)| tag.strip_prefix(language).is_some_and(|rest| rest.starts_with('-')))
+                    .map(|(_, plans)| plans)
+            })
+            .unwrap_or(&self.default)
+    }
+
+    /// Renders every locale and actor type once with sample values, so a template that fails
+    /// does so at cold start.
+    fn check(&self) -> Result<(), TemplateError> {
+        for (tag, plans) in &self.locales {
+            let locale = Locale::parse(tag);
+            let actors = plans.actors.keys().map(String::as_str);
+            for actor_type in std::iter::once("customer").chain(actors) {
+                let sample = EmailContext {
+                    link: "https://shop.example.com/reset-password?token=t&email=e",
+                    email: "customer@example.com",
+                    actor_type,
+                    expires_minutes: 15,
+                    metadata: None,
+                };
+                self.render(locale.as_ref(), &sample)?;
             }
         }
         Ok(())
     }
 }
 
-fn read_overrides(dir: &Path, sources: &mut BTreeMap<(String, &'static str), String>) -> Result<(), TemplateError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| TemplateError::Io { path, source }
+/// minijinja's HTML escaping (`&`, `<`, `>`, `"`, `'`) but for `/`, which it writes `&#x2f;`: a slash
+/// is harmless in text and quoted attributes, and a link's `href` then reads as the link to
+/// click-tracking rewriters and mail filters that decode `&amp;` but no other character reference.
+fn escape_html(out: &mut Output, state: &mut State, value: &Value) -> Result<(), minijinja::Error> {
+    if !matches!(state.auto_escape(), AutoEscape::Html) || value.is_safe() {
+        return escape_formatter(out, state, value);
+    }
+    let owned;
+    let text = match value.as_str() {
+        Some(text) => text,
+        None => {
+            owned = value.to_string();
+            &owned
+        }
     };
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let path = entry.map_err(io(dir))?.path();
-        if !path.is_dir() {
+    let mut written = 0;
+    for (at, c) in text.char_indices() {
+        let entity = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '"' => "&quot;",
+            '\'' => "&#x27;",
+            _ => continue,
+        };
+        out.write_str(&text[written..at])?;
+        out.write_str(entity)?;
+        written = at + 1;
+    }
+    out.write_str(&text[written..])?;
+    Ok(())
+}
+
+/// `pt-BR/user/words.txt` → `pt-br/user/words.txt`: locale folders by their normal form.
+fn template_name(path: &str) -> Option<String> {
+    let (folder, rest) = path.split_once('/')?;
+    if folder == LAYOUT {
+        return Some(path.to_owned());
+    }
+    Some(format!("{}/{rest}", Locale::parse(folder)?.as_str()))
+}
+
+/// Each locale's plan, and one per actor type with files of its own.
+fn plans(names: &BTreeSet<&str>) -> Result<BTreeMap<String, LocalePlans>, TemplateError> {
+    let mut found: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for name in names {
+        let segments: Vec<&str> = name.split('/').collect();
+        match segments[..] {
+            [LAYOUT, ..] => {}
+            [locale, _] => {
+                found.entry(locale).or_default();
+            }
+            [locale, actor, _] => {
+                found.entry(locale).or_default().insert(actor);
+            }
+            _ => {}
+        }
+    }
+    found
+        .into_iter()
+        .map(|(locale, actors)| {
+            let base = plan(names, locale, None)?;
+            let actors = actors
+                .into_iter()
+                .map(|actor| Ok((actor.to_owned(), plan(names, locale, Some(actor))?)))
+                .collect::<Result<_, TemplateError>>()?;
+            Ok((locale.to_owned(), LocalePlans { base, actors }))
+        })
+        .collect()
+}
+
+fn plan(names: &BTreeSet<&str>, locale: &str, actor: Option<&str>) -> Result<Plan, TemplateError> {
+    let existing = |name: String| names.contains(name.as_str()).then_some(name);
+    let own = |file: &str| actor.and_then(|actor| existing(format!("{locale}/{actor}/{file}")));
+    let local = |file: &str| own(file).or_else(|| existing(format!("{locale}/{file}")));
+    let words = local(WORDS);
+    let part = |part: &'static str| {
+        local(part).or_else(|| words.as_ref().and_then(|_| existing(format!("{LAYOUT}/{part}")))).ok_or_else(|| {
+            let locale = actor.map_or_else(|| locale.to_owned(), |actor| format!("{locale}/{actor}"));
+            TemplateError::Incomplete { locale, part }
+        })
+    };
+    Ok(Plan { subject: part(PARTS[0])?, text: part(PARTS[1])?, html: part(PARTS[2])?, words })
+}
+
+/// Reads `dir/_layout/<part>`, `dir/<locale>/<file>` and `dir/<locale>/<actor type>/<file>`.
+fn read_overrides(dir: &Path, sources: &mut BTreeMap<String, String>) -> Result<(), TemplateError> {
+    for path in subfolders(dir)? {
+        let Some(folder) = path.file_name().and_then(|name| name.to_str()) else {
+            return Err(TemplateError::BadLocaleFolder(path));
+        };
+        if folder == LAYOUT {
+            read_files(&path, LAYOUT, &PARTS, sources)?;
             continue;
         }
-        let locale = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .and_then(Locale::parse)
-            .ok_or_else(|| TemplateError::BadLocaleFolder(path.clone()))?;
-        for part in PARTS {
-            let file = path.join(part);
-            if file.exists() {
-                let source = std::fs::read_to_string(&file).map_err(io(&file))?;
-                sources.insert((locale.as_str().to_owned(), part), source);
-            }
+        let locale = Locale::parse(folder).ok_or_else(|| TemplateError::BadLocaleFolder(path.clone()))?;
+        let files = [PARTS[0], PARTS[1], PARTS[2], WORDS];
+        read_files(&path, locale.as_str(), &files, sources)?;
+        for actor_path in subfolders(&path)? {
+            let actor = actor_path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .filter(|name| is_actor_type(name))
+                .ok_or_else(|| TemplateError::BadActorFolder(actor_path.clone()))?;
+            read_files(&actor_path, &format!("{}/{actor}", locale.as_str()), &files, sources)?;
         }
     }
     Ok(())
+}
+
+fn subfolders(dir: &Path) -> Result<Vec<PathBuf>, TemplateError> {
+    let io = |source| TemplateError::Io { path: dir.to_owned(), source };
+    let mut folders = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_dir() {
+            folders.push(path);
+        }
+    }
+    Ok(folders)
+}
+
+fn read_files(
+    folder: &Path,
+    prefix: &str,
+    files: &[&str],
+    sources: &mut BTreeMap<String, String>,
+) -> Result<(), TemplateError> {
+    for file in files {
+        let path = folder.join(file);
+        if path.exists() {
+            let source = std::fs::read_to_string(&path).map_err(|source| TemplateError::Io { path, source })?;
+            sources.insert(format!("{prefix}/{file}"), source);
+        }
+    }
+    Ok(())
+}
+
+/// The names `AUTH_PROVIDERS` accepts for actor types.
+fn is_actor_type(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// A subject must stay one header line: control characters and line breaks become spaces.
@@ -177,6 +394,7 @@ fn one_line(rendered: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::shop::{BrandColor, LogoUrl, ShopName};
     use super::*;
     use serde_json::json;
 
@@ -188,16 +406,23 @@ mod tests {
         EmailContext { link, email, actor_type: "customer", expires_minutes: 15, metadata: None }
     }
 
+    fn render(templates: &EmailTemplates, locale: &str, ctx: &EmailContext<'_>) -> RenderedEmail {
+        templates.render(Locale::parse(locale).as_ref(), ctx).unwrap()
+    }
+
     const LINK: &str = "https://shop.example.com/reset-password?token=abc&email=a%40example.com";
 
     #[test]
-    fn the_embedded_defaults_render_in_english_and_german() {
+    fn the_embedded_defaults_cover_eight_locales_for_customers_and_admin_users() {
         let templates = EmailTemplates::load(None, &english()).unwrap();
-        assert_eq!(templates.locales().collect::<Vec<_>>(), ["de", "en"]);
+        assert_eq!(templates.locales().collect::<Vec<_>>(), ["de", "en", "es", "fr", "it", "nl", "pl", "pt-br"]);
+        for locale in templates.locales() {
+            assert_eq!(templates.actor_types(locale).collect::<Vec<_>>(), ["user"], "{locale}");
+        }
         let en = templates.render(None, &ctx(LINK, "a@example.com")).unwrap();
         assert_eq!(en.subject, "Reset your password");
         assert!(en.text.contains(LINK) && en.text.contains("15 minutes"));
-        let de = templates.render(Locale::parse("de-AT").as_ref(), &ctx(LINK, "a@example.com")).unwrap();
+        let de = render(&templates, "de-AT", &ctx(LINK, "a@example.com"));
         assert_eq!(de.subject, "Setzen Sie Ihr Passwort zurück");
         assert!(de.text.contains("15 Minuten"));
     }
@@ -205,19 +430,92 @@ mod tests {
     #[test]
     fn an_unknown_locale_falls_back_to_the_default() {
         let templates = EmailTemplates::load(None, &english()).unwrap();
-        let email = templates.render(Locale::parse("ja-JP").as_ref(), &ctx(LINK, "a@example.com")).unwrap();
+        let email = render(&templates, "ja-JP", &ctx(LINK, "a@example.com"));
         assert_eq!(email.subject, "Reset your password");
     }
 
     #[test]
-    fn html_escapes_hostile_values_and_text_keeps_them() {
+    fn every_spelling_of_portuguese_reads_brazilian_portuguese() {
         let templates = EmailTemplates::load(None, &english()).unwrap();
+        for tag in ["pt-BR", "pt-br", "PT_BR", "pt_br", "pt", "pt-PT", "PT"] {
+            let email = render(&templates, tag, &ctx(LINK, "a@example.com"));
+            assert_eq!(email.subject, "Redefina sua senha", "{tag}");
+            assert!(email.html.contains("<html lang=\"pt-BR\""), "{tag}");
+        }
+    }
+
+    #[test]
+    fn an_admin_user_is_told_about_the_dashboard_and_other_actor_types_get_the_locale_words() {
+        let templates = EmailTemplates::load(None, &english()).unwrap();
+        let dashboard = "https://admin.example.com/app/reset-password?token=abc";
+        let admin = render(&templates, "en", &EmailContext { actor_type: "user", ..ctx(dashboard, "a@example.com") });
+        assert_eq!(admin.subject, "Reset your admin password");
+        assert!(admin.text.contains("admin dashboard") && !admin.text.contains("shop"), "{}", admin.text);
+        let vendor = render(&templates, "en", &EmailContext { actor_type: "vendor", ..ctx(LINK, "a@example.com") });
+        assert_eq!(vendor.subject, "Reset your password");
+        let de = render(&templates, "de", &EmailContext { actor_type: "user", ..ctx(LINK, "a@example.com") });
+        assert_eq!(de.subject, "Setzen Sie Ihr Admin-Passwort zurück");
+    }
+
+    #[test]
+    fn the_expiry_is_said_with_each_language_plural_and_in_hours_from_two_hours_on() {
+        let templates = EmailTemplates::load(None, &english()).unwrap();
+        let text = |locale: &str, minutes: u64| {
+            render(&templates, locale, &EmailContext { expires_minutes: minutes, ..ctx(LINK, "a@example.com") }).text
+        };
+        for (locale, minutes, said) in [
+            ("en", 1, "expires in 1 minute."),
+            ("en", 2, "expires in 2 minutes."),
+            ("en", 119, "expires in 119 minutes."),
+            ("en", 1439, "expires in 24 hours."),
+            ("de", 1, "in einer Minute ab"),
+            ("fr", 1, "dans 1 minute."),
+            ("nl", 1440, "24 uur geldig"),
+            ("pl", 1, "przez 1 minutę."),
+            ("pl", 3, "przez 3 minuty."),
+            ("pl", 5, "przez 5 minut."),
+            ("pl", 12, "przez 12 minut."),
+            ("pl", 22, "przez 22 minuty."),
+            ("pl", 1440, "przez 24 godziny."),
+            ("pl", 300, "przez 5 godzin."),
+        ] {
+            let text = text(locale, minutes);
+            assert!(text.contains(said), "{locale} {minutes}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_shop_name_logo_and_colour_appear_and_without_a_name_the_sentences_leave_it_out() {
+        let shop = Shop {
+            name: Some(ShopName::parse("Acme").unwrap()),
+            logo: Some(LogoUrl::parse("https://cdn.example.com/logo.png").unwrap()),
+            color: BrandColor::parse("#ffd60a").unwrap(),
+        };
+        let templates = EmailTemplates::load_for_shop(None, &english(), &shop).unwrap();
+        let email = templates.render(None, &ctx(LINK, "a@example.com")).unwrap();
+        assert!(email.text.contains("for your Acme account (a@example.com)"), "{}", email.text);
+        assert!(email.text.ends_with("The Acme team"), "{}", email.text);
+        assert!(email.html.contains("src=\"https://cdn.example.com/logo.png\" alt=\"Acme\""));
+        assert!(email.html.contains("background-color:#ffd60a") && email.html.contains("color:#111111;"));
+
+        let plain = EmailTemplates::load(None, &english()).unwrap();
+        let email = plain.render(None, &ctx(LINK, "a@example.com")).unwrap();
+        assert!(email.text.contains("for your account (a@example.com)"), "{}", email.text);
+        assert!(!email.text.contains("team") && !email.html.contains("<img"), "{}", email.text);
+        assert!(email.html.contains("background-color:#2563eb"), "the default colour");
+    }
+
+    #[test]
+    fn html_escapes_hostile_values_and_text_keeps_them() {
+        let shop = Shop { name: Some(ShopName::parse("<b>Acme</b> & \"Co\"").unwrap()), ..Shop::default() };
+        let templates = EmailTemplates::load_for_shop(None, &english(), &shop).unwrap();
         let hostile = "<script>alert(1)</script>\"@example.com";
         let email = templates.render(None, &ctx(LINK, hostile)).unwrap();
-        assert!(!email.html.contains("<script>"), "{}", email.html);
-        assert!(email.html.contains("&lt;script&gt;"));
+        assert!(!email.html.contains("<script>") && !email.html.contains("<b>"), "{}", email.html);
+        assert!(email.html.contains("&lt;script&gt;") && email.html.contains("&lt;b&gt;Acme"));
+        assert!(email.html.contains("&amp; &quot;Co&quot;"));
         assert!(email.html.contains("token=abc&amp;email=a%40example.com"), "the href is attribute-escaped");
-        assert!(email.text.contains(hostile));
+        assert!(email.text.contains(hostile) && email.text.contains("<b>Acme</b> & \"Co\""));
     }
 
     #[test]
@@ -243,23 +541,66 @@ mod tests {
         let email =
             templates.render(None, &EmailContext { metadata: Some(&meta), ..ctx(LINK, "a@example.com") }).unwrap();
         assert_eq!(email.subject, "<b>Acme</b>: reset", "one line, not escaped: a subject is not HTML");
-        let fr = templates.render(Locale::parse("fr-CA").as_ref(), &ctx(LINK, "a@example.com")).unwrap();
+        assert!(email.text.starts_with("Hello,"), "the parts not overridden stay embedded");
+        let fr = render(&templates, "fr-CA", &ctx(LINK, "a@example.com"));
         assert_eq!(fr.subject, "Réinitialisez");
-        // minijinja also escapes `/` (as `&#x2f;`), which browsers decode in attributes like any entity.
-        assert!(
-            fr.html.starts_with("<a href=\"https:")
-                && fr.html.contains("?token=abc&amp;email=a%40example.com\">ici</a>")
+        assert_eq!(
+            fr.html,
+            "<a href=\"https://shop.example.com/reset-password?token=abc&amp;email=a%40example.com\">ici</a>"
+        );
+        let fr = render(&templates, "fr-FR", &ctx(LINK, "a@example.com"));
+        assert_eq!(fr.subject, "Réinitialisez votre mot de passe", "fr-FR reads the embedded fr, not fr-CA");
+    }
+
+    #[test]
+    fn an_actor_type_folder_overrides_only_that_actor_type_and_only_its_files() {
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.join("de/user")).unwrap();
+        std::fs::write(dir.join("de/user/subject.txt"), "Admin: {{ email }}").unwrap();
+        std::fs::create_dir_all(dir.join("de/vendor")).unwrap();
+        let vendor_words = include_str!("../../templates/de/words.txt").replace("Hallo,", "Hallo Händler,");
+        std::fs::write(dir.join("de/vendor/words.txt"), vendor_words).unwrap();
+        let templates = EmailTemplates::load(Some(&dir), &english()).unwrap();
+        let as_actor =
+            |actor_type| render(&templates, "de", &EmailContext { actor_type, ..ctx(LINK, "a@example.com") });
+        let admin = as_actor("user");
+        assert_eq!(admin.subject, "Admin: a@example.com");
+        assert!(admin.text.contains("Admin-Dashboard"), "the admin's words are still the embedded ones");
+        let vendor = as_actor("vendor");
+        assert!(vendor.text.starts_with("Hallo Händler,") && vendor.html.contains("Hallo Händler,"));
+        assert_eq!(vendor.subject, "Setzen Sie Ihr Passwort zurück");
+        assert!(as_actor("customer").text.starts_with("Hallo,\n"));
+    }
+
+    #[test]
+    fn a_shared_layout_can_be_overridden_for_every_locale() {
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.join("_layout")).unwrap();
+        std::fs::write(dir.join("_layout/subject.txt"), "{% import words as t %}[{{ shop.name }}] {{ t.subject }}")
+            .unwrap();
+        let shop = Shop { name: Some(ShopName::parse("Acme").unwrap()), ..Shop::default() };
+        let templates = EmailTemplates::load_for_shop(Some(&dir), &english(), &shop).unwrap();
+        assert_eq!(
+            render(&templates, "nl", &ctx(LINK, "a@example.com")).subject,
+            "[Acme] Stel je wachtwoord opnieuw in"
         );
     }
 
     #[test]
-    fn an_incomplete_locale_or_missing_default_is_refused() {
+    fn an_incomplete_locale_a_bad_folder_or_missing_default_is_refused() {
         let dir = tempdir();
-        std::fs::create_dir_all(dir.join("it")).unwrap();
-        std::fs::write(dir.join("it/subject.txt"), "Reimposta").unwrap();
+        std::fs::create_dir_all(dir.join("sv")).unwrap();
+        std::fs::write(dir.join("sv/subject.txt"), "Återställ").unwrap();
         assert!(matches!(EmailTemplates::load(Some(&dir), &english()), Err(TemplateError::Incomplete { .. })));
-        let none = EmailTemplates::load(None, &Locale::parse("it").unwrap());
+        let none = EmailTemplates::load(None, &Locale::parse("sv").unwrap());
         assert!(matches!(none, Err(TemplateError::NoDefaultLocale(_))));
+
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.join("en/Admin Users")).unwrap();
+        assert!(matches!(EmailTemplates::load(Some(&dir), &english()), Err(TemplateError::BadActorFolder(_))));
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.join("english")).unwrap();
+        assert!(matches!(EmailTemplates::load(Some(&dir), &english()), Err(TemplateError::BadLocaleFolder(_))));
     }
 
     #[test]
