@@ -5,18 +5,21 @@ use std::net::SocketAddr;
 
 use aws_config::SdkConfig;
 use axum::Router;
+use axum::middleware;
 
 use crate::api::{self, ApiState};
 use crate::config::{ApiConfig, LocalSettings, NotifierConfig};
 use crate::domain::token::{SigningSecret, TokenMinter};
 use crate::identity::{DatabaseSettings, Identities, IdentityStore};
 use crate::mail::{Mailer, SesMailer};
+use crate::metrics::{Latency, Timed};
 use crate::notify::Notifier;
 use crate::publish::{EventBridgePublisher, EventPublisher};
 use crate::ratelimit::{Limiter, RateLimiter};
 use crate::reset::ResetService;
 use crate::seal::KmsSealer;
 use crate::secret;
+use crate::trace;
 use crate::vars::ConfigError;
 
 /// The reset route over any three ports: what the Lambda, `make run`, tests and benchmarks serve.
@@ -45,23 +48,26 @@ pub async fn secrets(
 }
 
 /// The reset-password Lambda's router: EventBridge (sealing with KMS when configured), Medusa's
-/// database, DynamoDB's rate limits.
+/// database, DynamoDB's rate limits, each call timed into its metric; each request carries its
+/// invocation's trace header to `PutEvents`.
 pub async fn reset_password_lambda(config: &ApiConfig, sdk: &SdkConfig) -> Result<Router, ConfigError> {
     let (secret, database) = secrets(config, sdk).await?;
     warn_about_open_doors(config, database.as_ref());
-    let store = Identities::from_settings(database);
+    let store = Timed::new(Identities::from_settings(database), Latency::Database);
     let mut publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), config.events.clone());
     if let Some(key_id) = &config.token_kms_key_id {
         publisher = publisher.sealing_with(KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id.clone()));
     }
-    let limiter = Limiter::from_settings(&config.limits, sdk);
-    Ok(app(config, &secret, publisher, store, limiter))
+    let publisher = Timed::new(publisher, Latency::Publish);
+    let limiter = Timed::new(Limiter::from_settings(&config.limits, sdk), Latency::RateLimiter);
+    Ok(app(config, &secret, publisher, store, limiter).layer(middleware::from_fn(trace::from_lambda_context)))
 }
 
-/// The notifier Lambda's notifier: SES v2, opening sealed tokens with KMS when configured.
-pub fn notifier_lambda(config: NotifierConfig, sdk: &SdkConfig) -> Notifier<SesMailer> {
-    let mailer =
-        SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.sender.clone(), config.configuration_set.clone());
+/// The notifier Lambda's notifier: SES v2 (each call timed into its metric), opening sealed tokens
+/// with KMS when configured.
+pub fn notifier_lambda(config: NotifierConfig, sdk: &SdkConfig) -> Notifier<Timed<SesMailer>> {
+    let ses = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.sender.clone(), config.configuration_set.clone());
+    let mailer = Timed::new(ses, Latency::Ses);
     let sealer = config.kms_key_id.clone().map(|key_id| KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id));
     notifier(config, mailer, sealer)
 }

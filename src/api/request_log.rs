@@ -1,4 +1,5 @@
-//! One log line per request: route, outcome, status, latency, Lambda request id, masked identifier.
+//! One log line per request: route, outcome, status, latency, Lambda request id, masked identifier;
+//! and the same outcome and latency as the request's metrics.
 
 use std::time::Instant;
 
@@ -27,9 +28,11 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
 
     let status = response.status().as_u16();
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let elapsed = started.elapsed();
+    let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let outcome = response.extensions().get::<Outcome>();
     let label = outcome.map_or(if method == http::Method::OPTIONS { "preflight" } else { "unlabelled" }, |o| o.label);
+    crate::metrics::request(label, elapsed);
     let cause = outcome.and_then(|o| o.cause.as_deref());
     let identifier = response.extensions().get::<MaskedIdentifier>().map(|m| m.0.as_str());
     let route = route.as_deref().unwrap_or("unmatched");

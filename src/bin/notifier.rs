@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use medusa_reset::config::{NotifierConfig, Profile};
+use medusa_reset::metrics::{Metrics, MetricsSettings};
 use medusa_reset::{aws, exit, telemetry, wiring};
 use serde_json::Value;
 
@@ -16,8 +17,13 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
     let config = NotifierConfig::from_env(Profile::Lambda)?;
     telemetry::init(&config.log);
+    let metrics = Metrics::install(&MetricsSettings::from_env()?, "notifier")?;
     let sdk = aws::sdk_config().await;
     let notifier = &wiring::notifier_lambda(config, &sdk);
-    lambda_runtime::run(service_fn(async |event: LambdaEvent<Value>| notifier.handle_envelope(event.payload).await))
-        .await
+    lambda_runtime::run(service_fn(async |event: LambdaEvent<Value>| {
+        let outcome = notifier.handle_envelope(event.payload).await;
+        metrics.flush();
+        outcome
+    }))
+    .await
 }

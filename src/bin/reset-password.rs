@@ -4,6 +4,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use medusa_reset::config::{ApiConfig, Profile};
+use medusa_reset::metrics::{Metrics, MetricsSettings};
 use medusa_reset::{aws, exit, telemetry, wiring};
 
 #[tokio::main]
@@ -14,6 +15,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
     let config = ApiConfig::from_env(Profile::Lambda)?;
     telemetry::init(&config.log);
+    let metrics = Metrics::install(&MetricsSettings::from_env()?, "reset-password")?;
     let sdk = aws::sdk_config().await;
-    lambda_http::run(wiring::reset_password_lambda(&config, &sdk).await?).await
+    lambda_http::run(metrics.flushing(wiring::reset_password_lambda(&config, &sdk).await?)).await
 }

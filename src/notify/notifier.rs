@@ -253,6 +253,12 @@ fn report(event_id: &str, recipient: Option<&str>, outcome: &Result<Delivery, No
         _ => cause.to_owned(),
     };
     let recipient = masked.as_deref();
+    crate::metrics::email(match outcome {
+        Ok(Delivery::Sent { .. }) => "sent",
+        Ok(Delivery::Ignored) => "ignored",
+        Ok(Delivery::Dropped { reason, .. }) => reason.label(),
+        Err(_) => "failed_will_retry",
+    });
     match outcome {
         Ok(Delivery::Sent { message_id }) => {
             tracing::info!(event_id, outcome = "sent", recipient, message_id, latency_us, "event")
