@@ -34,3 +34,15 @@ pub async fn deliver_events<M: Mailer>(mut events: UnboundedReceiver<AuthEvent>,
 pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// Why the local server cannot listen, and what to do: Medusa's backend also defaults to port 9000.
+pub fn bind_error(addr: std::net::SocketAddr, error: std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            "{addr} is already in use (a Medusa backend listens on port 9000 by default): pick another address \
+             with LOCAL_ADDR, e.g. `LOCAL_ADDR=127.0.0.1:9001 make run`"
+        )
+    } else {
+        format!("cannot listen on {addr} (LOCAL_ADDR): {error}")
+    }
+}

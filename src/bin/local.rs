@@ -25,7 +25,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mailer = OutboxMailer::new(settings.outbox.clone(), notifier_config.sender.clone())?;
     let (publisher, events) = ChannelPublisher::new();
     tokio::spawn(local::deliver_events(events, wiring::notifier(notifier_config, mailer, None)));
-    let listener = tokio::net::TcpListener::bind(settings.addr).await?;
+    let listener =
+        tokio::net::TcpListener::bind(settings.addr).await.map_err(|e| local::bind_error(settings.addr, e))?;
     wiring::announce_local(&config, &settings, listener.local_addr()?);
     // Locally the secret is an environment value, or a Secrets Manager ARN reached through AWS_ENDPOINT_URL.
     let sdk = aws::local_sdk_config().await;

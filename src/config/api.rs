@@ -96,7 +96,7 @@ impl ApiConfig {
                 format!("must be between {} and {} seconds", TOKEN_LIFETIME_RANGE.start(), TOKEN_LIFETIME_RANGE.end()),
             ));
         }
-        let providers = ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", "customer=emailpass"))
+        let providers = ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", super::default_auth_providers(profile)))
             .map_err(|e: PolicyError| ConfigError::new("AUTH_PROVIDERS", e))?;
         let database = DatabaseSource::from_vars(vars)?;
         let skip = match vars.get("SKIP_IDENTITY_CHECK").as_deref() {

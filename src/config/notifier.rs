@@ -13,12 +13,16 @@ use crate::notify::locale::Locale;
 use crate::notify::templates::EmailTemplates;
 use crate::notify::templates::shop::{BrandColor, LogoUrl, Shop, ShopName};
 use crate::telemetry::LogSettings;
+
+use super::default_auth_providers;
 use crate::vars::{ConfigError, Profile, Vars, check_utf8, env_var};
 
 /// The sender `make run` uses.
 const DEVELOPMENT_FROM: &str = "Medusa Store <no-reply@shop.localhost>";
-/// The storefront page `make run` links to: the Next.js starter's default port.
+/// The storefront page `make run` links customers to: the Next.js starter's default port.
 const DEVELOPMENT_LINK: &str = "http://localhost:8000/reset-password?token={token}&email={email}";
+/// The page `make run` links admin users to: Medusa admin's, on Medusa's default port.
+const DEVELOPMENT_ADMIN_LINK: &str = "http://localhost:9000/app/reset-password?token={token}&email={email}";
 
 #[derive(Debug)]
 pub struct NotifierConfig {
@@ -63,13 +67,14 @@ impl NotifierConfig {
         };
 
         // Every actor type that may ask for a reset needs a link; finding a gap now beats failing at send time.
-        let providers = ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", "customer=emailpass"))
+        let providers = ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", default_auth_providers(profile)))
             .map_err(|e| ConfigError::new("AUTH_PROVIDERS", e))?;
         let mut links = LinkTemplates::new();
         for actor_type in providers.actor_types() {
             let var = link_variable(actor_type);
             let template = match vars.get(&var) {
                 Some(template) => template,
+                None if profile == Profile::Local && actor_type == "user" => DEVELOPMENT_ADMIN_LINK.to_owned(),
                 None if profile == Profile::Local => DEVELOPMENT_LINK.to_owned(),
                 None => {
                     return Err(ConfigError::new(
