@@ -1,9 +1,14 @@
-//! Timing parity in Medusa-database mode: requests for a known and an unknown identifier, against
-//! the machine's PostgreSQL and a real publisher (EventBridge on moto), interleaved, and their
-//! latency distributions compared. Reports medians, percentiles and the two-sample
-//! Kolmogorov–Smirnov statistic; exits non-zero when the distributions differ at the 1% level.
+//! Timing parity in Medusa-database mode, on the path a deployed request takes: the rate limits in
+//! DynamoDB, the machine's PostgreSQL, KMS when sealing, EventBridge (AWS on moto). Requests for a
+//! known and an unknown identifier, interleaved. First without a floor, plain and sealed: what each
+//! path takes (p50, p99), which the floor must cover. Then with the default floor: the two
+//! distributions compared with the two-sample Kolmogorov–Smirnov statistic. Exits non-zero when
+//! they differ at the 1% level or when the default floor is below a path's p99.
 
-// Shared with the tests, which use more of it than this file does.
+// Shared with the tests, which use more of them than this file does.
+#[allow(dead_code)]
+#[path = "../tests/support/aws_fixtures.rs"]
+mod aws_fixtures;
 #[allow(dead_code)]
 #[path = "../tests/support/medusa_db.rs"]
 mod medusa_db;
@@ -11,6 +16,7 @@ mod medusa_db;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use aws_config::{Region, SdkConfig};
 use axum::Router;
 use axum::body::Body;
 use http::Request;
@@ -19,7 +25,8 @@ use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MedusaDatabase;
 use medusa_reset::publish::EventBridgePublisher;
-use medusa_reset::ratelimit::MemoryLimiter;
+use medusa_reset::ratelimit::Limiter;
+use medusa_reset::seal::KmsSealer;
 use medusa_reset::wiring;
 use tower::ServiceExt;
 
@@ -28,6 +35,23 @@ const SECRET: &str = "parity-benchmark-secret-0123456789abcdef";
 const WARM_UP: usize = 20;
 /// Kolmogorov–Smirnov coefficient for α = 0.01.
 const KS_C_ALPHA: f64 = 1.628;
+/// Two identifiers of one length, so their tokens (and a sealed path's throwaway) have one size.
+const KNOWN: &str = "known@example.com";
+const UNKNOWN: &str = "other@example.com";
+
+/// One configuration to measure.
+struct Scenario {
+    label: &'static str,
+    sealing: bool,
+    /// `RESPONSE_FLOOR_MS`; `None` leaves the default.
+    floor_ms: Option<&'static str>,
+}
+
+/// The latencies of the two paths, sorted.
+struct Sample {
+    known: Vec<Duration>,
+    unknown: Vec<Duration>,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -35,64 +59,121 @@ async fn main() -> ExitCode {
         eprintln!("MOTO_ENDPOINT is not set: run `make bench`");
         return ExitCode::FAILURE;
     };
+    let sdk = medusa_reset::aws::defaults()
+        .endpoint_url(&endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_kms::config::Credentials::new("testing", "testing", None, None, "bench"))
+        .load()
+        .await;
     let db = TestDb::create().await;
-    db.add_identity("known@example.com", "emailpass").await;
-    let app = app(&db, &endpoint).await;
+    db.add_identity(KNOWN, "emailpass").await;
+    let table = aws_fixtures::rate_limit_table(&sdk).await;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let key_id = match kms.create_key().send().await.ok().and_then(|k| k.key_metadata().map(|m| m.key_id().to_owned()))
+    {
+        Some(key_id) => key_id,
+        None => {
+            eprintln!("cannot create a KMS key in moto");
+            return ExitCode::FAILURE;
+        }
+    };
 
-    for _ in 0..WARM_UP {
-        time(&app, "known@example.com").await;
-        time(&app, "unknown@example.com").await;
-    }
-    let (mut known, mut unknown) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
-    for round in 0..ROUNDS {
-        // Alternate which goes first so that neither always follows the other.
-        if round % 2 == 0 {
-            known.push(time(&app, "known@example.com").await);
-            unknown.push(time(&app, "unknown@example.com").await);
+    let scenarios = [
+        Scenario { label: "no floor, plain", sealing: false, floor_ms: Some("0") },
+        Scenario { label: "no floor, sealed", sealing: true, floor_ms: Some("0") },
+        Scenario { label: "default floor, plain", sealing: false, floor_ms: None },
+        Scenario { label: "default floor, sealed", sealing: true, floor_ms: None },
+    ];
+    println!("{ROUNDS} requests per path, interleaved; DynamoDB, KMS and EventBridge on moto, PostgreSQL on 127.0.0.1");
+    let mut worst_p99 = Duration::ZERO;
+    let mut default_floor = Duration::ZERO;
+    let mut distinguishable = Vec::new();
+    for scenario in &scenarios {
+        let (config, app) = app(&db, &sdk, &table, scenario, &key_id).await;
+        let sample = measure(&app).await;
+        println!("{}:", scenario.label);
+        report("  known identity  ", &sample.known);
+        report("  unknown identity", &sample.unknown);
+        let delta = ms(median(&sample.known)) - ms(median(&sample.unknown));
+        let (d, critical) = ks(&sample);
+        println!(
+            "  difference of medians {delta:+.3} ms; Kolmogorov–Smirnov D = {d:.3} (critical at 1%: {critical:.3})"
+        );
+        if scenario.floor_ms.is_some() {
+            worst_p99 = worst_p99.max(p(&sample.known, 99)).max(p(&sample.unknown, 99));
         } else {
-            unknown.push(time(&app, "unknown@example.com").await);
-            known.push(time(&app, "known@example.com").await);
+            default_floor = config.response_floor;
+            if d > critical {
+                distinguishable.push(scenario.label);
+            }
         }
     }
     db.drop_database().await;
 
-    known.sort();
-    unknown.sort();
-    report("known identity", &known);
-    report("unknown identity", &unknown);
-    let d = ks_statistic(&known, &unknown);
-    let n = ROUNDS as f64;
-    let critical = KS_C_ALPHA * ((2.0 * n) / (n * n)).sqrt();
-    let delta = ms(median(&known)) - ms(median(&unknown));
-    println!("difference of medians: {delta:+.3} ms; Kolmogorov–Smirnov D = {d:.3} (critical at 1%: {critical:.3})");
-    if d <= critical {
-        println!("parity: OK, the distributions are not distinguishable");
-        ExitCode::SUCCESS
+    println!("default floor {:.0} ms; slowest p99 without a floor {:.3} ms", ms(default_floor), ms(worst_p99));
+    let mut ok = true;
+    if default_floor < worst_p99 {
+        println!("floor: MISSED, below a path's p99, so that path's own time shows");
+        ok = false;
     } else {
-        println!("parity: MISSED, the distributions differ");
-        ExitCode::FAILURE
+        println!("floor: OK, above every path's p99");
     }
+    if distinguishable.is_empty() {
+        println!("parity: OK, with the default floor the distributions are not distinguishable");
+    } else {
+        println!("parity: MISSED, the distributions differ: {}", distinguishable.join(", "));
+        ok = false;
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-async fn app(db: &TestDb, endpoint: &str) -> Router {
+/// The route as the reset Lambda builds it, for `scenario`; limits high enough never to bite.
+async fn app(db: &TestDb, sdk: &SdkConfig, table: &str, scenario: &Scenario, key_id: &str) -> (ApiConfig, Router) {
     let url = db.url.clone();
+    let table = table.to_owned();
+    let floor = scenario.floor_ms;
     let vars = Vars::new(move |var: &str| match var {
         "JWT_SECRET" => Some(SECRET.to_owned()),
         "MEDUSA_DATABASE_URL" => Some(url.clone()),
-        // The same two identifiers over and over: limits must not turn the test into one of them.
+        "RATE_LIMIT_TABLE" => Some(table.clone()),
         "RATE_LIMIT_PER_IDENTIFIER" | "RATE_LIMIT_PER_IP" => Some("1000000/3600".to_owned()),
+        "RESPONSE_FLOOR_MS" => floor.map(str::to_owned),
         _ => None,
     });
     let config = ApiConfig::from_vars(Profile::Lambda, &vars).expect("valid configuration");
-    let sdk = medusa_reset::aws::defaults().endpoint_url(endpoint).load().await;
-    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), config.events.clone());
-    let database = medusa_reset::secret::resolve_database(config.database.clone(), &sdk)
+    let mut publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), config.events.clone());
+    if scenario.sealing {
+        publisher = publisher.sealing_with(KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id.to_owned()));
+    }
+    let database = medusa_reset::secret::resolve_database(config.database.clone(), sdk)
         .await
         .expect("a database URL resolves without AWS")
         .expect("database mode");
     let secret = SigningSecret::parse(SECRET).expect("secret");
-    let limiter = MemoryLimiter::new(config.limits.limits.clone());
-    wiring::app(&config, &secret, publisher, MedusaDatabase::new(database), limiter)
+    let limiter = Limiter::from_settings(&config.limits, sdk);
+    let router = wiring::app(&config, &secret, publisher, MedusaDatabase::new(database), limiter);
+    (config, router)
+}
+
+/// Warms up, then times both paths, alternating which goes first so neither always follows the other.
+async fn measure(app: &Router) -> Sample {
+    for _ in 0..WARM_UP {
+        time(app, KNOWN).await;
+        time(app, UNKNOWN).await;
+    }
+    let (mut known, mut unknown) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            known.push(time(app, KNOWN).await);
+            unknown.push(time(app, UNKNOWN).await);
+        } else {
+            unknown.push(time(app, UNKNOWN).await);
+            known.push(time(app, KNOWN).await);
+        }
+    }
+    known.sort();
+    unknown.sort();
+    Sample { known, unknown }
 }
 
 async fn time(app: &Router, identifier: &str) -> Duration {
@@ -112,24 +193,28 @@ fn median(sorted: &[Duration]) -> Duration {
     sorted[sorted.len() / 2]
 }
 
+/// The `percent`th percentile (nearest rank below).
+fn p(sorted: &[Duration], percent: usize) -> Duration {
+    sorted[(sorted.len() - 1) * percent / 100]
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 fn report(label: &str, sorted: &[Duration]) {
-    let pick = |p: usize| ms(sorted[(sorted.len() - 1) * p / 100]);
     println!(
-        "{label}: median {:.3} ms, p10 {:.3}, p90 {:.3}, p99 {:.3} ({} requests)",
-        pick(50),
-        pick(10),
-        pick(90),
-        pick(99),
-        sorted.len()
+        "{label}: p50 {:.3} ms, p90 {:.3}, p99 {:.3}, max {:.3}",
+        ms(p(sorted, 50)),
+        ms(p(sorted, 90)),
+        ms(p(sorted, 99)),
+        ms(p(sorted, 100)),
     );
 }
 
-/// The largest distance between the two empirical distribution functions.
-fn ks_statistic(a: &[Duration], b: &[Duration]) -> f64 {
+/// The Kolmogorov–Smirnov statistic of the two paths and its critical value at 1%.
+fn ks(sample: &Sample) -> (f64, f64) {
+    let (a, b) = (&sample.known, &sample.unknown);
     let (mut i, mut j, mut d) = (0, 0, 0.0f64);
     while i < a.len() && j < b.len() {
         if a[i] <= b[j] {
@@ -139,5 +224,6 @@ fn ks_statistic(a: &[Duration], b: &[Duration]) -> f64 {
         }
         d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
     }
-    d
+    let (n, m) = (a.len() as f64, b.len() as f64);
+    (d, KS_C_ALPHA * ((n + m) / (n * m)).sqrt())
 }
