@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -23,6 +23,7 @@ use medusa_reset::{aws, wiring};
 use serde_json::Value;
 use support::aws_fixtures::rate_limit_table;
 use support::medusa_db::TestDb;
+use support::runtime_api::RuntimeApi;
 use support::{api_config, moto_sdk_config, post_json, sdk_config_for, send};
 use tokio::net::TcpListener;
 
@@ -83,6 +84,21 @@ fn a_database_time_out_the_templates_timeout_cannot_hold_stops_start_up() {
     assert!(error.starts_with("FUNCTION_TIMEOUT_SECONDS: "), "{error}");
     assert!(error.contains("lower MEDUSA_DATABASE_TIMEOUT_MS"), "{error}");
     assert!(error.contains("ResetFunctionTimeoutSeconds"), "{error}");
+}
+
+#[tokio::test]
+async fn the_compiled_function_refuses_a_timeout_too_short_for_its_waits() {
+    let api = RuntimeApi::start().await.unwrap();
+    let mut command = api.command(Path::new(env!("CARGO_BIN_EXE_reset-password")), "reset-password");
+    command
+        .env("JWT_SECRET", support::SECRET)
+        .env("MEDUSA_DATABASE_URL", "postgres://medusa:db-password-x9@db.internal:5432/medusa")
+        .env("MEDUSA_DATABASE_TIMEOUT_MS", "3000")
+        .env("FUNCTION_TIMEOUT_SECONDS", "5");
+    let stderr = support::failed_start(&mut command).await;
+    assert!(stderr.contains("FUNCTION_TIMEOUT_SECONDS: 5000 ms is too short"), "{stderr}");
+    assert!(stderr.contains("lower MEDUSA_DATABASE_TIMEOUT_MS"), "{stderr}");
+    assert!(!stderr.contains("db-password-x9"), "{stderr}");
 }
 
 /// A listener on 127.0.0.1 that accepts every connection and never answers; returns `host:port`.
