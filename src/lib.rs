@@ -9,6 +9,7 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod exit;
+pub mod idempotency;
 pub mod identity;
 pub mod local;
 pub mod mail;

@@ -221,6 +221,7 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let notifier =
         medusa_reset::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
     notifier.handle("sent", &event(VICTIM, token)).await.unwrap();
+    notifier.handle("redelivered", &event(VICTIM, token)).await.unwrap(); // the same token: a duplicate
     notifier.handle("not-an-email", &event(&format!("{VICTIM}\r\nBcc: x@y.z"), token)).await.unwrap();
     notifier.handle("unreadable", &event(VICTIM, "garbage")).await.unwrap();
     notifier.handle("expired", &event(VICTIM, &expired)).await.unwrap();
@@ -235,7 +236,7 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let sealed = json!({"entity_id": VICTIM, "actor_type": "customer", "provider": "emailpass",
         "jti": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "encrypted_token": "AQID"});
     notifier.handle_envelope(envelope("auth.password_reset", sealed)).await.unwrap();
-    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "only the valid event was sent");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "only the valid event was sent, and only once");
     let _ = std::fs::remove_dir_all(&outbox);
 
     // A template that fails only on some metadata: the cold-start check passes, this event fails.

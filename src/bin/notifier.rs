@@ -21,7 +21,9 @@ async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
     let sdk = aws::sdk_config().await;
     let notifier = &wiring::notifier_lambda(config, &sdk);
     lambda_runtime::run(service_fn(async |event: LambdaEvent<Value>| {
-        let outcome = notifier.handle_envelope(event.payload).await;
+        // Boxed: the SDK's futures nest deep enough that the handler's, inlined, passes the
+        // compiler's depth limit for working out the layout of `main`'s.
+        let outcome = Box::pin(notifier.handle_invocation(event)).await;
         metrics.flush();
         outcome
     }))

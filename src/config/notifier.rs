@@ -1,5 +1,5 @@
 //! Configuration of the notifier: sender, reset-link templates per actor type, e-mail templates
-//! and the shop they show.
+//! and the shop they show, and where the claims that keep it to one e-mail per token live.
 
 use std::path::PathBuf;
 
@@ -7,6 +7,7 @@ use lettre::message::Mailbox;
 
 use crate::domain::actor::ProviderPolicy;
 use crate::domain::event::PASSWORD_RESET;
+use crate::idempotency::IdempotencySettings;
 use crate::mail::Sender;
 use crate::notify::link::LinkTemplates;
 use crate::notify::locale::Locale;
@@ -33,6 +34,8 @@ pub struct NotifierConfig {
     pub detail_type: String,
     /// The KMS key that opens sealed tokens (`TOKEN_KMS_KEY_ID`), when the reset route seals them.
     pub kms_key_id: Option<String>,
+    /// The DynamoDB table of claims (`IDEMPOTENCY_TABLE`); in memory without one.
+    pub idempotency: IdempotencySettings,
     pub log: LogSettings,
 }
 
@@ -51,6 +54,7 @@ impl NotifierConfig {
             "SHOP_NAME",
             "SHOP_LOGO_URL",
             "SHOP_BRAND_COLOR",
+            "IDEMPOTENCY_TABLE",
         ])?;
         Self::from_vars(profile, &Vars::new(env_var))
     }
@@ -104,6 +108,7 @@ impl NotifierConfig {
             templates,
             detail_type: vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET),
             kms_key_id: vars.get("TOKEN_KMS_KEY_ID"),
+            idempotency: IdempotencySettings::from_vars(vars),
             log: LogSettings::from_vars(profile, vars)?,
         })
     }
@@ -158,6 +163,14 @@ mod tests {
         let config = config(Profile::Local, &[]).unwrap();
         assert_eq!(config.sender.from, DEVELOPMENT_FROM);
         assert!(config.links.link("customer", "t", "a@b.c").unwrap().starts_with("http://localhost:8000/"));
+    }
+
+    #[test]
+    fn the_idempotency_table_is_read_and_optional() {
+        let base = [("MAIL_FROM", "no-reply@shop.example.com"), ("RESET_URL_TEMPLATE_CUSTOMER", LINK)];
+        assert_eq!(config(Profile::Lambda, &base).unwrap().idempotency.table, None);
+        let with_table = [base.as_slice(), &[("IDEMPOTENCY_TABLE", "reset-claims")]].concat();
+        assert_eq!(config(Profile::Lambda, &with_table).unwrap().idempotency.table.as_deref(), Some("reset-claims"));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! SES v2 `SendEmail` with simple content (subject, text, HTML), classifying failures for retries.
+//! One SDK attempt per call: a retried send whose first attempt in fact went out (a time-out after
+//! SES accepted it) would be a second e-mail, so retries are Lambda's, after the claim is released.
 
 use aws_sdk_sesv2::Client;
+use aws_sdk_sesv2::config::retry::RetryConfig;
 use aws_sdk_sesv2::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
@@ -18,8 +21,10 @@ pub struct SesMailer {
 }
 
 impl SesMailer {
+    /// Takes the client as configured (endpoint, credentials, time-outs) but with one attempt.
     pub fn new(client: Client, sender: Sender, configuration_set: Option<String>) -> Self {
-        Self { client, sender, configuration_set }
+        let one_attempt = client.config().to_builder().retry_config(RetryConfig::standard().with_max_attempts(1));
+        Self { client: Client::from_conf(one_attempt.build()), sender, configuration_set }
     }
 }
 
@@ -57,4 +62,21 @@ fn classify(error: SdkError<SendEmailError>) -> MailError {
     );
     let description = DisplayErrorContext(&error).to_string();
     if permanent { MailError::Permanent(description) } else { MailError::Transient(description) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_client_makes_one_attempt_whatever_the_shared_configuration_says() {
+        let sdk = crate::aws::defaults().region(aws_config::Region::new("us-east-1")).load().await;
+        assert!(sdk.retry_config().is_some_and(|retries| retries.max_attempts() > 1), "the shared default retries");
+        let sender = Sender { from: "no-reply@shop.example.com".into(), reply_to: None };
+        let mailer = SesMailer::new(Client::new(&sdk), sender, None);
+        let retries = mailer.client.config().retry_config().expect("a retry configuration");
+        assert_eq!(retries.max_attempts(), 1);
+        let timeouts = mailer.client.config().timeout_config().expect("time-outs kept");
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(crate::aws::ATTEMPT_TIMEOUT));
+    }
 }

@@ -1,6 +1,7 @@
 //! What the notifier can check of a reset token it cannot verify: that its claims are about the
 //! event that carries it. Without the signing secret a forged token cannot be told from a real one,
-//! but a token moved onto another event (another address, actor type or provider) can.
+//! but a token moved onto another event (another address, actor type or provider) can. Its `jti`
+//! keys the claim that keeps a redelivered event from sending a second e-mail.
 
 use serde::Deserialize;
 
@@ -15,6 +16,15 @@ struct Claims {
     provider: String,
     purpose: String,
     exp: u64,
+    jti: String,
+}
+
+/// What the notifier takes from a token that belongs to its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFacts {
+    /// `exp`, seconds since the epoch.
+    pub expires_at: u64,
+    pub jti: String,
 }
 
 /// Why a token does not belong to its event.
@@ -26,8 +36,8 @@ pub enum ClaimsProblem {
     Disagrees(&'static str),
 }
 
-/// The token's `exp`, when its claims are about this event and it is a reset token.
-pub fn check(event: &PasswordResetEvent) -> Result<u64, ClaimsProblem> {
+/// The token's `exp` and `jti`, when its claims are about this event and it is a reset token.
+pub fn check(event: &PasswordResetEvent) -> Result<TokenFacts, ClaimsProblem> {
     let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(event.token.expose())
         .map_err(|_| ClaimsProblem::Unreadable)?;
     let disagreements = [
@@ -38,7 +48,7 @@ pub fn check(event: &PasswordResetEvent) -> Result<u64, ClaimsProblem> {
     ];
     match disagreements.iter().find(|(_, agrees)| !agrees) {
         Some((claim, _)) => Err(ClaimsProblem::Disagrees(claim)),
-        None => Ok(claims.exp),
+        None => Ok(TokenFacts { expires_at: claims.exp, jti: claims.jti }),
     }
 }
 
@@ -70,8 +80,8 @@ mod tests {
     }
 
     #[test]
-    fn a_token_about_its_event_gives_its_expiry() {
-        assert_eq!(check(&event(token(agreeing()))), Ok(2_000_000_900));
+    fn a_token_about_its_event_gives_its_expiry_and_jti() {
+        assert_eq!(check(&event(token(agreeing()))), Ok(TokenFacts { expires_at: 2_000_000_900, jti: "j".to_owned() }));
     }
 
     #[test]
@@ -91,7 +101,7 @@ mod tests {
 
     #[test]
     fn a_token_without_a_claim_or_not_a_jwt_is_unreadable() {
-        for claim in ["entity_id", "actor_type", "provider", "purpose", "exp"] {
+        for claim in ["entity_id", "actor_type", "provider", "purpose", "exp", "jti"] {
             let mut claims = agreeing();
             claims.as_object_mut().unwrap().remove(claim);
             assert_eq!(check(&event(token(claims))), Err(ClaimsProblem::Unreadable), "without {claim}");

@@ -5,10 +5,16 @@
 //! cannot fix (a malformed event, an identifier that is not an address, an expired token, a
 //! rejected message) is logged and dropped. The bus is not trusted to carry only the route's events:
 //! a token whose claims are about another event is dropped, and with sealing on, so is a plain one.
+//!
+//! Exactly one e-mail per token: before sending, the reset is claimed by its token's `jti` until the
+//! invocation's deadline, and marked done once SES accepted the message; a redelivered event whose
+//! claim is done or still in progress is skipped as a duplicate. No claim, no send: a store that
+//! fails is an error for Lambda to retry.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -19,6 +25,7 @@ use super::recipient::Recipient;
 use super::templates::{EmailContext, EmailTemplates};
 use crate::domain::event::{PasswordResetEvent, SealedPasswordResetEvent};
 use crate::domain::identifier::mask;
+use crate::idempotency::{Claim, ClaimError, ClaimStore, Claims, Holder, ResetKey};
 use crate::mail::{MailError, Mailer};
 use crate::seal::{KmsSealer, UnsealError};
 
@@ -34,6 +41,10 @@ pub enum Delivery {
     },
     /// Another detail-type on the same bus (e.g. `auth.password_reset_unknown`): not ours to send.
     Ignored,
+    /// This token's e-mail was sent, or is being sent, by another attempt.
+    Duplicate {
+        holder: Holder,
+    },
 }
 
 /// Why an event was dropped without an e-mail.
@@ -100,6 +111,8 @@ pub enum NotifyError {
     Mail(#[from] MailError),
     #[error("{0}")]
     Unseal(String),
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
 }
 
 /// What Lambda records for a failed invocation before it retries: the cause, never the event.
@@ -117,6 +130,36 @@ pub struct Notifier<M> {
     mailer: M,
     detail_type: String,
     sealer: Option<KmsSealer>,
+    claims: Claims,
+}
+
+/// How long an attempt without a Lambda deadline (`make run`, tests) holds its claim: longer than
+/// the slowest attempt (KMS, DynamoDB, one SES attempt, DynamoDB again, each at most 1.5 s), and the
+/// template's notifier timeout.
+pub const UNBOUNDED_ATTEMPT: Duration = Duration::from_secs(10);
+
+/// One delivery attempt: the time it decides at, and the deadline its claim ends with, after
+/// which Lambda has stopped the attempt and a retry may claim the reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    pub now: SystemTime,
+    pub deadline: SystemTime,
+}
+
+impl Attempt {
+    /// An invocation's attempt, ending with its deadline (Lambda's milliseconds since the epoch);
+    /// one whose deadline is missing or past gets the local bound.
+    pub fn until_deadline_ms(deadline_ms: u64, now: SystemTime) -> Self {
+        let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+        if deadline > now { Self { now, deadline } } else { Self::from(now) }
+    }
+}
+
+/// An attempt starting `now`, bounded by `UNBOUNDED_ATTEMPT`.
+impl From<SystemTime> for Attempt {
+    fn from(now: SystemTime) -> Self {
+        Self { now, deadline: now + UNBOUNDED_ATTEMPT }
+    }
 }
 
 /// The detail of an `auth.password_reset` event: Medusa's, or with the token sealed by KMS.
@@ -129,7 +172,13 @@ enum Detail {
 
 impl<M: Mailer> Notifier<M> {
     pub fn new(links: LinkTemplates, templates: EmailTemplates, mailer: M, detail_type: String) -> Self {
-        Self { links, templates, mailer, detail_type, sealer: None }
+        Self { links, templates, mailer, detail_type, sealer: None, claims: Claims::default() }
+    }
+
+    /// Claims each reset in this store before sending it (in memory, per process, unless given one).
+    pub fn claiming_with(mut self, claims: Claims) -> Self {
+        self.claims = claims;
+        self
     }
 
     /// Opens sealed tokens with this KMS key. The reset route then seals every token, so an event
@@ -139,7 +188,16 @@ impl<M: Mailer> Notifier<M> {
         self
     }
 
-    /// Lambda's entry point: an EventBridge event as JSON. Logs one line.
+    /// Lambda's entry point: the invocation's EventBridge event, claimed until its deadline. Logs one line.
+    pub async fn handle_invocation(&self, invocation: LambdaEvent<Value>) -> Result<(), NotifyError> {
+        let started = Instant::now();
+        let attempt = Attempt::until_deadline_ms(invocation.context.deadline, SystemTime::now());
+        let handled = self.open_envelope(invocation.payload, attempt).await;
+        report(&handled.event_id, handled.recipient.as_deref(), &handled.outcome, started);
+        handled.outcome.map(|_| ())
+    }
+
+    /// An EventBridge event as JSON, without an invocation's deadline. Logs one line.
     pub async fn handle_envelope(&self, envelope: Value) -> Result<(), NotifyError> {
         let started = Instant::now();
         let handled = self.open_envelope(envelope, SystemTime::now()).await;
@@ -148,7 +206,8 @@ impl<M: Mailer> Notifier<M> {
     }
 
     /// Decides and sends one EventBridge event, without logging: what `handle_envelope` logs.
-    pub async fn open_envelope(&self, envelope: Value, now: SystemTime) -> Handled {
+    pub async fn open_envelope(&self, envelope: Value, attempt: impl Into<Attempt>) -> Handled {
+        let attempt = attempt.into();
         let envelope = match serde_json::from_value::<EventBridgeEvent<Value>>(envelope) {
             Ok(envelope) => envelope,
             Err(error) => return Handled::malformed("unknown".to_owned(), &error),
@@ -164,7 +223,7 @@ impl<M: Mailer> Notifier<M> {
                         reason: DropReason::PlainToken,
                         cause: Some("a plain token while TOKEN_KMS_KEY_ID says tokens are sealed".to_owned()),
                     }),
-                    None => self.deliver(&event, now).await,
+                    None => self.deliver(&event, attempt).await,
                 };
                 return Handled { event_id, recipient: Some(event.entity_id), outcome };
             }
@@ -176,7 +235,7 @@ impl<M: Mailer> Notifier<M> {
             Some(sealer) => sealer.unseal(&sealed).await,
         };
         let outcome = match unsealed {
-            Ok(event) => self.deliver(&event, now).await,
+            Ok(event) => self.deliver(&event, attempt).await,
             Err(UnsealError::Permanent(cause)) => {
                 Ok(Delivery::Dropped { reason: DropReason::Unsealable, cause: Some(cause) })
             }
@@ -194,20 +253,28 @@ impl<M: Mailer> Notifier<M> {
     }
 
     /// Decides and sends, without logging: the core the two entry points share.
-    pub async fn deliver(&self, event: &PasswordResetEvent, now: SystemTime) -> Result<Delivery, NotifyError> {
+    pub async fn deliver(
+        &self,
+        event: &PasswordResetEvent,
+        attempt: impl Into<Attempt>,
+    ) -> Result<Delivery, NotifyError> {
+        let attempt = attempt.into();
         let Ok(recipient) = Recipient::parse(&event.entity_id) else {
             return Ok(Delivery::dropped(DropReason::NotAnEmail));
         };
         // The signature cannot be checked here (no secret), but a token about another event can be told.
-        let expires_at = match claims::check(event) {
-            Ok(expires_at) => expires_at,
+        let (expires_at, key) = match claims::check(event) {
+            Ok(facts) => match ResetKey::parse(&facts.jti) {
+                Ok(key) => (facts.expires_at, key),
+                Err(_) => return Ok(Delivery::dropped(DropReason::UnreadableToken)),
+            },
             Err(ClaimsProblem::Unreadable) => return Ok(Delivery::dropped(DropReason::UnreadableToken)),
             Err(ClaimsProblem::Disagrees(claim)) => {
                 let cause = format!("the token's `{claim}` claim is not the event's");
                 return Ok(Delivery::Dropped { reason: DropReason::ClaimsMismatch, cause: Some(cause) });
             }
         };
-        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = attempt.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if expires_at <= now {
             return Ok(Delivery::dropped(DropReason::TokenExpired));
         }
@@ -228,12 +295,34 @@ impl<M: Mailer> Notifier<M> {
                 return Ok(Delivery::Dropped { reason: DropReason::RenderFailed, cause: Some(error.to_string()) });
             }
         };
+        let ticket = match self.claims.claim(&key, attempt.deadline, attempt.now).await? {
+            Claim::Claimed(ticket) => ticket,
+            Claim::Held(holder) => return Ok(Delivery::Duplicate { holder }),
+        };
         match self.mailer.send(&recipient, &email).await {
-            Ok(message_id) => Ok(Delivery::Sent { message_id }),
-            Err(MailError::Permanent(cause)) => {
-                Ok(Delivery::Dropped { reason: DropReason::Rejected, cause: Some(cause) })
+            Ok(message_id) => {
+                let keep_until = UNIX_EPOCH + Duration::from_secs(expires_at);
+                if let Err(error) = self.claims.complete(&ticket, keep_until).await {
+                    // Failing the invocation now would make Lambda's retry send it a second time.
+                    tracing::warn!(
+                        cause = %error,
+                        "sent, but the claim could not be marked done: it holds only until this attempt's deadline"
+                    );
+                }
+                Ok(Delivery::Sent { message_id })
             }
-            Err(transient) => Err(transient.into()),
+            Err(error) => {
+                // Nothing went out: the claim must not keep Lambda's retry (or a redelivery) from sending.
+                if let Err(release) = self.claims.release(&ticket).await {
+                    tracing::warn!(cause = %release, "the claim could not be released: a retry sends once it expires");
+                }
+                match error {
+                    MailError::Permanent(cause) => {
+                        Ok(Delivery::Dropped { reason: DropReason::Rejected, cause: Some(cause) })
+                    }
+                    transient => Err(transient.into()),
+                }
+            }
         }
     }
 }
@@ -256,6 +345,7 @@ fn report(event_id: &str, recipient: Option<&str>, outcome: &Result<Delivery, No
     crate::metrics::email(match outcome {
         Ok(Delivery::Sent { .. }) => "sent",
         Ok(Delivery::Ignored) => "ignored",
+        Ok(Delivery::Duplicate { .. }) => "duplicate_skipped",
         Ok(Delivery::Dropped { reason, .. }) => reason.label(),
         Err(_) => "failed_will_retry",
     });
@@ -264,6 +354,10 @@ fn report(event_id: &str, recipient: Option<&str>, outcome: &Result<Delivery, No
             tracing::info!(event_id, outcome = "sent", recipient, message_id, latency_us, "event")
         }
         Ok(Delivery::Ignored) => tracing::info!(event_id, outcome = "ignored", latency_us, "event"),
+        Ok(Delivery::Duplicate { holder }) => {
+            let held = holder.label();
+            tracing::info!(event_id, outcome = "duplicate_skipped", recipient, held, latency_us, "event")
+        }
         Ok(Delivery::Dropped { reason, cause }) => {
             let cause = cause.as_deref().map(scrub);
             tracing::warn!(event_id, outcome = reason.label(), recipient, cause, latency_us, "event")
@@ -294,12 +388,19 @@ mod tests {
     struct FakeMailer {
         sent: Mutex<Vec<(String, RenderedEmail)>>,
         fail: Option<fn() -> MailError>,
+        /// Fails this many calls transiently before it sends.
+        flaky: Mutex<usize>,
     }
 
     impl Mailer for FakeMailer {
         async fn send(&self, to: &Recipient, email: &RenderedEmail) -> Result<String, MailError> {
             if let Some(fail) = self.fail {
                 return Err(fail());
+            }
+            let mut flaky = self.flaky.lock().unwrap();
+            if *flaky > 0 {
+                *flaky -= 1;
+                return Err(MailError::Transient("Throttling".into()));
             }
             self.sent.lock().unwrap().push((to.as_str().to_owned(), email.clone()));
             Ok("message-1".to_owned())
@@ -413,6 +514,68 @@ mod tests {
         admin.token = signed(&claims("a@example.com", "user", NOW + 900));
         assert_eq!(notifier.deliver(&admin, at(NOW)).await.unwrap(), Delivery::dropped(DropReason::NoLinkTemplate));
         assert!(notifier.mailer.sent.lock().unwrap().is_empty());
+    }
+
+    fn attempt(now: u64, deadline: u64) -> Attempt {
+        Attempt { now: at(now), deadline: at(deadline) }
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_event_is_skipped_as_a_duplicate_and_sends_nothing_more() {
+        let notifier = notifier(FakeMailer::default());
+        let reset = event("a@example.com", NOW + 900, None);
+        let first = notifier.deliver(&reset, attempt(NOW, NOW + 10)).await.unwrap();
+        assert!(matches!(first, Delivery::Sent { .. }), "{first:?}");
+        // Long after the first attempt's deadline, and just before the token expires: still done.
+        for later in [NOW + 1, NOW + 60, NOW + 899] {
+            let again = notifier.deliver(&reset, attempt(later, later + 10)).await.unwrap();
+            assert_eq!(again, Delivery::Duplicate { holder: Holder::Done }, "at {later}");
+        }
+        assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 1);
+        // Another token for the same address is another reset.
+        let other = notifier.deliver(&event("a@example.com", NOW + 900, None), at(NOW)).await.unwrap();
+        assert!(matches!(other, Delivery::Sent { .. }), "{other:?}");
+        assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_claim_in_progress_skips_the_event_until_its_deadline_then_the_retry_sends() {
+        let notifier = notifier(FakeMailer::default());
+        let event = event("a@example.com", NOW + 900, None);
+        // An attempt that claimed and then crashed before SES, with its deadline at NOW + 10.
+        let jti = claims::check(&event).unwrap().jti;
+        let key = ResetKey::parse(&jti).unwrap();
+        assert!(matches!(notifier.claims.claim(&key, at(NOW + 10), at(NOW)).await.unwrap(), Claim::Claimed(_)));
+        let during = notifier.deliver(&event, attempt(NOW + 9, NOW + 19)).await.unwrap();
+        assert_eq!(during, Delivery::Duplicate { holder: Holder::InProgress });
+        assert!(notifier.mailer.sent.lock().unwrap().is_empty());
+        let after = notifier.deliver(&event, attempt(NOW + 10, NOW + 20)).await.unwrap();
+        assert!(matches!(after, Delivery::Sent { .. }), "{after:?}");
+        assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_gives_the_claim_back_so_the_retry_sends_once() {
+        let notifier = notifier(FakeMailer { flaky: Mutex::new(1), ..Default::default() });
+        let event = event("a@example.com", NOW + 900, None);
+        assert!(notifier.deliver(&event, attempt(NOW, NOW + 10)).await.is_err());
+        // Lambda's retry, well before the failed attempt's deadline: the claim was given back.
+        let retry = notifier.deliver(&event, attempt(NOW + 1, NOW + 11)).await.unwrap();
+        assert!(matches!(retry, Delivery::Sent { .. }), "{retry:?}");
+        let redelivered = notifier.deliver(&event, attempt(NOW + 2, NOW + 12)).await.unwrap();
+        assert_eq!(redelivered, Delivery::Duplicate { holder: Holder::Done });
+        assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_invocation_claims_until_its_deadline_and_without_one_for_the_local_bound() {
+        let now = at(NOW);
+        let given = Attempt::until_deadline_ms(NOW * 1_000 + 2_500, now);
+        assert_eq!(given.deadline, UNIX_EPOCH + Duration::from_millis(NOW * 1_000 + 2_500));
+        for missing in [0, NOW * 1_000] {
+            assert_eq!(Attempt::until_deadline_ms(missing, now).deadline, now + UNBOUNDED_ATTEMPT, "{missing}");
+        }
+        assert_eq!(Attempt::from(now), Attempt { now, deadline: now + UNBOUNDED_ATTEMPT });
     }
 
     #[tokio::test]

@@ -1,0 +1,111 @@
+//! DynamoDB claims: a conditional `PutItem` takes a reset only when no live record holds it, so two
+//! execution environments handed the same event cannot both send. Items carry the TTL attribute
+//! `expires_at` (epoch seconds): an attempt's deadline while in progress, the token's expiry once done.
+
+use std::time::SystemTime;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+
+use super::{Claim, ClaimError, ClaimStore, Holder, ResetKey, Ticket, epoch_secs, epoch_secs_ceil};
+
+/// The table's key attribute and its TTL attribute (as the rate-limit table has them).
+const KEY: &str = "pk";
+const TTL: &str = "expires_at";
+const STATE: &str = "state";
+const OWNER: &str = "owner";
+const IN_PROGRESS: &str = "in_progress";
+const DONE: &str = "done";
+
+#[derive(Debug, Clone)]
+pub struct DynamoClaims {
+    client: Client,
+    table: String,
+}
+
+impl DynamoClaims {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
+        error: &aws_sdk_dynamodb::error::SdkError<E, R>,
+    ) -> ClaimError {
+        ClaimError(DisplayErrorContext(error).to_string())
+    }
+}
+
+impl ClaimStore for DynamoClaims {
+    async fn claim(&self, key: &ResetKey, until: SystemTime, now: SystemTime) -> Result<Claim, ClaimError> {
+        let ticket = Ticket::new(key);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY, AttributeValue::S(key.as_str().to_owned()))
+            .item(STATE, AttributeValue::S(IN_PROGRESS.to_owned()))
+            .item(OWNER, AttributeValue::S(ticket.owner.clone()))
+            .item(TTL, AttributeValue::N(epoch_secs_ceil(until).to_string()))
+            // TTL deletes expired items only eventually: an expired record counts as absent here.
+            .condition_expression("attribute_not_exists(#pk) OR #ttl <= :now")
+            .expression_attribute_names("#pk", KEY)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", AttributeValue::N(epoch_secs(now).to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Claimed(ticket)),
+            Err(error) => match error.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(held)) => {
+                    let done = held.item().and_then(|item| item.get(STATE)).and_then(|s| s.as_s().ok());
+                    Ok(Claim::Held(if done.is_some_and(|s| s == DONE) { Holder::Done } else { Holder::InProgress }))
+                }
+                _ => Err(Self::failed(&error)),
+            },
+        }
+    }
+
+    async fn complete(&self, ticket: &Ticket, keep_until: SystemTime) -> Result<(), ClaimError> {
+        // Unconditional: the e-mail went out, so the reset is done whoever holds the record now.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY, AttributeValue::S(ticket.key.as_str().to_owned()))
+            .item(STATE, AttributeValue::S(DONE.to_owned()))
+            .item(OWNER, AttributeValue::S(ticket.owner.clone()))
+            .item(TTL, AttributeValue::N(epoch_secs_ceil(keep_until).to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| Self::failed(&error))
+    }
+
+    async fn release(&self, ticket: &Ticket) -> Result<(), ClaimError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(ticket.key.as_str().to_owned()))
+            .condition_expression("#owner = :owner AND #state = :in_progress")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_values(":owner", AttributeValue::S(ticket.owner.clone()))
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Gone already, taken over after our deadline, or done: nothing of ours to give back.
+            Err(error)
+                if matches!(error.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(Self::failed(&error)),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The idempotency port: one reset e-mail per token, however often its event arrives. Before
+//! sending, the notifier claims the reset (keyed by the token's `jti`); the claim is in progress
+//! until the invocation's deadline, so an attempt that crashed does not block Lambda's retry, and
+//! done, until the token itself expires, once SES accepted the message. DynamoDB on Lambda (one
+//! record seen by every execution environment and every retry), in memory for `make run` and tests.
+
+use std::future::Future;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::vars::Vars;
+
+mod dynamodb;
+mod memory;
+
+pub use dynamodb::DynamoClaims;
+pub use memory::MemoryClaims;
+
+/// One reset as the store keys it: `reset#` and its token's `jti`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResetKey(String);
+
+/// A `jti` that cannot key a claim: empty, longer than any the route mints, or with control characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the token's jti is empty, longer than {MAX_JTI_LEN} bytes or holds control characters")]
+pub struct InvalidJti;
+
+/// The route mints UUIDs (36 bytes); the bound keeps a made-up token from writing large keys.
+const MAX_JTI_LEN: usize = 128;
+
+impl ResetKey {
+    pub fn parse(jti: &str) -> Result<Self, InvalidJti> {
+        if jti.is_empty() || jti.len() > MAX_JTI_LEN || jti.chars().any(char::is_control) {
+            return Err(InvalidJti);
+        }
+        Ok(Self(format!("reset#{jti}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who holds a reset another attempt claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// SES accepted its e-mail.
+    Done,
+    /// An attempt whose deadline has not passed is sending it.
+    InProgress,
+}
+
+impl Holder {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::InProgress => "in_progress",
+        }
+    }
+}
+
+/// The proof that a claim is this attempt's: what `complete` and `release` act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    key: ResetKey,
+    /// Random per claim, so that releasing cannot delete a claim another attempt has since taken.
+    owner: String,
+}
+
+impl Ticket {
+    fn new(key: &ResetKey) -> Self {
+        Self { key: key.clone(), owner: uuid::Uuid::new_v4().to_string() }
+    }
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This attempt's to send; then `complete` (sent) or `release` (not sent) it.
+    Claimed(Ticket),
+    /// Another attempt's: sent already, or being sent.
+    Held(Holder),
+}
+
+/// Claims resets so that each is sent once.
+pub trait ClaimStore: Send + Sync + 'static {
+    /// Claims `key` until `until` (the attempt's deadline), unless a record that has not expired
+    /// by `now` holds it. An expired record, done or not, counts as absent, as TTL would make it.
+    fn claim(
+        &self,
+        key: &ResetKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Claim, ClaimError>> + Send;
+
+    /// Records the reset as sent, kept until `keep_until` (the token's expiry): after that a
+    /// redelivery is refused as an expired token anyway.
+    fn complete(&self, ticket: &Ticket, keep_until: SystemTime) -> impl Future<Output = Result<(), ClaimError>> + Send;
+
+    /// Gives up a claim that sent nothing, so that the retry can send; a claim no longer this
+    /// ticket's, or no longer in progress, is left as it is.
+    fn release(&self, ticket: &Ticket) -> impl Future<Output = Result<(), ClaimError>> + Send;
+}
+
+/// The store could not decide. The notifier then fails the invocation (Lambda retries) rather
+/// than send without a claim.
+#[derive(Debug, thiserror::Error)]
+#[error("the idempotency store failed: {0}")]
+pub struct ClaimError(pub String);
+
+/// Seconds since the epoch, rounded up: a claim must not end before the deadline it stands for.
+fn epoch_secs_ceil(at: SystemTime) -> u64 {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    since.as_secs() + u64::from(since.subsec_nanos() > 0)
+}
+
+/// Seconds since the epoch, rounded down: "now" never runs ahead of the clock.
+fn epoch_secs(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The store a configuration asks for: DynamoDB when a table is configured, else in memory. One
+/// type, so the notifier is one type either way.
+#[derive(Debug)]
+pub enum Claims {
+    Dynamo(DynamoClaims),
+    Memory(MemoryClaims),
+}
+
+impl Default for Claims {
+    fn default() -> Self {
+        Self::Memory(MemoryClaims::default())
+    }
+}
+
+impl ClaimStore for Claims {
+    async fn claim(&self, key: &ResetKey, until: SystemTime, now: SystemTime) -> Result<Claim, ClaimError> {
+        match self {
+            Self::Dynamo(store) => store.claim(key, until, now).await,
+            Self::Memory(store) => store.claim(key, until, now).await,
+        }
+    }
+
+    async fn complete(&self, ticket: &Ticket, keep_until: SystemTime) -> Result<(), ClaimError> {
+        match self {
+            Self::Dynamo(store) => store.complete(ticket, keep_until).await,
+            Self::Memory(store) => store.complete(ticket, keep_until).await,
+        }
+    }
+
+    async fn release(&self, ticket: &Ticket) -> Result<(), ClaimError> {
+        match self {
+            Self::Dynamo(store) => store.release(ticket).await,
+            Self::Memory(store) => store.release(ticket).await,
+        }
+    }
+}
+
+/// The DynamoDB table that holds the claims (`IDEMPOTENCY_TABLE`); in memory without one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdempotencySettings {
+    pub table: Option<String>,
+}
+
+impl IdempotencySettings {
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Self {
+        Self { table: vars.get("IDEMPOTENCY_TABLE").map(|table| table.trim().to_owned()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_jti_keys_a_claim_and_an_empty_long_or_control_one_does_not() {
+        let key = ResetKey::parse("6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap();
+        assert_eq!(key.as_str(), "reset#6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f");
+        for bad in [String::new(), "x".repeat(MAX_JTI_LEN + 1), "a\nb".to_owned(), "a\u{0}".to_owned()] {
+            assert_eq!(ResetKey::parse(&bad), Err(InvalidJti), "{bad:?}");
+        }
+        assert!(ResetKey::parse(&"x".repeat(MAX_JTI_LEN)).is_ok());
+    }
+
+    #[test]
+    fn a_deadline_rounds_up_and_now_rounds_down() {
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+        assert_eq!(epoch_secs_ceil(at(12_300)), 13);
+        assert_eq!(epoch_secs_ceil(at(12_000)), 12);
+        assert_eq!(epoch_secs(at(12_999)), 12);
+    }
+
+    #[test]
+    fn without_a_table_the_claims_live_in_memory() {
+        let settings = |value: Option<&'static str>| {
+            IdempotencySettings::from_vars(&Vars::new(move |var: &str| {
+                (var == "IDEMPOTENCY_TABLE").then(|| value.map(str::to_owned)).flatten()
+            }))
+        };
+        assert_eq!(settings(None).table, None);
+        assert_eq!(settings(Some("")).table, None, "empty is unset");
+        assert_eq!(settings(Some(" reset-claims ")).table.as_deref(), Some("reset-claims"));
+        assert!(matches!(Claims::default(), Claims::Memory(_)));
+    }
+}
