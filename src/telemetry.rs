@@ -32,7 +32,8 @@ pub struct LogSettings {
 const QUIET_SDK: [&str; 3] = ["aws_config", "aws_smithy_runtime", "aws_smithy_http_client"];
 
 /// Target prefixes (`aws_` covers every SDK crate) held at `info` or below whatever is asked.
-pub const CAPPED_TARGETS: [&str; 8] = ["lambda_runtime", "lambda_http", "aws_", "hyper", "h2", "rustls", "tower", "axum"];
+pub const CAPPED_TARGETS: [&str; 8] =
+    ["lambda_runtime", "lambda_http", "aws_", "hyper", "h2", "rustls", "tower", "axum"];
 
 impl LogSettings {
     pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
@@ -170,7 +171,8 @@ mod tests {
 
     #[test]
     fn lambdas_log_level_wins_over_rust_log() {
-        let error_only = settings(Profile::Lambda, &[("AWS_LAMBDA_LOG_LEVEL", "ERROR"), ("RUST_LOG", "trace")]).unwrap();
+        let error_only =
+            settings(Profile::Lambda, &[("AWS_LAMBDA_LOG_LEVEL", "ERROR"), ("RUST_LOG", "trace")]).unwrap();
         let lines = written(&error_only, false);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("own error"), "{lines:?}");

@@ -1,4 +1,5 @@
-//! EventBridge publisher: one `PutEvents` entry per reset, a failed entry counted as a failure.
+//! EventBridge publisher: one `PutEvents` entry per reset, a failed entry counted as a failure, the
+//! invocation's X-Ray trace header on the entry so that the notifier's invocation joins its trace.
 
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::error::DisplayErrorContext;
@@ -7,6 +8,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use super::{EventPublisher, PublishError};
 use crate::domain::event::AuthEvent;
 use crate::seal::KmsSealer;
+use crate::trace;
 
 /// Where events go: the bus, the `Source`, and the `DetailType` of each kind of event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +76,7 @@ impl EventPublisher for EventBridgePublisher {
             .source(&self.target.source)
             .detail_type(self.target.detail_type(event))
             .detail(self.detail(event).await?)
+            .set_trace_header(trace::current())
             .build();
         let output = self
             .client

@@ -26,9 +26,15 @@ pub enum Answer {
     Error(Value),
 }
 
+/// The trace header `invoke` hands the function, as Lambda does with tracing passive.
+pub const UNSAMPLED_TRACE: &str = "Root=1-00000000-000000000000000000000000;Sampled=0";
+
+/// One queued invocation: request id, event, X-Ray trace header.
+type Queued = (String, Bytes, String);
+
 #[derive(Default)]
 struct Shared {
-    queue: Mutex<VecDeque<(String, Bytes)>>,
+    queue: Mutex<VecDeque<Queued>>,
     queued: Notify,
     waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     first_poll: OnceLock<Instant>,
@@ -87,11 +93,16 @@ impl RuntimeApi {
 
     /// Queues one event and waits for the function's answer.
     pub async fn invoke(&self, event: &Value, timeout: Duration) -> Result<Answer, String> {
+        self.invoke_traced(event, UNSAMPLED_TRACE, timeout).await
+    }
+
+    /// `invoke` with the X-Ray trace header Lambda would hand this invocation (`Lambda-Runtime-Trace-Id`).
+    pub async fn invoke_traced(&self, event: &Value, trace: &str, timeout: Duration) -> Result<Answer, String> {
         let id = uuid::Uuid::new_v4().to_string();
         let (sender, receiver) = oneshot::channel();
         self.shared.waiting.lock().map_err(|e| e.to_string())?.insert(id.clone(), sender);
         let body = Bytes::from(serde_json::to_vec(event).map_err(|e| e.to_string())?);
-        self.shared.queue.lock().map_err(|e| e.to_string())?.push_back((id, body));
+        self.shared.queue.lock().map_err(|e| e.to_string())?.push_back((id, body, trace.to_owned()));
         self.shared.queued.notify_one();
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -120,7 +131,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     }
     loop {
         let popped = shared.queue.lock().ok().and_then(|mut q| q.pop_front());
-        if let Some((id, body)) = popped {
+        if let Some((id, body, trace)) = popped {
             let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(30);
             let mut headers = HeaderMap::new();
             let mut set = |name: &'static str, value: String| {
@@ -131,7 +142,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             set("lambda-runtime-aws-request-id", id);
             set("lambda-runtime-deadline-ms", deadline.as_millis().to_string());
             set("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:local".into());
-            set("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0".into());
+            set("lambda-runtime-trace-id", trace);
             set("content-type", "application/json".into());
             return (StatusCode::OK, headers, body);
         }
