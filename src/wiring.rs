@@ -10,6 +10,7 @@ use axum::middleware;
 use crate::api::{self, ApiState};
 use crate::config::{ApiConfig, LocalSettings, NotifierConfig};
 use crate::domain::token::{SigningSecret, TokenMinter};
+use crate::idempotency::{Claims, DynamoClaims, IdempotencySettings, MemoryClaims};
 use crate::identity::{DatabaseSettings, Identities, IdentityStore};
 use crate::mail::{Mailer, SesMailer};
 use crate::metrics::{Latency, Timed};
@@ -64,12 +65,28 @@ pub async fn reset_password_lambda(config: &ApiConfig, sdk: &SdkConfig) -> Resul
 }
 
 /// The notifier Lambda's notifier: SES v2 (each call timed into its metric), opening sealed tokens
-/// with KMS when configured.
+/// with KMS when configured, claiming each reset in DynamoDB when `IDEMPOTENCY_TABLE` is set.
 pub fn notifier_lambda(config: NotifierConfig, sdk: &SdkConfig) -> Notifier<Timed<SesMailer>> {
     let ses = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.sender.clone(), config.configuration_set.clone());
     let mailer = Timed::new(ses, Latency::Ses);
     let sealer = config.kms_key_id.clone().map(|key_id| KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id));
-    notifier(config, mailer, sealer)
+    let claims = claims(&config.idempotency, sdk);
+    notifier(config, mailer, sealer).claiming_with(claims)
+}
+
+/// The claims store: the DynamoDB table when one is configured, else memory (one execution
+/// environment's duplicates only, which a deployment should not settle for, so it says so).
+pub fn claims(settings: &IdempotencySettings, sdk: &SdkConfig) -> Claims {
+    match &settings.table {
+        Some(table) => Claims::Dynamo(DynamoClaims::new(aws_sdk_dynamodb::Client::new(sdk), table.clone())),
+        None => {
+            tracing::warn!(
+                "IDEMPOTENCY_TABLE is not set: a redelivered event is caught only by the execution environment \
+                 that sent it, so a retry elsewhere can send a second e-mail"
+            );
+            Claims::Memory(MemoryClaims::default())
+        }
+    }
 }
 
 /// A notifier over any mailer: the Lambda's SES, `make run`'s outbox.
@@ -101,6 +118,16 @@ fn warn_about_open_doors(config: &ApiConfig, database: Option<&DatabaseSettings>
     }
 }
 
+/// `make run`'s router: the reset route, in front of the Medusa backend when one is configured.
+pub fn local_router(reset: Router, settings: &LocalSettings) -> Router {
+    match &settings.backend {
+        Some(backend) => {
+            crate::local::proxy::in_front_of(reset, crate::local::proxy::BackendProxy::new(backend.clone()))
+        }
+        None => reset,
+    }
+}
+
 /// Says what the server is and how to use it.
 pub fn announce_local(config: &ApiConfig, settings: &LocalSettings, bound: SocketAddr) {
     if config.uses_development_secret {
@@ -110,6 +137,11 @@ pub fn announce_local(config: &ApiConfig, settings: &LocalSettings, bound: Socke
         tracing::warn!(
             "no Medusa database (MEDUSA_DATABASE_URL): every well-formed identifier gets a token and an e-mail, \
              for development only; a deployed function refuses to start like this"
+        );
+    }
+    if let Some(backend) = &settings.backend {
+        tracing::info!(
+            "every other path goes to the Medusa backend at {backend}: point the storefront's one baseUrl here"
         );
     }
     tracing::info!(

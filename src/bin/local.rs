@@ -33,6 +33,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (secret, database) = wiring::secrets(&config, &sdk).await?;
     let store = Identities::from_settings(database);
     let app = wiring::app(&config, &secret, publisher, store, Limiter::from_settings(&config.limits, &sdk));
+    let app = wiring::local_router(app, &settings);
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(local::shutdown_signal()).await?;
     Ok(())

@@ -5,17 +5,48 @@ use std::path::PathBuf;
 
 use crate::vars::{ConfigError, Vars, env_var};
 
-/// Where the local server listens and where e-mails go.
+/// Where the local server listens, where e-mails go, and the Medusa backend it fronts, if any.
 #[derive(Debug, Clone)]
 pub struct LocalSettings {
     pub addr: SocketAddr,
     pub outbox: PathBuf,
+    /// `MEDUSA_BACKEND_URL`: every path but the reset route is forwarded there.
+    pub backend: Option<reqwest::Url>,
 }
 
 impl LocalSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let vars = Vars::new(env_var);
         let addr = vars.parse_or("LOCAL_ADDR", SocketAddr::from(([127, 0, 0, 1], 9000)))?;
-        Ok(Self { addr, outbox: PathBuf::from(vars.get_or("OUTBOX_DIR", "outbox")) })
+        let backend = vars.get("MEDUSA_BACKEND_URL").map(|raw| backend_url(&raw)).transpose()?;
+        Ok(Self { addr, outbox: PathBuf::from(vars.get_or("OUTBOX_DIR", "outbox")), backend })
+    }
+}
+
+/// An `http(s)://host[:port][/prefix]` URL with nothing else in it.
+fn backend_url(raw: &str) -> Result<reqwest::Url, ConfigError> {
+    let invalid =
+        || ConfigError::new("MEDUSA_BACKEND_URL", "is not a Medusa backend URL such as http://localhost:9000");
+    let url = reqwest::Url::parse(raw.trim()).map_err(|_| invalid())?;
+    let usable = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if usable { Ok(url) } else { Err(invalid()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_url_is_an_http_origin_with_an_optional_prefix() {
+        assert_eq!(backend_url("http://localhost:9000").unwrap().as_str(), "http://localhost:9000/");
+        assert!(backend_url("https://api.shop.example.com/medusa").is_ok());
+        for bad in ["localhost:9000", "ftp://x", "http://", "http://u:p@x", "http://x/?a=1", "not a url"] {
+            assert_eq!(backend_url(bad).unwrap_err().var, "MEDUSA_BACKEND_URL", "{bad}");
+        }
     }
 }
