@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notify;
 pub mod publish;
 pub mod ratelimit;
+pub mod replay;
 pub mod reset;
 pub mod seal;
 pub mod secret;

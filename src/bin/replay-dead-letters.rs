@@ -1,0 +1,32 @@
+//! `make replay`: sends what waits in the notifier's dead-letter queue back through the notifier
+//! (`DEAD_LETTER_QUEUE_URL`, `NOTIFIER_FUNCTION`, optionally `REPLAY_LIMIT`), deleting each message
+//! the notifier handled. Exits non-zero while anything stays in the queue.
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use aws_config::BehaviorVersion;
+use medusa_reset::config::{Profile, Vars, check_utf8, env_var};
+use medusa_reset::replay::ReplaySettings;
+use medusa_reset::telemetry::{self, LogSettings};
+use medusa_reset::{exit, wiring};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    exit::code("replay-dead-letters", run().await)
+}
+
+async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
+    check_utf8(&["DEAD_LETTER_QUEUE_URL", "NOTIFIER_FUNCTION", "REPLAY_LIMIT"])?;
+    let vars = Vars::new(env_var);
+    telemetry::init(&LogSettings::from_vars(Profile::Local, &vars)?);
+    let settings = ReplaySettings::from_vars(&vars)?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let summary = wiring::replayer(settings, &sdk).run().await?;
+    let left = summary.failed + summary.unreadable;
+    println!("replayed {}, still failing {}, unreadable {}", summary.replayed, summary.failed, summary.unreadable);
+    if left > 0 {
+        return Err(format!("{left} message(s) stay in the dead-letter queue (see the log above)").into());
+    }
+    Ok(())
+}
