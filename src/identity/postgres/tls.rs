@@ -65,22 +65,25 @@ pub fn connector(verification: Verification, roots: &TrustedRoots) -> Result<Mak
         Verification::ChainAndName => builder.with_root_certificates(roots.store()?),
         Verification::Chain => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ChainOnly { roots: roots.store()?, algorithms })),
+            .with_custom_certificate_verifier(Arc::new(WithoutHostName { roots: Some(roots.store()?), algorithms })),
         Verification::Nothing => {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate { algorithms }))
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(WithoutHostName { roots: None, algorithms }))
         }
     };
     Ok(MakeRustlsConnect::new(config.with_no_client_auth()))
 }
 
-/// verify-ca: the certificate must chain to a trusted root; whose name it bears is not checked.
+/// Checks the server's certificate without its host name: against `roots` when given (verify-ca:
+/// the certificate must chain to a trusted root, whatever name it bears), or not at all (prefer,
+/// allow, and require without roots: encryption against passive eavesdroppers, as libpq gives
+/// there). Either way the handshake's own signatures are checked against the presented key.
 #[derive(Debug)]
-struct ChainOnly {
-    roots: RootCertStore,
+struct WithoutHostName {
+    roots: Option<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for WithoutHostName {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -89,50 +92,10 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(&cert, &self.roots, intermediates, now, self.algorithms.all)?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// prefer, allow, and require without roots: encryption against passive eavesdroppers, as libpq
-/// gives there; the handshake's own signatures are still checked against the presented key.
-#[derive(Debug)]
-struct AnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(&cert, roots, intermediates, now, self.algorithms.all)?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
