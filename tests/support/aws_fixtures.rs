@@ -1,4 +1,5 @@
-//! AWS fixtures in moto: an EventBridge bus whose rule feeds an SQS queue, and a way to drain it.
+//! AWS fixtures in moto: an EventBridge bus whose rule feeds an SQS queue, and a way to drain it;
+//! SES senders and sent mail; DynamoDB tables and the notifier's claims; a dead-letter queue.
 
 use std::time::Duration;
 
@@ -96,6 +97,36 @@ impl BusToQueue {
     }
 }
 
+/// An `auth.password_reset` event as EventBridge hands it to the notifier, for `entity_id`, with a
+/// fresh token (its own `jti`, valid for 15 minutes); returns the event and the `jti`.
+pub fn password_reset_event(entity_id: &str) -> (Value, String) {
+    use medusa_reset::domain::token::{RESET_PURPOSE, ResetClaims};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
+    let jti = uuid::Uuid::new_v4().to_string();
+    let claims = ResetClaims {
+        entity_id: entity_id.to_owned(),
+        provider: "emailpass".to_owned(),
+        actor_type: "customer".to_owned(),
+        purpose: RESET_PURPOSE.to_owned(),
+        jti: jti.clone(),
+        iat: now,
+        exp: now + 900,
+        iss: None,
+        aud: None,
+    };
+    let key = jsonwebtoken::EncodingKey::from_secret(super::SECRET.as_bytes());
+    let token = jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)
+        .expect("a signed token");
+    let event = json!({
+        "version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": "auth.password_reset",
+        "source": "medusa.auth", "account": "123456789012", "time": "2026-11-28T10:00:00Z", "region": "us-east-1",
+        "resources": [],
+        "detail": {"entity_id": entity_id, "actor_type": "customer", "provider": "emailpass", "token": token,
+            "metadata": {}},
+    });
+    (event, jti)
+}
+
 /// A sender domain verified in moto's SES, unique to the caller so tests do not share identities.
 pub async fn verified_sender(config: &SdkConfig) -> String {
     let domain = format!("shop-{}.example.com", uuid::Uuid::new_v4().simple());
@@ -127,8 +158,69 @@ pub async fn sent_messages(endpoint: &str, sender: &str) -> Vec<Value> {
 
 /// A fresh rate-limit table as `template.yaml` declares it: key `pk`, TTL on `expires_at`.
 pub async fn rate_limit_table(config: &SdkConfig) -> String {
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-    let name = format!("limits-{}", uuid::Uuid::new_v4().simple());
+    table_with_ttl(config, "limits").await
+}
+
+/// A fresh idempotency table as the notifier's claims need it: key `pk` (S), TTL on `expires_at`.
+pub async fn idempotency_table(config: &SdkConfig) -> String {
+    table_with_ttl(config, "claims").await
+}
+
+/// The notifier's claim of the reset whose token has this `jti`: its attributes as strings
+/// (`state`, `owner`, `expires_at`), `None` when there is none.
+pub async fn claim_record(
+    config: &SdkConfig,
+    table: &str,
+    jti: &str,
+) -> Option<std::collections::HashMap<String, String>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = aws_sdk_dynamodb::Client::new(config)
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(format!("reset#{jti}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item")
+        .item?;
+    let text = |value: &AttributeValue| match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+        other => format!("{other:?}"),
+    };
+    Some(item.iter().map(|(name, value)| (name.clone(), text(value))).collect())
+}
+
+/// A fresh SQS queue standing for the notifier's dead-letter queue; returns its URL.
+pub async fn dead_letter_queue(config: &SdkConfig) -> String {
+    let name = format!("dlq-{}", uuid::Uuid::new_v4().simple());
+    let created = aws_sdk_sqs::Client::new(config).create_queue().queue_name(name).send().await.expect("create queue");
+    created.queue_url.expect("queue url")
+}
+
+/// Messages in a queue, visible or being handled (SQS's approximate counts, exact on moto).
+pub async fn queue_depth(config: &SdkConfig, queue_url: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = aws_sdk_sqs::Client::new(config)
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes");
+    let count = |name: QueueAttributeName| {
+        attributes.attributes().and_then(|a| a.get(&name)).and_then(|n| n.parse::<usize>().ok()).expect("a count")
+    };
+    count(QueueAttributeName::ApproximateNumberOfMessages)
+        + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+}
+
+/// A fresh table keyed by `pk` (S) with TTL on `expires_at`, as `template.yaml` declares its tables.
+async fn table_with_ttl(config: &SdkConfig, prefix: &str) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let name = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
     dynamodb
         .create_table()
@@ -141,6 +233,15 @@ pub async fn rate_limit_table(config: &SdkConfig) -> String {
         .send()
         .await
         .expect("create table");
+    dynamodb
+        .update_time_to_live()
+        .table_name(&name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().unwrap(),
+        )
+        .send()
+        .await
+        .expect("enable TTL");
     name
 }
 
