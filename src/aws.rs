@@ -48,7 +48,12 @@ pub fn defaults() -> ConfigLoader {
         .with_max_attempts(MAX_ATTEMPTS)
         .with_initial_backoff(INITIAL_BACKOFF)
         .with_max_backoff(MAX_BACKOFF);
-    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).retry_config(retries)
+    let loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).retry_config(retries);
+    // Amazon's roots instead of reading the system's store at each cold start (src/aws_roots.rs).
+    match crate::aws_roots::https_client(&crate::vars::Vars::new(crate::vars::env_var)) {
+        Some(client) => loader.http_client(client),
+        None => loader,
+    }
 }
 
 /// For `make run`: the region from the environment or the profile, else `us-east-1`, never from the

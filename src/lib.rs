@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod aws_roots;
 pub mod config;
 pub mod domain;
 pub mod exit;
