@@ -36,7 +36,7 @@ lint: ## rustfmt and clippy, warnings as errors
 	cargo clippy --all-targets -- -D warnings
 
 bench: $(TEST_TOOLS) package ## cold start, RSS and zip size of the bootstraps; handler and rendering time; timing parity
-	cargo build --release --bins
+	cargo build --release --bins --example hello_lambda
 	tools/with-moto cargo bench --bench cold_start
 	cargo bench --bench handler
 	tools/ensure-postgres
