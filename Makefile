@@ -16,7 +16,7 @@ DEV_SECRET := development-only-secret--never-deploy-this-value
 FUZZ_SECONDS ?= 60
 CARGO_FUZZ_VERSION := 0.13.2
 
-.PHONY: help run test lint bench fuzz package deploy invoke clean
+.PHONY: help run test lint bench fuzz package deploy invoke replay clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -67,6 +67,11 @@ invoke: export JWT_SECRET ?= $(DEV_SECRET)
 invoke: export SKIP_IDENTITY_CHECK ?= $(if $(MEDUSA_DATABASE_URL)$(MEDUSA_DATABASE_SECRET_ARN),false,true)
 invoke: export MAIL_FROM ?= no-reply@shop.example.com
 invoke: export RESET_URL_TEMPLATE_CUSTOMER ?= http://localhost:8000/reset-password?token={token}&email={email}
+
+replay: ## send what waits in the notifier's dead-letter queue back through it (see README: Duplicates and replay)
+	@test -n "$$DEAD_LETTER_QUEUE_URL" -a -n "$$NOTIFIER_FUNCTION" || { \
+	  echo "usage: make replay DEAD_LETTER_QUEUE_URL=<the stack's NotifierDeadLetterQueueUrl> NOTIFIER_FUNCTION=<name or ARN>"; exit 2; }
+	cargo run --release --bin replay-dead-letters
 
 clean: ## remove build output, the tool venv and locally installed tools
 	cargo clean
