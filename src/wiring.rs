@@ -12,7 +12,7 @@ use crate::config::{ApiConfig, LocalSettings, NotifierConfig};
 use crate::domain::token::{SigningSecret, TokenMinter};
 use crate::idempotency::{Claims, DynamoClaims, IdempotencySettings, MemoryClaims};
 use crate::identity::{DatabaseSettings, Identities, IdentityStore};
-use crate::mail::{Mailer, SesMailer};
+use crate::mail::{Mailer, SentMail, SesMailer};
 use crate::metrics::{Latency, Timed};
 use crate::notify::Notifier;
 use crate::publish::{EventBridgePublisher, EventPublisher};
@@ -118,14 +118,16 @@ fn warn_about_open_doors(config: &ApiConfig, database: Option<&DatabaseSettings>
     }
 }
 
-/// `make run`'s router: the reset route, in front of the Medusa backend when one is configured.
-pub fn local_router(reset: Router, settings: &LocalSettings) -> Router {
-    match &settings.backend {
+/// `make run`'s router: the mail viewer over the outbox's e-mails and the reset route, in front of
+/// the Medusa backend when one is configured. (The Lambda's router has no viewer.)
+pub fn local_router(reset: Router, settings: &LocalSettings, sent: SentMail) -> Router {
+    let ours = match &settings.backend {
         Some(backend) => {
             crate::local::proxy::in_front_of(reset, crate::local::proxy::BackendProxy::new(backend.clone()))
         }
         None => reset,
-    }
+    };
+    crate::local::mail_viewer::routes(sent).merge(ours)
 }
 
 /// Says what the server is and how to use it.
@@ -144,6 +146,7 @@ pub fn announce_local(config: &ApiConfig, settings: &LocalSettings, bound: Socke
             "every other path goes to the Medusa backend at {backend}: point the storefront's one baseUrl here"
         );
     }
+    tracing::info!("mail viewer: http://{bound}{}", crate::local::mail_viewer::PATH);
     tracing::info!(
         "listening on http://{bound}; e-mails go to {}/. Try: curl -i -X POST http://{bound}/auth/customer/emailpass/reset-password \
          -H 'content-type: application/json' -d '{{\"identifier\":\"a@example.com\"}}'",

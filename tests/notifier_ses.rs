@@ -8,9 +8,8 @@ use axum::Router;
 use axum::routing::post;
 use http::StatusCode;
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
-use medusa_reset::mail::{MailError, Mailer, Sender, SesMailer};
-use medusa_reset::notify::recipient::Recipient;
-use medusa_reset::notify::templates::RenderedEmail;
+use medusa_reset::domain::recipient::Recipient;
+use medusa_reset::mail::{Email, MailError, Mailer, Sender, SesMailer};
 use medusa_reset::notify::{Delivery, DropReason, Notifier};
 use serde_json::Value;
 use support::aws_fixtures::{sent_messages, verified_sender};
@@ -38,8 +37,15 @@ fn sample(name: &str) -> Value {
     read_event(&format!("notifier/{name}"))
 }
 
-fn email() -> RenderedEmail {
-    RenderedEmail { subject: "Reset".into(), text: "text".into(), html: "<p>html</p>".into() }
+fn email() -> Email {
+    Email {
+        to: Recipient::parse("customer@example.com").unwrap(),
+        subject: "Reset".into(),
+        text: "text".into(),
+        html: "<p>html</p>".into(),
+        locale: "en".into(),
+        actor_type: "customer".into(),
+    }
 }
 
 #[tokio::test]
@@ -112,8 +118,7 @@ async fn an_unverified_sender_is_a_permanent_rejection_not_a_retry() {
     let config = moto_sdk_config().await;
     let notifier_config = notifier_config("no-reply@unverified.example.org");
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), notifier_config.sender.clone(), None);
-    let recipient = Recipient::parse("customer@example.com").unwrap();
-    let error = mailer.send(&recipient, &email()).await.unwrap_err();
+    let error = mailer.send(&email()).await.unwrap_err();
     assert!(matches!(error, MailError::Permanent(_)), "{error:?}");
     // Through the notifier, the rejection is logged and dropped: Lambda sees success, no retry.
     let notifier = medusa_reset::wiring::notifier(notifier_config, mailer, None);
@@ -134,7 +139,7 @@ async fn ses_stub(status: StatusCode, error_type: &'static str) -> String {
 async fn send_through(endpoint: &str) -> Result<String, MailError> {
     let sender = Sender { from: "no-reply@shop.example.com".into(), reply_to: None };
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&sdk_config_for(endpoint).await), sender, None);
-    mailer.send(&Recipient::parse("customer@example.com").unwrap(), &email()).await
+    mailer.send(&email()).await
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! `make run`: the whole flow on one machine with embedded defaults and no AWS account. The reset
 //! route listens on 127.0.0.1:9000; each event goes in-process to the notifier, whose e-mails are
-//! printed and written under ./outbox/.
+//! printed, written under ./outbox/ and shown at /_dev/mail.
 
 use std::process::ExitCode;
 
@@ -23,6 +23,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let notifier_config = NotifierConfig::from_env(Profile::Local)?;
     telemetry::init(&config.log);
     let mailer = OutboxMailer::new(settings.outbox.clone(), notifier_config.sender.clone())?;
+    let sent = mailer.sent();
     let (publisher, events) = ChannelPublisher::new();
     tokio::spawn(local::deliver_events(events, wiring::notifier(notifier_config, mailer, None)));
     let listener =
@@ -33,7 +34,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (secret, database) = wiring::secrets(&config, &sdk).await?;
     let store = Identities::from_settings(database);
     let app = wiring::app(&config, &secret, publisher, store, Limiter::from_settings(&config.limits, &sdk));
-    let app = wiring::local_router(app, &settings);
+    let app = wiring::local_router(app, &settings, sent);
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(local::shutdown_signal()).await?;
     Ok(())

@@ -5,5 +5,6 @@ pub mod event;
 pub mod identifier;
 pub mod js_string;
 pub mod metadata;
+pub mod recipient;
 pub mod reset_request;
 pub mod token;

@@ -1,6 +1,8 @@
 //! The local stand-ins `make run` uses: the in-process bus that hands each event to the notifier,
-//! whose mailer writes `.eml` files instead of calling SES, and a clean stop on Ctrl-C.
+//! whose mailer writes `.eml` files instead of calling SES (and keeps them for the mail viewer), and
+//! a clean stop on Ctrl-C.
 
+pub mod mail_viewer;
 pub mod proxy;
 
 use tokio::sync::mpsc::UnboundedReceiver;

@@ -1,14 +1,13 @@
-//! The mail port: sends one rendered e-mail. SES v2 on Lambda, an `.eml` outbox locally.
+//! The mail port: sends one e-mail. SES v2 on Lambda, an `.eml` outbox (and `make run`'s viewer) locally.
 
 use std::future::Future;
 
-use crate::notify::recipient::Recipient;
-use crate::notify::templates::RenderedEmail;
+use crate::domain::recipient::Recipient;
 
 mod outbox;
 mod ses;
 
-pub use outbox::OutboxMailer;
+pub use outbox::{OutboxMailer, SentMail, Stored};
 pub use ses::SesMailer;
 
 /// Who the e-mail is from; the same for every implementation.
@@ -19,9 +18,35 @@ pub struct Sender {
     pub reply_to: Option<String>,
 }
 
+/// One e-mail to send: its recipient, its three parts, and whom it was written for (the locale
+/// its words are in and the actor type), which `make run`'s viewer lists.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Email {
+    pub to: Recipient,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// The locale the words are in, e.g. `pt-br`.
+    pub locale: String,
+    /// `customer`, `user`, …
+    pub actor_type: String,
+}
+
+// The body carries the reset link, which is as good as the token: never in Debug output.
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .field("locale", &self.locale)
+            .field("actor_type", &self.actor_type)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Sends e-mail; returns the provider's message id.
 pub trait Mailer: Send + Sync + 'static {
-    fn send(&self, to: &Recipient, email: &RenderedEmail) -> impl Future<Output = Result<String, MailError>> + Send;
+    fn send(&self, email: &Email) -> impl Future<Output = Result<String, MailError>> + Send;
 }
 
 /// Permanent failures are dropped after logging; transient ones are returned so Lambda retries.

@@ -8,9 +8,7 @@ use aws_sdk_sesv2::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 
-use super::{MailError, Mailer, Sender};
-use crate::notify::recipient::Recipient;
-use crate::notify::templates::RenderedEmail;
+use super::{Email, MailError, Mailer, Sender};
 
 /// Sends through SES v2 with a client built once per cold start.
 #[derive(Debug, Clone)]
@@ -33,7 +31,7 @@ fn utf8(data: &str) -> Result<Content, MailError> {
 }
 
 impl Mailer for SesMailer {
-    async fn send(&self, to: &Recipient, email: &RenderedEmail) -> Result<String, MailError> {
+    async fn send(&self, email: &Email) -> Result<String, MailError> {
         let message = Message::builder()
             .subject(utf8(&email.subject)?)
             .body(Body::builder().text(utf8(&email.text)?).html(utf8(&email.html)?).build())
@@ -43,7 +41,7 @@ impl Mailer for SesMailer {
             .send_email()
             .from_email_address(&self.sender.from)
             .set_reply_to_addresses(self.sender.reply_to.clone().map(|r| vec![r]))
-            .destination(Destination::builder().to_addresses(to.as_str()).build())
+            .destination(Destination::builder().to_addresses(email.to.as_str()).build())
             .content(EmailContent::builder().simple(message).build())
             .set_configuration_set_name(self.configuration_set.clone())
             .send()

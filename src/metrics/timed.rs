@@ -6,9 +6,7 @@ use std::time::{Instant, SystemTime};
 use super::Latency;
 use crate::domain::event::AuthEvent;
 use crate::identity::{IdentityStore, IssuedToken, StoreError, TokenRecord};
-use crate::mail::{MailError, Mailer};
-use crate::notify::recipient::Recipient;
-use crate::notify::templates::RenderedEmail;
+use crate::mail::{Email, MailError, Mailer};
 use crate::publish::{EventPublisher, PublishError};
 use crate::ratelimit::{LimitError, RateLimiter, Subject, Verdict};
 
@@ -73,9 +71,9 @@ impl<T: RateLimiter> RateLimiter for Timed<T> {
 }
 
 impl<T: Mailer> Mailer for Timed<T> {
-    async fn send(&self, to: &Recipient, email: &RenderedEmail) -> Result<String, MailError> {
+    async fn send(&self, email: &Email) -> Result<String, MailError> {
         let started = Instant::now();
-        let output = Box::pin(self.inner.send(to, email)).await;
+        let output = Box::pin(self.inner.send(email)).await;
         self.record(started);
         output
     }

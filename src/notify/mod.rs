@@ -4,7 +4,6 @@ pub mod claims;
 pub mod link;
 pub mod locale;
 pub mod notifier;
-pub mod recipient;
 pub mod templates;
 
 pub use notifier::{Delivery, DropReason, Handled, Notifier, NotifyError};

@@ -21,10 +21,10 @@ use serde_json::Value;
 use super::claims::{self, ClaimsProblem};
 use super::link::LinkTemplates;
 use super::locale::Locale;
-use super::recipient::Recipient;
 use super::templates::{EmailContext, EmailTemplates};
 use crate::domain::event::{PasswordResetEvent, SealedPasswordResetEvent};
 use crate::domain::identifier::mask;
+use crate::domain::recipient::Recipient;
 use crate::idempotency::{Claim, ClaimError, ClaimStore, Claims, Holder, ResetKey};
 use crate::mail::{MailError, Mailer};
 use crate::seal::{KmsSealer, UnsealError};
@@ -290,7 +290,9 @@ impl<M: Mailer> Notifier<M> {
             metadata: event.metadata.as_ref(),
         };
         let email = match self.templates.render(locale.as_ref(), &context) {
-            Ok(email) => email,
+            Ok(rendered) => {
+                rendered.addressed_to(recipient.clone(), &event.actor_type, self.templates.locale_for(locale.as_ref()))
+            }
             Err(error) => {
                 return Ok(Delivery::Dropped { reason: DropReason::RenderFailed, cause: Some(error.to_string()) });
             }
@@ -299,7 +301,7 @@ impl<M: Mailer> Notifier<M> {
             Claim::Claimed(ticket) => ticket,
             Claim::Held(holder) => return Ok(Delivery::Duplicate { holder }),
         };
-        match self.mailer.send(&recipient, &email).await {
+        match self.mailer.send(&email).await {
             Ok(message_id) => {
                 let keep_until = UNIX_EPOCH + Duration::from_secs(expires_at);
                 if let Err(error) = self.claims.complete(&ticket, keep_until).await {
@@ -375,8 +377,7 @@ mod tests {
     use crate::config::{NotifierConfig, Profile, Vars};
     use crate::domain::metadata::Metadata;
     use crate::domain::token::{RESET_PURPOSE, ResetClaims, ResetToken};
-    use crate::notify::recipient::Recipient;
-    use crate::notify::templates::RenderedEmail;
+    use crate::mail::Email;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use proptest::prelude::*;
     use serde_json::json;
@@ -386,14 +387,14 @@ mod tests {
     /// Records what it would send, or fails as told.
     #[derive(Default)]
     struct FakeMailer {
-        sent: Mutex<Vec<(String, RenderedEmail)>>,
+        sent: Mutex<Vec<(String, Email)>>,
         fail: Option<fn() -> MailError>,
         /// Fails this many calls transiently before it sends.
         flaky: Mutex<usize>,
     }
 
     impl Mailer for FakeMailer {
-        async fn send(&self, to: &Recipient, email: &RenderedEmail) -> Result<String, MailError> {
+        async fn send(&self, email: &Email) -> Result<String, MailError> {
             if let Some(fail) = self.fail {
                 return Err(fail());
             }
@@ -402,7 +403,7 @@ mod tests {
                 *flaky -= 1;
                 return Err(MailError::Transient("Throttling".into()));
             }
-            self.sent.lock().unwrap().push((to.as_str().to_owned(), email.clone()));
+            self.sent.lock().unwrap().push((email.to.as_str().to_owned(), email.clone()));
             Ok("message-1".to_owned())
         }
     }

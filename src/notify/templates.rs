@@ -15,6 +15,8 @@ use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, conte
 use self::shop::Shop;
 use super::locale::Locale;
 use crate::domain::metadata::Metadata;
+use crate::domain::recipient::Recipient;
+use crate::mail::Email;
 
 /// The three parts of every e-mail. `.html` templates are HTML-escaped automatically.
 const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
@@ -74,6 +76,14 @@ pub struct RenderedEmail {
     pub html: String,
 }
 
+impl RenderedEmail {
+    /// The e-mail to send to `to`, who has this actor type, written in `locale` (see `locale_for`).
+    pub fn addressed_to(self, to: Recipient, actor_type: &str, locale: &str) -> Email {
+        let Self { subject, text, html } = self;
+        Email { to, subject, text, html, locale: locale.to_owned(), actor_type: actor_type.to_owned() }
+    }
+}
+
 // The body carries the reset link, which is as good as the token: never in Debug output.
 impl std::fmt::Debug for RenderedEmail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,6 +131,7 @@ struct Plan {
 /// One locale's plan, and those of the actor types that have files of their own.
 #[derive(Debug, Clone)]
 struct LocalePlans {
+    tag: String,
     base: Plan,
     actors: BTreeMap<String, Plan>,
 }
@@ -200,6 +211,11 @@ impl EmailTemplates {
             text: render(&plan.text)?,
             html: render(&plan.html)?,
         })
+    }
+
+    /// The locale `render` writes in for `requested`, after fallbacks: `pt-br` for `pt`.
+    pub fn locale_for(&self, requested: Option<&Locale>) -> &str {
+        &self.pick(requested).tag
     }
 
     /// The tag, then its shorter prefixes, then any region of its language (`pt` and `pt-PT`
@@ -308,7 +324,7 @@ fn plans(names: &BTreeSet<&str>) -> Result<BTreeMap<String, LocalePlans>, Templa
                 .into_iter()
                 .map(|actor| Ok((actor.to_owned(), plan(names, locale, Some(actor))?)))
                 .collect::<Result<_, TemplateError>>()?;
-            Ok((locale.to_owned(), LocalePlans { base, actors }))
+            Ok((locale.to_owned(), LocalePlans { tag: locale.to_owned(), base, actors }))
         })
         .collect()
 }
@@ -432,6 +448,12 @@ mod tests {
         let templates = EmailTemplates::load(None, &english()).unwrap();
         let email = render(&templates, "ja-JP", &ctx(LINK, "a@example.com"));
         assert_eq!(email.subject, "Reset your password");
+        let written_in = |tag: &str| templates.locale_for(Locale::parse(tag).as_ref()).to_owned();
+        assert_eq!(written_in("ja-JP"), "en", "the locale an e-mail is written in, after fallbacks");
+        assert_eq!(written_in("pt_BR"), "pt-br");
+        assert_eq!(written_in("pt-PT"), "pt-br");
+        assert_eq!(written_in("de-AT"), "de");
+        assert_eq!(templates.locale_for(None), "en");
     }
 
     #[test]
