@@ -1,5 +1,6 @@
 //! The one place that puts the adapters together for each binary: the reset-password Lambda, the
-//! notifier Lambda and `make run`. Configuration comes in typed; nothing here reads the environment.
+//! notifier Lambda, `make run` and `make replay`. Configuration comes in typed; nothing here reads
+//! the environment.
 
 use std::net::SocketAddr;
 
@@ -17,6 +18,7 @@ use crate::metrics::{Latency, Timed};
 use crate::notify::Notifier;
 use crate::publish::{EventBridgePublisher, EventPublisher};
 use crate::ratelimit::{Limiter, RateLimiter};
+use crate::replay::{ReplaySettings, Replayer};
 use crate::reset::ResetService;
 use crate::seal::KmsSealer;
 use crate::secret;
@@ -87,6 +89,12 @@ pub fn claims(settings: &IdempotencySettings, sdk: &SdkConfig) -> Claims {
             Claims::Memory(MemoryClaims::default())
         }
     }
+}
+
+/// `make replay`'s replayer: the dead-letter queue and the notifier function, through the SDK's
+/// own defaults (an operator's command, not held to a Lambda's time budget).
+pub fn replayer(settings: ReplaySettings, sdk: &SdkConfig) -> Replayer {
+    Replayer::new(aws_sdk_sqs::Client::new(sdk), aws_sdk_lambda::Client::new(sdk), settings)
 }
 
 /// A notifier over any mailer: the Lambda's SES, `make run`'s outbox.
