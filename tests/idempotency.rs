@@ -197,7 +197,8 @@ async fn a_claim_left_by_a_crash_between_claim_and_send_lets_the_retry_send_once
     assert!(matches!(after.outcome, Ok(Delivery::Sent { .. })), "{after:?}");
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
     let record = claim_record(&moto, &table, &jti).await.unwrap();
-    assert_eq!((record["state"].as_str(), record["expires_at"].clone()), ("done".into(), exp_of(&event).to_string()));
+    assert_eq!(record["state"], "done", "{record:?}");
+    assert_eq!(record["expires_at"], exp_of(&event).to_string(), "kept until the token expires: {record:?}");
 }
 
 /// An SES stand-in that answers every `SendEmail` 503 and counts the requests.
