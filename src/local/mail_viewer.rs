@@ -94,8 +94,8 @@ const SHOW: &str = r#"{% extends "layout.html" %}
 <tr><th style="text-align:left;padding:2px 16px 2px 0;">Actor type</th><td id="actor-type">{{ email.actor_type }}</td></tr>
 <tr><th style="text-align:left;padding:2px 16px 2px 0;">File</th><td>{{ email.id }}.eml</td></tr>
 </table>
-<h2 style="font-size:16px;margin:0 0 8px;">HTML part</h2>
-<iframe id="html" title="The e-mail's HTML part" src="/_dev/mail/{{ email.id }}/html" sandbox="allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer" style="display:block;width:100%;height:760px;border:1px solid #d4d4d8;background:#fff;"></iframe>
+<h2 style="font-size:16px;margin:0 0 8px;">HTML part <span style="color:#71717a;font-weight:400;font-size:13px;">(scripts off; drag the corner for more height)</span></h2>
+<iframe id="html" title="The e-mail's HTML part" src="/_dev/mail/{{ email.id }}/html" sandbox="allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer" style="display:block;width:100%;height:1000px;resize:vertical;border:1px solid #d4d4d8;background:#fff;"></iframe>
 <h2 style="font-size:16px;margin:24px 0 8px;">Text part</h2>
 <pre id="text" style="background:#fff;border:1px solid #e4e4e7;padding:16px;white-space:pre-wrap;overflow-wrap:anywhere;font:13px/1.5 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;">
 {%- for part in text -%}
