@@ -28,7 +28,7 @@ test: $(TEST_TOOLS) $(SAM_TOOLS) lint ## format, lint, template checks, and ever
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	tools/ensure-postgres
-	tools/ensure-debian-packages pgbouncer openssl
+	tools/ensure-debian-packages pgbouncer openssl chromium
 	tools/with-moto tools/with-medusa cargo test
 
 lint: ## rustfmt and clippy, warnings as errors

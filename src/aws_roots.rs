@@ -31,9 +31,8 @@ pub fn https_client<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Option<Sha
     // The SDK's own default client, but for the trust store: same TLS provider, its connector
     // settings and sleep, and the proxy from the environment.
     Some(Builder::new().build_with_connector_fn(move |settings, components| {
-        let mut connector = ConnectorBuilder::default()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .tls_context(context.clone());
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).tls_context(context.clone());
         connector.set_connector_settings(settings.cloned());
         if let Some(components) = components {
             connector.set_sleep_impl(components.sleep_impl());
