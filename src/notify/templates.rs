@@ -15,6 +15,8 @@ use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, conte
 use self::shop::Shop;
 use super::locale::Locale;
 use crate::domain::metadata::Metadata;
+use crate::domain::recipient::Recipient;
+use crate::mail::Email;
 
 /// The three parts of every e-mail. `.html` templates are HTML-escaped automatically.
 const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
@@ -72,6 +74,14 @@ pub struct RenderedEmail {
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+impl RenderedEmail {
+    /// The e-mail to send to `to`, who has this actor type, written in `locale` (see `locale_for`).
+    pub fn addressed_to(self, to: Recipient, actor_type: &str, locale: &str) -> Email {
+        let Self { subject, text, html } = self;
+        Email { to, subject, text, html, locale: locale.to_owned(), actor_type: actor_type.to_owned() }
+    }
 }
 
 // The body carries the reset link, which is as good as the token: never in Debug output.
