@@ -24,7 +24,7 @@ help: ## list the targets
 run: ## the whole flow on http://127.0.0.1:9000 (route, in-process bus, notifier, ./outbox); no AWS, no Docker
 	cargo run --bin local
 
-test: $(TEST_TOOLS) $(SAM_TOOLS) lint ## format, lint, template checks, and every test (starts moto, a real Medusa 2.21.2, PgBouncer; PostgreSQL if down)
+test: $(TEST_TOOLS) $(SAM_TOOLS) $(PACKAGE_TOOLS) lint ## format, lint, template checks, and every test (starts moto, a real Medusa 2.21.2, PgBouncer; PostgreSQL if down)
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	tools/ensure-postgres
