@@ -35,7 +35,10 @@ impl Watch {
         let port = free_port();
         let mut command = tokio::process::Command::new(cargo_lambda());
         command
-            .args(["lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+            // No file watching: walking a large target/ before the first start is what takes time here;
+            // the reload itself is cargo-lambda's, not ours to test.
+            .args(["lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port.to_string()])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .envs(extra_env.iter().copied())
             .stdout(Stdio::null())
