@@ -62,7 +62,8 @@ impl Watch {
     /// `cargo lambda invoke <function> --data-file <event>`: the function's answer as JSON.
     async fn invoke(&self, function: &str, event: &str) -> Value {
         let output = tokio::time::timeout(
-            Duration::from_secs(600),
+            // `cargo run` finds the build `cargo test` made (tests/feature_pins.rs), so this is seconds.
+            Duration::from_secs(180),
             tokio::process::Command::new(cargo_lambda())
                 .args(["lambda", "invoke", function, "--invoke-address", "127.0.0.1"])
                 .args(["--invoke-port", &self.port.to_string(), "--data-file", event, "--output-format", "json"])
@@ -70,7 +71,7 @@ impl Watch {
                 .output(),
         )
         .await
-        .expect("the invoke ends (the first one compiles the function)")
+        .expect("the invoke ends within 180 s (did `cargo run` rebuild? see tests/feature_pins.rs)")
         .expect("cargo lambda invoke runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{function}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
