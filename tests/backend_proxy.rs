@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::{any, get};
 use serde_json::Value;
+use support::local_runner::LocalRunner;
 use tokio::sync::{Notify, mpsc};
 
 /// What the stub backend saw of one request.
@@ -66,25 +66,11 @@ fn tokio_stream_of(
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-async fn start_local(backend_url: &str) -> (tokio::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_local"))
-        .env_clear()
-        .env("LOCAL_ADDR", format!("127.0.0.1:{port}"))
-        .env("MEDUSA_BACKEND_URL", backend_url)
-        .env("OUTBOX_DIR", std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4())))
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "make run did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (child, format!("http://127.0.0.1:{port}"))
+/// `make run` in front of `backend_url`, logging JSON.
+async fn start_local(backend_url: &str) -> (LocalRunner, String) {
+    let local = LocalRunner::start(&[("MEDUSA_BACKEND_URL", backend_url), ("LOG_FORMAT", "json")]).await;
+    let base = local.base.clone();
+    (local, base)
 }
 
 async fn stub_backend() -> (Backend, String) {
@@ -137,9 +123,7 @@ async fn other_paths_reach_the_backend_as_they_came_and_its_answer_comes_back() 
     assert_eq!(ours.status(), 201);
     assert_eq!(backend.seen.lock().unwrap().len(), seen.len());
 
-    let mut local = local;
-    local.start_kill().unwrap();
-    let log = String::from_utf8_lossy(&local.wait_with_output().await.unwrap().stdout).into_owned();
+    let log = local.stop().await;
     assert!(log.contains("forwarded to the Medusa backend"), "{log}");
     for secret in ["secret-session", "secret-bearer-token", "q=a%20b", "fields="] {
         assert!(!log.contains(secret), "the log shows {secret}: {log}");
@@ -212,9 +196,7 @@ async fn medusas_js_sdk_works_with_one_base_url_and_with_a_second_client() {
     ] {
         assert_eq!(result[step], true, "{step}: {result}");
     }
-    let mut local = local;
-    local.start_kill().unwrap();
-    let printed = String::from_utf8_lossy(&local.wait_with_output().await.unwrap().stdout).into_owned();
+    let printed = local.stop().await;
     let mailed = printed.matches(&format!("--- e-mail to {email}")).count();
     assert!(mailed >= 1, "our route answered the SDK's resets and mailed {email}: {printed}");
 }

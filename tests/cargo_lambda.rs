@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::aws_fixtures::{BusToQueue, sent_messages};
+use support::local_runner::free_port;
 use support::{moto_endpoint, moto_sdk_config};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -18,10 +19,6 @@ fn cargo_lambda() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/cargo-lambda");
     assert!(path.exists(), "{} is missing: run `make test`, which installs it", path.display());
     path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
 /// `cargo lambda watch` on a free port, stopped (with the functions it started) when dropped.

@@ -14,6 +14,7 @@ use axum::body::Body;
 use http::Request;
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::publish::ChannelPublisher;
+use support::local_runner::LocalRunner;
 
 /// The locales of `metadata.locale` sent, and the locale each e-mail must say it is written in.
 const LOCALES: [(&str, &str); 8] = [
@@ -55,7 +56,7 @@ async fn chromium_lists_every_locale_and_actor_type_newest_first_and_shows_each_
     }
     local.wait_for_emails(sent.len()).await;
 
-    let list = chromium_dom(&format!("{}/_dev/mail", local.base)).await;
+    let list = chromium_dom(&format!("{}/_dev/mail", local.runner.base)).await;
     let rows = rows(&list);
     let expected: Vec<_> = sent.iter().rev().map(|(to, locale, actor)| (to.as_str(), *locale, *actor)).collect();
     let listed: Vec<_> =
@@ -67,7 +68,7 @@ async fn chromium_lists_every_locale_and_actor_type_newest_first_and_shows_each_
 
     let shots = screenshot_dir();
     for row in &rows {
-        let page = format!("{}/_dev/mail/{}", local.base, row.id);
+        let page = format!("{}/_dev/mail/{}", local.runner.base, row.id);
         let shot = shots.join(format!("{}-{}.png", row.locale, row.actor_type));
         chromium_screenshot(&page, &shot).await;
         let pixels = Pixels::read(&shot);
@@ -79,7 +80,7 @@ async fn chromium_lists_every_locale_and_actor_type_newest_first_and_shows_each_
 
     // The e-mail's page: the subject, its metadata, the frame without scripts, the link clickable.
     for row in rows.iter().filter(|row| row.locale == "pt-br" || row.locale == "pl") {
-        let dom = chromium_dom(&format!("{}/_dev/mail/{}", local.base, row.id)).await;
+        let dom = chromium_dom(&format!("{}/_dev/mail/{}", local.runner.base, row.id)).await;
         let case = format!("{} {}", row.locale, row.actor_type);
         assert!(dom.contains(&format!(">{}</h1>", row.subject)), "{case}: {dom}");
         assert!(dom.contains(&format!("<td id=\"locale\">{}</td>", row.locale)), "{case}: {dom}");
@@ -95,7 +96,7 @@ async fn chromium_lists_every_locale_and_actor_type_newest_first_and_shows_each_
         assert!(dom.contains(&format!("&amp;email={}\"", row.to.replace('@', "%40"))), "{case}");
     }
 
-    let base = local.base.clone();
+    let base = local.runner.base.clone();
     let printed = local.stop().await;
     assert!(printed.contains(&format!("mail viewer: {base}/_dev/mail")), "the start-up lines say where: {printed}");
 }
@@ -113,13 +114,14 @@ async fn html_in_metadata_or_in_an_identifier_is_shown_by_chromium_as_text() {
     local.reset("customer", "shopper@example.com", &metadata).await;
     local.wait_for_emails(1).await;
 
-    let list = chromium_dom(&format!("{}/_dev/mail", local.base)).await;
+    let list = chromium_dom(&format!("{}/_dev/mail", local.runner.base)).await;
     let rows = rows(&list);
     assert_eq!(rows.len(), 1, "{list}");
     let escaped = "&lt;script&gt;document.title='pwned'&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;";
-    let page = chromium_dom(&format!("{}/_dev/mail/{}", local.base, rows[0].id)).await;
+    let page = chromium_dom(&format!("{}/_dev/mail/{}", local.runner.base, rows[0].id)).await;
     let missing =
-        chromium_dom(&format!("{}/_dev/mail/%3Cscript%3Edocument.title='pwned'%3C%2Fscript%3E", local.base)).await;
+        chromium_dom(&format!("{}/_dev/mail/%3Cscript%3Edocument.title='pwned'%3C%2Fscript%3E", local.runner.base))
+            .await;
     // The subject is in the list once; on its page in the title, the heading and the text part.
     for (name, dom, whole_note) in
         [("list", &list, Some(1)), ("e-mail", &page, Some(3)), ("unknown id", &missing, None)]
@@ -253,41 +255,21 @@ impl Pixels {
     }
 }
 
-/// `make run`'s compiled runner on a free port with an outbox of its own, and nothing from the
-/// test's environment.
+/// `make run`'s compiled runner, and a client for it.
 struct Local {
-    child: tokio::process::Child,
-    base: String,
-    outbox: PathBuf,
+    runner: LocalRunner,
     client: reqwest::Client,
 }
 
 impl Local {
     async fn start(env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
-        let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_local"))
-            .env_clear()
-            .env("LOCAL_ADDR", format!("127.0.0.1:{port}"))
-            .env("OUTBOX_DIR", &outbox)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the local runner starts");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "make run did not listen within 10 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { child, base: format!("http://127.0.0.1:{port}"), outbox, client: reqwest::Client::new() }
+        Self { runner: LocalRunner::start(env).await, client: reqwest::Client::new() }
     }
 
     async fn reset(&self, actor_type: &str, identifier: &str, metadata: &str) {
         let response = self
             .client
-            .post(format!("{}/auth/{actor_type}/emailpass/reset-password", self.base))
+            .post(self.runner.url(&format!("/auth/{actor_type}/emailpass/reset-password")))
             .header("content-type", "application/json")
             .body(format!(r#"{{"identifier":"{identifier}","metadata":{metadata}}}"#))
             .send()
@@ -300,7 +282,7 @@ impl Local {
     async fn wait_for_emails(&self, count: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let list = self.client.get(format!("{}/_dev/mail", self.base)).send().await.unwrap();
+            let list = self.client.get(self.runner.url("/_dev/mail")).send().await.unwrap();
             let listed = list.text().await.unwrap().matches("<tr class=\"email\">").count();
             if listed >= count {
                 return;
@@ -311,10 +293,7 @@ impl Local {
     }
 
     /// Stops the runner and returns what it printed.
-    async fn stop(mut self) -> String {
-        self.child.start_kill().expect("kill");
-        let output = self.child.wait_with_output().await.expect("output");
-        let _ = std::fs::remove_dir_all(&self.outbox);
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    async fn stop(self) -> String {
+        self.runner.stop().await
     }
 }

@@ -6,58 +6,16 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
+use support::local_runner::LocalRunner;
 use tokio::io::AsyncReadExt;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-/// The local runner on a free port with an outbox of its own, waiting until it answers.
-struct Local {
-    child: tokio::process::Child,
-    base: String,
-    outbox: std::path::PathBuf,
-}
-
-impl Local {
-    async fn start(env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_local"))
-            .env_clear()
-            .env("LOCAL_ADDR", format!("127.0.0.1:{port}"))
-            .env("OUTBOX_DIR", &outbox)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the local runner starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "make run did not listen within 10 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { child, base, outbox }
-    }
-
-    /// Stops the runner and returns what it printed.
-    async fn stop(mut self) -> String {
-        self.child.start_kill().expect("kill");
-        let output = self.child.wait_with_output().await.expect("output");
-        let _ = std::fs::remove_dir_all(&self.outbox);
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-}
 
 #[tokio::test]
 async fn an_admin_users_reset_link_points_at_medusa_admins_page_and_a_customers_at_the_storefront() {
-    let local = Local::start(&[]).await;
+    let local = LocalRunner::start(&[]).await;
     let client = reqwest::Client::new();
     for (actor, identifier) in [("user", "admin@example.com"), ("customer", "shopper@example.com")] {
         let response = client
-            .post(format!("{}/auth/{actor}/emailpass/reset-password", local.base))
+            .post(local.url(&format!("/auth/{actor}/emailpass/reset-password")))
             .header("content-type", "application/json")
             .body(format!(r#"{{"identifier":"{identifier}"}}"#))
             .send()

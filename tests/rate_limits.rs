@@ -23,6 +23,7 @@ use medusa_reset::publish::{EventPublisher, PublishError};
 use medusa_reset::ratelimit::{DynamoLimiter, IdentityKey, Limit, Limits, RateLimiter, Subject, Verdict};
 use serde_json::{Value, json};
 use support::aws_fixtures::rate_limit_table;
+use support::local_runner::LocalRunner;
 use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -567,37 +568,18 @@ async fn fifty_concurrent_checks_in_one_fixed_window_on_an_atomic_dynamodb_allow
 /// `make run`: the compiled local runner, in-memory limits, a second request within the minute.
 #[tokio::test]
 async fn make_run_answers_a_second_request_within_a_minute_with_201_and_sends_nothing() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
-    let mut local = tokio::process::Command::new(env!("CARGO_BIN_EXE_local"))
-        .env_clear()
-        .env("LOCAL_ADDR", format!("127.0.0.1:{port}"))
-        .env("OUTBOX_DIR", &outbox)
-        .env("LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/auth/customer/emailpass/reset-password");
+    let local = LocalRunner::start(&[("LOG_FORMAT", "json")]).await;
+    let url = local.url("/auth/customer/emailpass/reset-password");
     let client = reqwest::Client::new();
     let post =
         || client.post(&url).header("content-type", "application/json").body(r#"{"identifier":"a@example.com"}"#);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let first = loop {
-        match post().send().await {
-            Ok(response) => break response,
-            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(error) => panic!("make run did not start: {error}"),
-        }
-    };
+    let first = post().send().await.unwrap();
     assert_eq!(first.status(), 201);
     let second = post().send().await.unwrap();
     assert_eq!(second.status(), 201);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    local.start_kill().unwrap();
-    let output = local.wait_with_output().await.unwrap();
-    let log = String::from_utf8_lossy(&output.stdout);
+    let emails = std::fs::read_dir(local.outbox()).map(|dir| dir.count()).unwrap_or(0);
+    let log = local.stop().await;
     let outcomes: Vec<String> = log
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -605,7 +587,5 @@ async fn make_run_answers_a_second_request_within_a_minute_with_201_and_sends_no
         .collect();
     assert_eq!(outcomes.iter().filter(|o| *o == "token_published").count(), 1, "{log}");
     assert_eq!(outcomes.iter().filter(|o| *o == "rate_limited_identifier").count(), 1, "{log}");
-    let emails = std::fs::read_dir(&outbox).map(|dir| dir.count()).unwrap_or(0);
     assert_eq!(emails, 1, "one e-mail for two requests");
-    let _ = std::fs::remove_dir_all(&outbox);
 }
