@@ -123,6 +123,18 @@ async fn a_missing_secret_stops_start_up_and_names_the_variable() {
     assert!(stderr.contains("JWT_SECRET"), "{stderr}");
 }
 
+/// With Lambda's JSON logging on, the error that stops start-up is a JSON event like every other line.
+#[tokio::test]
+async fn a_start_up_error_is_one_json_error_event_under_lambdas_json_logging() {
+    let api = RuntimeApi::start().await.unwrap();
+    let mut command = api.command(Path::new(BINARY), "reset-password");
+    let stderr = failed_start(command.env_remove("JWT_SECRET").env("AWS_LAMBDA_LOG_FORMAT", "JSON")).await;
+    let event: Value =
+        serde_json::from_str(stderr.trim()).unwrap_or_else(|e| panic!("not one JSON line ({e}): {stderr}"));
+    assert_eq!(event["level"], "ERROR", "{event}");
+    assert!(event["message"].as_str().is_some_and(|m| m.contains("JWT_SECRET")), "{event}");
+}
+
 #[tokio::test]
 async fn a_short_secret_stops_start_up_without_showing_it() {
     let api = RuntimeApi::start().await.unwrap();

@@ -14,7 +14,7 @@ use medusa_reset::{aws, exit, telemetry, wiring};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    exit::code("local", run().await)
+    exit::code("local", Profile::Local, run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    exit::code("notifier", run().await)
+    exit::code("notifier", Profile::Lambda, run().await)
 }
 
 async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {

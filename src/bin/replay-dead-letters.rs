@@ -13,7 +13,7 @@ use medusa_reset::{exit, wiring};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    exit::code("replay-dead-letters", run().await)
+    exit::code("replay-dead-letters", Profile::Local, run().await)
 }
 
 async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {

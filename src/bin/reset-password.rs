@@ -9,7 +9,7 @@ use medusa_reset::{aws, exit, telemetry, wiring};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    exit::code("reset-password", run().await)
+    exit::code("reset-password", Profile::Lambda, run().await)
 }
 
 async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
