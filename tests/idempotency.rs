@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,10 +20,9 @@ use medusa_reset::notify::{Delivery, Notifier, NotifyError};
 use serde_json::Value;
 use support::aws_fixtures::{claim_record, idempotency_table, password_reset_event, sent_messages, verified_sender};
 use support::runtime_api::{Answer, RuntimeApi};
-use support::{moto_endpoint, moto_sdk_config, sdk_config_for, serve, unreachable_endpoint};
-
-const NOTIFIER: &str = env!("CARGO_BIN_EXE_notifier");
-const LINK_TEMPLATE: &str = "https://shop.example.com/reset-password?token={token}&email={email}";
+use support::{
+    LINK_TEMPLATE, moto_endpoint, moto_sdk_config, notifier_command, sdk_config_for, serve, unreachable_endpoint,
+};
 
 fn notifier_config(sender: &str, table: &str) -> NotifierConfig {
     let (sender, table) = (sender.to_owned(), table.to_owned());
@@ -87,16 +84,7 @@ async fn one_event_delivered_twice_in_one_process_sends_one_email() {
 
 /// The notifier bootstrap under its own Runtime API emulator, claiming in `table` on moto.
 fn spawn_notifier(api: &RuntimeApi, sender: &str, table: &str) -> tokio::process::Child {
-    api.command(Path::new(NOTIFIER), "notifier")
-        .env("MAIL_FROM", sender)
-        .env("RESET_URL_TEMPLATE_CUSTOMER", LINK_TEMPLATE)
-        .env("IDEMPOTENCY_TABLE", table)
-        .env("AWS_ENDPOINT_URL", moto_endpoint())
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    notifier_command(api, sender, table).spawn().unwrap()
 }
 
 /// The `outcome` of every notifier log line (`"message": "event"`) a process wrote.
@@ -254,16 +242,8 @@ async fn dynamodb_down_is_an_error_and_nothing_is_sent_without_a_claim() {
 
     // The bootstrap: SES on moto, DynamoDB at an address where nothing listens.
     let api = RuntimeApi::start().await.unwrap();
-    let child = api
-        .command(Path::new(NOTIFIER), "notifier")
-        .env("MAIL_FROM", &sender)
-        .env("RESET_URL_TEMPLATE_CUSTOMER", LINK_TEMPLATE)
-        .env("IDEMPOTENCY_TABLE", "claims")
-        .env("AWS_ENDPOINT_URL", moto_endpoint())
+    let child = notifier_command(&api, &sender, "claims")
         .env("AWS_ENDPOINT_URL_DYNAMODB", unreachable_endpoint())
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let answer = api.invoke(&event, Duration::from_secs(15)).await.unwrap();

@@ -13,9 +13,7 @@ use medusa_reset::mail::{Email, MailError, Mailer, Sender, SesMailer};
 use medusa_reset::notify::{Delivery, DropReason, Notifier};
 use serde_json::Value;
 use support::aws_fixtures::{sent_messages, verified_sender};
-use support::{moto_endpoint, moto_sdk_config, read_event, sdk_config_for, serve, unreachable_endpoint};
-
-const LINK_TEMPLATE: &str = "https://shop.example.com/reset-password?token={token}&email={email}";
+use support::{LINK_TEMPLATE, moto_endpoint, moto_sdk_config, read_event, sdk_config_for, serve, unreachable_endpoint};
 
 fn notifier_config(from: &str) -> NotifierConfig {
     let from = from.to_owned();

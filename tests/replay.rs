@@ -23,11 +23,9 @@ use support::aws_fixtures::{
     dead_letter_queue, idempotency_table, password_reset_event, queue_depth, sent_messages, verified_sender,
 };
 use support::runtime_api::{Answer, RuntimeApi};
-use support::{moto_endpoint, moto_sdk_config, serve};
+use support::{moto_endpoint, moto_sdk_config, notifier_command, serve};
 
-const NOTIFIER: &str = env!("CARGO_BIN_EXE_notifier");
 const REPLAY: &str = env!("CARGO_BIN_EXE_replay-dead-letters");
-const LINK_TEMPLATE: &str = "https://shop.example.com/reset-password?token={token}&email={email}";
 
 /// Lambda's `Invoke` API for two functions: `notifier`, handed to the bootstrap behind `api`, and
 /// `broken`, which fails every invocation as a notifier that cannot reach SES would.
@@ -109,17 +107,7 @@ fn stdout_of(output: &Output) -> String {
 async fn notifier_behind_invoke(moto: &SdkConfig) -> (String, String, tokio::process::Child) {
     let (sender, table) = (verified_sender(moto).await, idempotency_table(moto).await);
     let api = Arc::new(RuntimeApi::start().await.unwrap());
-    let child = api
-        .command(Path::new(NOTIFIER), "notifier")
-        .env("MAIL_FROM", &sender)
-        .env("RESET_URL_TEMPLATE_CUSTOMER", LINK_TEMPLATE)
-        .env("IDEMPOTENCY_TABLE", &table)
-        .env("AWS_ENDPOINT_URL", moto_endpoint())
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = notifier_command(&api, &sender, &table).spawn().unwrap();
     (sender, invoke_api(api).await, child)
 }
 

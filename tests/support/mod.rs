@@ -28,6 +28,24 @@ use tower::ServiceExt;
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
+/// The customer reset link the tests' notifiers are configured with.
+pub const LINK_TEMPLATE: &str = "https://shop.example.com/reset-password?token={token}&email={email}";
+
+/// The compiled notifier under `api` as Lambda runs it: sending as `sender` through moto's SES,
+/// claiming in `table`, logging JSON, output captured. Callers add what differs and spawn it.
+pub fn notifier_command(api: &runtime_api::RuntimeApi, sender: &str, table: &str) -> tokio::process::Command {
+    let mut command = api.command(std::path::Path::new(env!("CARGO_BIN_EXE_notifier")), "notifier");
+    command
+        .env("MAIL_FROM", sender)
+        .env("RESET_URL_TEMPLATE_CUSTOMER", LINK_TEMPLATE)
+        .env("IDEMPOTENCY_TABLE", table)
+        .env("AWS_ENDPOINT_URL", moto_endpoint())
+        .env("LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
 /// The moto server `make test` started (`MOTO_ENDPOINT`); tests that need AWS fail loudly without it.
 pub fn moto_endpoint() -> String {
     std::env::var("MOTO_ENDPOINT")
