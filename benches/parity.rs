@@ -22,11 +22,6 @@ use axum::body::Body;
 use http::Request;
 use medusa_db::TestDb;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
-use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::MedusaDatabase;
-use medusa_reset::publish::EventBridgePublisher;
-use medusa_reset::ratelimit::Limiter;
-use medusa_reset::seal::KmsSealer;
 use medusa_reset::wiring;
 use tower::ServiceExt;
 
@@ -127,31 +122,23 @@ async fn main() -> ExitCode {
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-/// The route as the reset Lambda builds it, for `scenario`; limits high enough never to bite.
+/// The route the reset Lambda's wiring builds, for `scenario`; limits high enough never to bite.
 async fn app(db: &TestDb, sdk: &SdkConfig, table: &str, scenario: &Scenario, key_id: &str) -> (ApiConfig, Router) {
     let url = db.url.clone();
     let table = table.to_owned();
     let floor = scenario.floor_ms;
+    let key_id = scenario.sealing.then(|| key_id.to_owned());
     let vars = Vars::new(move |var: &str| match var {
         "JWT_SECRET" => Some(SECRET.to_owned()),
         "MEDUSA_DATABASE_URL" => Some(url.clone()),
         "RATE_LIMIT_TABLE" => Some(table.clone()),
         "RATE_LIMIT_PER_IDENTIFIER" | "RATE_LIMIT_PER_IP" => Some("1000000/3600".to_owned()),
         "RESPONSE_FLOOR_MS" => floor.map(str::to_owned),
+        "TOKEN_KMS_KEY_ID" => key_id.clone(),
         _ => None,
     });
     let config = ApiConfig::from_vars(Profile::Lambda, &vars).expect("valid configuration");
-    let mut publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), config.events.clone());
-    if scenario.sealing {
-        publisher = publisher.sealing_with(KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id.to_owned()));
-    }
-    let database = medusa_reset::secret::resolve_database(config.database.clone(), sdk)
-        .await
-        .expect("a database URL resolves without AWS")
-        .expect("database mode");
-    let secret = SigningSecret::parse(SECRET).expect("secret");
-    let limiter = Limiter::from_settings(&config.limits, sdk);
-    let router = wiring::app(&config, &secret, publisher, MedusaDatabase::new(database), limiter);
+    let router = wiring::reset_password_lambda(&config, sdk).await.expect("the Lambda's adapters build");
     (config, router)
 }
 

@@ -262,6 +262,10 @@ mod tests {
             }
             self.inner.publish(event).await
         }
+
+        async fn publish_unknown(&self, event: &AuthEvent, _token_len: usize) -> Result<(), PublishError> {
+            self.publish(event).await
+        }
     }
 
     async fn reset_with<P: EventPublisher, L: RateLimiter>(

@@ -122,12 +122,14 @@ fn settings_for(url: &str, options: &[(&'static str, String)]) -> Result<Databas
         .ok_or_else(|| ConfigError::new("MEDUSA_DATABASE_URL", "is required"))
 }
 
-/// The JSON that RDS-managed secrets and Secrets Manager's rotation templates hold.
+/// The JSON of Secrets Manager's database credentials: what a "Credentials for Amazon RDS
+/// database" secret and the rotation templates hold. RDS's own managed master-user secret has only
+/// `username` and `password`, so `host` is looked for by hand to say so.
 #[derive(Deserialize)]
 struct RdsSecret {
     username: String,
     password: String,
-    host: String,
+    host: Option<String>,
     port: Option<serde_json::Value>,
     dbname: Option<String>,
     engine: Option<String>,
@@ -162,8 +164,13 @@ fn database_url(secret: &str) -> Result<String, String> {
         Some(serde_json::Value::String(s)) => s.trim().parse::<u16>().map_err(|_| "the secret's port is not a port")?,
         Some(_) => return Err("the secret's port is not a port".into()),
     };
+    let Some(host) = secret.host.filter(|host| !host.trim().is_empty()) else {
+        return Err("the secret's JSON has no `host` (an RDS-managed master-user secret holds only username and \
+                    password): store the database user's credentials with host, port and dbname"
+            .into());
+    };
     let encode = |part: &str| utf8_percent_encode(part, NON_ALPHANUMERIC).to_string();
-    let host = if secret.host.contains(':') { format!("[{}]", secret.host) } else { secret.host.clone() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
     let mut url = format!(
         "postgres://{}:{}@{host}:{port}/{}",
         encode(&secret.username),
@@ -209,6 +216,9 @@ mod tests {
             (r#"{"username":"u","password":"hunter2","host":"h","engine":"mysql"}"#, "engine `mysql`"),
             (r#"{"username":"u","password":"hunter2","host":"h","port":99999}"#, "port"),
             (r#"{"username":"u","password":"hunter2""#, "not usable"),
+            // RDS's managed master-user secret: credentials without the database's address.
+            (r#"{"username":"postgres","password":"hunter2"}"#, "no `host`"),
+            (r#"{"username":"postgres","password":"hunter2","host":" "}"#, "no `host`"),
         ];
         for (secret, reason) in cases {
             let error = database_url(secret).unwrap_err();

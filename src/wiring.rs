@@ -57,13 +57,18 @@ pub async fn reset_password_lambda(config: &ApiConfig, sdk: &SdkConfig) -> Resul
     let (secret, database) = secrets(config, sdk).await?;
     warn_about_open_doors(config, database.as_ref());
     let store = Timed::new(Identities::from_settings(database), Latency::Database);
+    let publisher = reset_publisher(config, sdk);
+    let limiter = Timed::new(Limiter::from_settings(&config.limits, sdk), Latency::RateLimiter);
+    Ok(app(config, &secret, publisher, store, limiter).layer(middleware::from_fn(trace::from_lambda_context)))
+}
+
+/// The reset-password Lambda's publisher: EventBridge, sealing with KMS when configured, timed.
+pub fn reset_publisher(config: &ApiConfig, sdk: &SdkConfig) -> Timed<EventBridgePublisher> {
     let mut publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), config.events.clone());
     if let Some(key_id) = &config.token_kms_key_id {
         publisher = publisher.sealing_with(KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id.clone()));
     }
-    let publisher = Timed::new(publisher, Latency::Publish);
-    let limiter = Timed::new(Limiter::from_settings(&config.limits, sdk), Latency::RateLimiter);
-    Ok(app(config, &secret, publisher, store, limiter).layer(middleware::from_fn(trace::from_lambda_context)))
+    Timed::new(publisher, Latency::Publish)
 }
 
 /// The notifier Lambda's notifier: SES v2 (each call timed into its metric), opening sealed tokens

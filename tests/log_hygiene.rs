@@ -337,7 +337,7 @@ async fn no_log_line_of_any_outcome_holds_a_token_a_secret_or_an_identifier() {
     );
 }
 
-/// The template's `MedusaReset/RateLimitedRequests` metric counts the rate-limited outcomes of the
+/// The template's `RateLimitedRequests` metric counts the rate-limited outcomes of the
 /// real log lines, and nothing else.
 #[tokio::test]
 async fn the_rate_limit_metric_filter_matches_the_rate_limited_log_lines() {

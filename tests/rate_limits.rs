@@ -223,6 +223,10 @@ impl EventPublisher for FlakyPublisher {
         }
         self.inner.publish(event).await
     }
+
+    async fn publish_unknown(&self, event: &AuthEvent, _token_len: usize) -> Result<(), PublishError> {
+        self.publish(event).await
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Timing parity with sealing on: an unknown identifier costs the same KMS work as a known one (one
 //! `Encrypt` of a plaintext the token's size, bound to the identifier and a `jti`), so the round
-//! trip does not tell them apart; and a KMS that fails fails both alike. KMS is a stub that counts
-//! the calls (moto keeps no count), EventBridge is moto.
+//! trip does not tell them apart; and a KMS that fails fails both alike. The publisher is the one
+//! the Lambda's wiring builds (metric wrapper included); KMS and EventBridge are a stub that counts
+//! the calls (moto keeps no count), and moto for the last test.
 //! `tools/with-moto cargo test --test sealing_parity`
 
 mod support;
@@ -17,8 +18,7 @@ use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use medusa_reset::identity::MemoryStore;
-use medusa_reset::publish::EventBridgePublisher;
-use medusa_reset::seal::KmsSealer;
+use medusa_reset::wiring::reset_publisher;
 use serde_json::{Value, json};
 use support::{api_config, moto_sdk_config, post_json, sdk_config_for, send, serve};
 
@@ -43,15 +43,20 @@ impl KmsStub {
     }
 }
 
-/// Answers `TrentService.Encrypt` as KMS does (JSON 1.1), or with an internal error when failing.
-async fn kms(State(stub): State<KmsStub>, headers: HeaderMap, body: String) -> impl IntoResponse {
+/// Answers `TrentService.Encrypt` as KMS does (JSON 1.1), or with an internal error when failing;
+/// and `AWSEvents.PutEvents` as EventBridge does, accepting the entry.
+async fn aws(State(stub): State<KmsStub>, headers: HeaderMap, body: String) -> impl IntoResponse {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    assert_eq!(target, "TrentService.Encrypt", "the route calls only Encrypt");
+    let content_type = [("content-type", "application/x-amz-json-1.1")];
+    if target == "AWSEvents.PutEvents" {
+        let answer = json!({"FailedEntryCount": 0, "Entries": [{"EventId": "stub-event"}]});
+        return (StatusCode::OK, content_type, answer.to_string());
+    }
+    assert_eq!(target, "TrentService.Encrypt", "the route calls only Encrypt and PutEvents");
     let request: Value = serde_json::from_str(&body).unwrap();
     let context = serde_json::from_value(request["EncryptionContext"].clone()).unwrap();
     let plaintext = STANDARD.decode(request["Plaintext"].as_str().unwrap()).unwrap();
     stub.calls.lock().unwrap().push(EncryptCall { context, plaintext });
-    let content_type = [("content-type", "application/x-amz-json-1.1")];
     if stub.failing {
         let error = json!({"__type": "KMSInternalException", "message": "stub outage"});
         return (StatusCode::INTERNAL_SERVER_ERROR, content_type, error.to_string());
@@ -61,13 +66,11 @@ async fn kms(State(stub): State<KmsStub>, headers: HeaderMap, body: String) -> i
     (StatusCode::OK, content_type, answer.to_string())
 }
 
-/// The route with one account (`known@example.com`), EventBridge on moto and KMS on the stub.
+/// The route with one account (`known@example.com`) and the Lambda's publisher, on the stub.
 async fn sealing_app(stub: &KmsStub) -> Router {
-    let kms_endpoint = serve(Router::new().route("/", post(kms)).with_state(stub.clone())).await;
-    let sealer = KmsSealer::new(aws_sdk_kms::Client::new(&sdk_config_for(&kms_endpoint).await), KEY_ID.to_owned());
+    let endpoint = serve(Router::new().route("/", post(aws)).with_state(stub.clone())).await;
     let config = api_config(&[("TOKEN_KMS_KEY_ID", KEY_ID)]);
-    let events = aws_sdk_eventbridge::Client::new(&moto_sdk_config().await);
-    let publisher = EventBridgePublisher::new(events, config.events.clone()).sealing_with(sealer);
+    let publisher = reset_publisher(&config, &sdk_config_for(&endpoint).await);
     support::app(&config, publisher, MemoryStore::with_identities([("known@example.com", "emailpass")]))
 }
 
@@ -121,8 +124,7 @@ async fn an_unknown_identifier_is_served_by_a_real_kms_too() {
     let kms = aws_sdk_kms::Client::new(&sdk);
     let key_id = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_owned();
     let config = api_config(&[("TOKEN_KMS_KEY_ID", &key_id)]);
-    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), config.events.clone())
-        .sealing_with(KmsSealer::new(kms, key_id.clone()));
+    let publisher = reset_publisher(&config, &sdk);
     let app = support::app(&config, publisher, MemoryStore::with_identities([("known@example.com", "emailpass")]));
     assert_eq!(reset(&app, "known@example.com").await, StatusCode::CREATED);
     assert_eq!(reset(&app, "other@example.com").await, StatusCode::CREATED);

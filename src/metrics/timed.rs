@@ -36,6 +36,13 @@ impl<T: EventPublisher> EventPublisher for Timed<T> {
         self.record(started);
         output
     }
+
+    async fn publish_unknown(&self, event: &AuthEvent, token_len: usize) -> Result<(), PublishError> {
+        let started = Instant::now();
+        let output = Box::pin(self.inner.publish_unknown(event, token_len)).await;
+        self.record(started);
+        output
+    }
 }
 
 impl<T: IdentityStore> IdentityStore for Timed<T> {

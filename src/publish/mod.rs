@@ -16,15 +16,14 @@ pub trait EventPublisher: Send + Sync + 'static {
 
     /// Publishes the event of an identifier without an account, doing the work a known one's
     /// would: a publisher that seals tokens seals a throwaway `token_len` bytes long first, so the
-    /// seal's round trip does not tell the two apart. Others only publish.
+    /// seal's round trip does not tell the two apart. Others only publish. No default: a wrapper
+    /// that fell back on one would publish without the seal's work (the deployed function's metric
+    /// wrapper once did).
     fn publish_unknown(
         &self,
         event: &AuthEvent,
         token_len: usize,
-    ) -> impl Future<Output = Result<(), PublishError>> + Send {
-        let _ = token_len;
-        self.publish(event)
-    }
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
 /// Why an event was not published. Messages carry codes and causes, never the event itself.
