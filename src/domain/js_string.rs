@@ -3,8 +3,6 @@
 //! Medusa's "Expected type: …, got: '…'" message shows the received value, not its type, so a
 //! drop-in must print numbers, arrays and objects exactly as a JavaScript engine would.
 
-use std::fmt::Write as _;
-
 use serde_json::Value;
 
 /// `String(value)` for a value `JSON.parse` could have produced.
@@ -35,47 +33,10 @@ fn write_value(out: &mut String, value: &Value, top: bool) {
     }
 }
 
-/// ECMAScript's Number::toString(10): the shortest digits that round-trip, positioned by the
-/// decimal exponent, with exponential notation outside 1e-7 < |x| < 1e21.
+/// ECMAScript's Number::toString(10): the shortest digits that round-trip (of two equally near,
+/// the even one, which is where Rust's own `{}` differs), with exponents outside 1e-7 < |x| < 1e21.
 pub fn js_number(x: f64) -> String {
-    if x.is_nan() {
-        return "NaN".to_owned();
-    }
-    if x == 0.0 {
-        return "0".to_owned();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
-    }
-    let sign = if x < 0.0 { "-" } else { "" };
-    // Rust's `{:e}` prints the same shortest round-trip digits: `d[.ddd]e<exp>`.
-    let scientific = format!("{:e}", x.abs());
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let k = i64::try_from(digits.len()).unwrap_or(i64::MAX);
-    let n = exponent.parse::<i64>().unwrap_or(0) + 1;
-    let mut out = String::from(sign);
-    if k <= n && n <= 21 {
-        out.push_str(&digits);
-        out.extend(std::iter::repeat_n('0', usize::try_from(n - k).unwrap_or(0)));
-    } else if 0 < n && n <= 21 {
-        let (int, frac) = digits.split_at(usize::try_from(n).unwrap_or(0));
-        let _ = write!(out, "{int}.{frac}");
-    } else if -6 < n && n <= 0 {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', usize::try_from(-n).unwrap_or(0)));
-        out.push_str(&digits);
-    } else {
-        let (first, rest) = digits.split_at(1);
-        out.push_str(first);
-        if !rest.is_empty() {
-            out.push('.');
-            out.push_str(rest);
-        }
-        let e = n - 1;
-        let _ = write!(out, "e{}{}", if e < 0 { '-' } else { '+' }, e.abs());
-    }
-    out
+    ryu_js::Buffer::new().format(x).to_owned()
 }
 
 #[cfg(test)]
@@ -114,6 +75,9 @@ mod tests {
             (12_345_678_901_234_567_890.0, "12345678901234567000"),
             (-1.25e300, "-1.25e+300"),
             (5e-324, "5e-324"),
+            // Exactly halfway between …528.2 and …528.3, both shortest: JavaScript takes the even.
+            (2_248_196_060_682_528.0 + 0.25, "2248196060682528.2"),
+            (-0.0, "0"),
         ];
         for (x, expected) in cases {
             assert_eq!(js_number(x), expected, "{x:e}");
