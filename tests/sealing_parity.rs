@@ -2,7 +2,7 @@
 //! `Encrypt` of a plaintext the token's size, bound to the identifier and a `jti`), so the round
 //! trip does not tell them apart; and a KMS that fails fails both alike. The publisher is the one
 //! the Lambda's wiring builds (metric wrapper included); KMS and EventBridge are a stub that counts
-//! the calls (moto keeps no count), and moto for the last test.
+//! the `Encrypt` calls (moto keeps no count), and moto for the last test.
 //! `tools/with-moto cargo test --test sealing_parity`
 
 mod support;
