@@ -16,7 +16,7 @@ DEV_SECRET := development-only-secret--never-deploy-this-value
 FUZZ_SECONDS ?= 60
 CARGO_FUZZ_VERSION := 0.13.2
 
-.PHONY: help run test lint bench fuzz package deploy invoke replay clean
+.PHONY: help run test tools lint bench fuzz package deploy invoke replay clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -24,7 +24,9 @@ help: ## list the targets
 run: ## the whole flow on http://127.0.0.1:9000 (route, in-process bus, notifier, ./outbox); no AWS, no Docker
 	cargo run --bin local
 
-test: $(TEST_TOOLS) $(SAM_TOOLS) $(PACKAGE_TOOLS) lint ## format, lint, template checks, and every test (starts moto, a real Medusa 2.21.2, PgBouncer; PostgreSQL if down)
+test: ## format, lint, template checks, and every test (starts moto, a real Medusa 2.21.2, PgBouncer; PostgreSQL if down)
+	@# The tools install (mostly waiting on PyPI and compiling .pyc files) while clippy builds.
+	$(MAKE) --no-print-directory -j3 --output-sync=target tools lint
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	tools/ensure-postgres
@@ -81,6 +83,8 @@ $(VENV)/bin/python:
 	@python3 -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
 	python3 -m venv $(VENV)
 
+tools: $(TEST_TOOLS) $(SAM_TOOLS) $(PACKAGE_TOOLS)
+
 $(TEST_TOOLS): tools/requirements-test.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r $<
 	touch $@
@@ -90,6 +94,7 @@ $(SAM_TOOLS): tools/requirements-sam.txt | $(VENV)/bin/python
 	$(SAM_VENV)/bin/pip install -q --disable-pip-version-check -r $<
 	touch $@
 
-$(PACKAGE_TOOLS): tools/requirements-package.txt | $(VENV)/bin/python
+# After the test tools: two pips must not install into one venv at once.
+$(PACKAGE_TOOLS): tools/requirements-package.txt | $(VENV)/bin/python $(TEST_TOOLS)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r $<
 	touch $@
