@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::aws_fixtures::{BusToQueue, sent_messages};
-use support::local_runner::free_port;
+use support::free_port;
 use support::{moto_endpoint, moto_sdk_config};
 use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -5,10 +5,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-/// A free loopback port (free when asked; the runner binds it a moment later).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
+use super::free_port;
 
 /// The running local binary; killed, and its outbox removed, when dropped.
 pub struct LocalRunner {

@@ -143,12 +143,14 @@ print(json.dumps(claims))
     }
 }
 
-/// An address on 127.0.0.1 where nothing listens: the listener is dropped before it is used.
+/// A free loopback port: free when asked, so whoever binds it next must do so soon.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// An address on 127.0.0.1 where nothing listens: the port's listener is gone before it is used.
 pub fn unreachable_endpoint() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
-    drop(listener);
-    endpoint
+    format!("http://127.0.0.1:{}", free_port())
 }
 
 /// Serves a stub on a free 127.0.0.1 port for the rest of the test; returns its base URL.
