@@ -63,7 +63,9 @@ invoke: $(TEST_TOOLS) ## make invoke EVENT=events/...: a release bootstrap under
 	cargo build --release --bins --example invoke
 	tools/with-moto target/release/examples/invoke "$(EVENT)"
 
-# Development defaults for `make invoke`; values already in the environment win.
+# Development defaults for `make invoke`; values already in the environment win. DEVELOPMENT_MODE
+# lets the Lambda-profile bootstraps accept the public secret and the http:// link.
+invoke: export DEVELOPMENT_MODE ?= true
 invoke: export JWT_SECRET ?= $(DEV_SECRET)
 # Without a Medusa database the function must be told to skip the identity check, as a deployment would.
 invoke: export SKIP_IDENTITY_CHECK ?= $(if $(MEDUSA_DATABASE_URL)$(MEDUSA_DATABASE_SECRET_ARN),false,true)

@@ -1,7 +1,9 @@
 //! The reset use case: mint a token, record it for a known identity, and publish the event.
 //!
-//! Known and unknown identifiers take the same steps (mint, one store call, one publish) so that
-//! neither the answer nor its timing tells them apart; only what is published differs. Recording a
+//! Known and unknown identifiers take the same steps (a lookup, the rate limits, mint, one store
+//! call, one publish) so that neither the answer nor its timing tells them apart; only what is
+//! published differs. The per-identifier limits count against the account the lookup found, so
+//! requests for spellings without an account cannot use up a real account's share. Recording a
 //! token still costs the database a little more than finding nothing, so a successful answer is held
 //! back until a configured floor has passed: both paths then take the floor, not their own time.
 //! With sealing on, the unknown path has the publisher seal a throwaway of the token's size, so the
@@ -19,9 +21,9 @@ use crate::domain::actor::{ActorType, AuthProvider};
 use crate::domain::event::{AuthEvent, PasswordResetEvent, UnknownIdentityEvent};
 use crate::domain::reset_request::ResetRequest;
 use crate::domain::token::{TokenError, TokenMinter};
-use crate::identity::{IdentityStore, StoreError, TokenRecord};
+use crate::identity::{IdentityStore, Lookup, StoreError, TokenRecord};
 use crate::publish::{EventPublisher, PublishError};
-use crate::ratelimit::{IdentityKey, LimitError, RateLimiter, Subject, Verdict};
+use crate::ratelimit::{IdentityKey, LimitError, RateLimiter, Share, Subject, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResetError {
@@ -70,7 +72,8 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
         Self { minter, publisher, store, limiter, identity_key, floor }
     }
 
-    /// Checks the rate limits (failing closed), then resets. `client_ip` is the caller's address.
+    /// Looks the identifier up, checks the rate limits against what it found (failing closed),
+    /// then resets. `client_ip` is the caller's address.
     pub async fn request_reset(
         &self,
         request: ResetRequest,
@@ -79,8 +82,16 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
         client_ip: &str,
     ) -> Result<ResetOutcome, ResetError> {
         let started = Instant::now();
-        let key = &self.identity_key;
-        let subject = Subject::new(key, client_ip, actor_type.as_str(), provider.as_str(), request.identifier.as_str());
+        let identifier = request.identifier.as_str();
+        // Both paths look up, so the lookup's time tells nothing; the issue below looks up again
+        // inside its transaction, so an account deleted in between gets no token.
+        let lookup = self.store.find(identifier, provider.as_str()).await?;
+        let share = match &lookup {
+            Lookup::Account(id) => Share::Account(id),
+            Lookup::NoAccount => Share::NoAccount(identifier),
+            Lookup::Unchecked => Share::Identifier(identifier),
+        };
+        let subject = Subject::new(&self.identity_key, client_ip, actor_type.as_str(), provider.as_str(), share);
         let checked_at = SystemTime::now();
         let outcome = match within_limit(self.limiter.check(&subject, checked_at)).await? {
             Verdict::IpLimited { retry_after } => return Err(ResetError::TooManyRequests { retry_after }),
@@ -324,6 +335,28 @@ mod tests {
         assert_eq!(claims.entity_id, "Victim@Example.com");
         assert_eq!(reset(&service, "victim@EXAMPLE.COM").await.unwrap(), ResetOutcome::RateLimited);
         assert!(events.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn requests_for_spellings_without_an_account_leave_the_accounts_share_alone() {
+        let (service, mut events) = service(MemoryStore::with_identities([("alice@example.com", "emailpass")]));
+        for spelling in ["ALICE@example.com", "alice@EXAMPLE.com", "Alice@Example.com", "ALICE@EXAMPLE.COM"] {
+            assert_ne!(reset(&service, spelling).await.unwrap(), ResetOutcome::TokenPublished, "{spelling:?}");
+        }
+        assert_eq!(reset(&service, "alice@example.com").await.unwrap(), ResetOutcome::TokenPublished);
+        let tokens = std::iter::from_fn(|| events.try_recv().ok())
+            .filter(|event| matches!(event, AuthEvent::PasswordReset(_)))
+            .count();
+        assert_eq!(tokens, 1);
+        // Her share is hers: a second request within the minute is held back as before.
+        assert_eq!(reset(&service, "alice@example.com").await.unwrap(), ResetOutcome::RateLimited);
+    }
+
+    #[tokio::test]
+    async fn unknown_spellings_are_limited_on_their_own_key() {
+        let (service, _events) = service(MemoryStore::with_identities([("alice@example.com", "emailpass")]));
+        assert_eq!(reset(&service, "nobody@example.com").await.unwrap(), ResetOutcome::UnknownIdentity);
+        assert_eq!(reset(&service, "NOBODY@example.com").await.unwrap(), ResetOutcome::RateLimited);
     }
 
     /// Never answers.

@@ -1,9 +1,14 @@
-//! Sealing the token for the bus (opt-in): KMS `Encrypt` with an encryption context that binds the
-//! ciphertext to the identifier and the token's `jti`, so whoever reads the bus, its archive or the
-//! logs cannot reset passwords; only the notifier, allowed `kms:Decrypt`, can open it.
+//! Sealing the token for the bus: KMS `Encrypt` with an encryption context that binds the
+//! ciphertext to its event (a keyed hash of the identifier, and the token's `jti`), so whoever reads
+//! the bus, its archive or the logs cannot reset passwords; only the notifier (and the readers the
+//! key policy names), allowed `kms:Decrypt`, can open it. CloudTrail records every encryption
+//! context in clear, so the context carries no address: only an HMAC of it under a key derived
+//! from the signing secret.
 
 use std::collections::HashMap;
+use std::fmt;
 
+use aws_lc_rs::hmac;
 use aws_sdk_kms::Client;
 use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::operation::decrypt::DecryptError;
@@ -11,14 +16,47 @@ use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::domain::event::{PasswordResetEvent, SealedPasswordResetEvent};
+use crate::domain::event::{PasswordResetEvent, SealedPasswordResetEvent, UnknownIdentityEvent};
 use crate::domain::token::ResetToken;
 
-/// Encrypts and decrypts reset tokens with one KMS key.
+/// Seals reset tokens with one KMS key (the reset function's side).
 #[derive(Debug, Clone)]
 pub struct KmsSealer {
     client: Client,
     key_id: String,
+    subjects: SubjectKey,
+}
+
+/// Opens sealed reset tokens with one KMS key (the notifier's side).
+#[derive(Debug, Clone)]
+pub struct KmsOpener {
+    client: Client,
+    key_id: String,
+}
+
+/// Keys the encryption context's `subject`: HMAC-SHA256, so that whoever reads CloudTrail cannot
+/// test a list of addresses against it the way a plain hash would let them.
+#[derive(Clone)]
+pub struct SubjectKey(hmac::Key);
+
+impl SubjectKey {
+    /// The label that separates this key from every other use of the signing secret.
+    pub const LABEL: &'static str = "medusa-reset/seal-subject/v1";
+
+    pub fn new(key: &[u8]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, key))
+    }
+
+    /// The context's `subject` for an event: hex HMAC of actor type, provider and identifier as given.
+    pub fn subject(&self, actor_type: &str, provider: &str, entity_id: &str) -> String {
+        hex::encode(hmac::sign(&self.0, format!("{actor_type}\n{provider}\n{entity_id}").as_bytes()))
+    }
+}
+
+impl fmt::Debug for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SubjectKey(<redacted>)")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,24 +76,26 @@ pub enum UnsealError {
     Transient(String),
 }
 
-fn context(entity_id: &str, jti: &str) -> HashMap<String, String> {
-    HashMap::from([("entity_id".to_owned(), entity_id.to_owned()), ("jti".to_owned(), jti.to_owned())])
+/// The encryption context: exactly these two keys, which the key policy's conditions name.
+fn context(subject: &str, jti: &str) -> HashMap<String, String> {
+    HashMap::from([("subject".to_owned(), subject.to_owned()), ("jti".to_owned(), jti.to_owned())])
 }
 
 impl KmsSealer {
-    pub fn new(client: Client, key_id: String) -> Self {
-        Self { client, key_id }
+    pub fn new(client: Client, key_id: String, subjects: SubjectKey) -> Self {
+        Self { client, key_id, subjects }
     }
 
     /// The event with its token replaced by the token's ciphertext.
     pub async fn seal(&self, event: &PasswordResetEvent) -> Result<SealedPasswordResetEvent, SealError> {
         let jti = event.token.jti().ok_or(SealError::NoJti)?;
+        let subject = self.subjects.subject(&event.actor_type, &event.provider, &event.entity_id);
         let output = self
             .client
             .encrypt()
             .key_id(&self.key_id)
             .plaintext(Blob::new(event.token.expose().as_bytes()))
-            .set_encryption_context(Some(context(&event.entity_id, &jti)))
+            .set_encryption_context(Some(context(&subject, &jti)))
             .send()
             .await
             .map_err(|e| SealError::Kms(DisplayErrorContext(&e).to_string()))?;
@@ -64,6 +104,7 @@ impl KmsSealer {
             entity_id: event.entity_id.clone(),
             actor_type: event.actor_type.clone(),
             provider: event.provider.clone(),
+            subject,
             jti,
             encrypted_token: STANDARD.encode(ciphertext.as_ref()),
             metadata: event.metadata.clone(),
@@ -71,17 +112,18 @@ impl KmsSealer {
     }
 
     /// What `seal` does for a token, for an identifier without an account: encrypts `len` bytes
-    /// that are no token, bound to the identifier and a fresh `jti` as a token would be, and
-    /// discards the ciphertext. The same call, size and kind of context on both paths, so neither
-    /// the round trip's time nor the KMS calls (as CloudTrail records them, context included) tell
-    /// known and unknown identifiers apart.
-    pub async fn seal_throwaway(&self, entity_id: &str, len: usize) -> Result<(), SealError> {
+    /// that are no token, bound to the identifier's subject and a fresh `jti` as a token would be,
+    /// and discards the ciphertext. The same call, size and kind of context on both paths, so
+    /// neither the round trip's time nor the KMS calls (as CloudTrail records them, context
+    /// included) tell known and unknown identifiers apart.
+    pub async fn seal_throwaway(&self, event: &UnknownIdentityEvent, len: usize) -> Result<(), SealError> {
         let jti = uuid::Uuid::new_v4().to_string();
+        let subject = self.subjects.subject(&event.actor_type, &event.provider, &event.entity_id);
         self.client
             .encrypt()
             .key_id(&self.key_id)
             .plaintext(Blob::new(vec![0u8; len]))
-            .set_encryption_context(Some(context(entity_id, &jti)))
+            .set_encryption_context(Some(context(&subject, &jti)))
             .send()
             .await
             .map_err(|e| SealError::Kms(DisplayErrorContext(&e).to_string()))?
@@ -89,8 +131,16 @@ impl KmsSealer {
             .ok_or_else(|| SealError::Kms("no ciphertext returned".into()))?;
         Ok(())
     }
+}
 
-    /// The event with its token decrypted, if the ciphertext belongs to this identifier and `jti`.
+impl KmsOpener {
+    pub fn new(client: Client, key_id: String) -> Self {
+        Self { client, key_id }
+    }
+
+    /// The event with its token decrypted, if the ciphertext was sealed with this event's subject
+    /// and `jti` and the token's own `jti` is the event's. That the token's address is the event's
+    /// is checked after this, with the rest of its claims, before anything is sent.
     pub async fn unseal(&self, sealed: &SealedPasswordResetEvent) -> Result<PasswordResetEvent, UnsealError> {
         let ciphertext =
             STANDARD.decode(&sealed.encrypted_token).map_err(|e| UnsealError::Permanent(format!("not base64: {e}")))?;
@@ -99,7 +149,7 @@ impl KmsSealer {
             .decrypt()
             .key_id(&self.key_id)
             .ciphertext_blob(Blob::new(ciphertext))
-            .set_encryption_context(Some(context(&sealed.entity_id, &sealed.jti)))
+            .set_encryption_context(Some(context(&sealed.subject, &sealed.jti)))
             .send()
             .await
             .map_err(|e| {
@@ -131,5 +181,41 @@ impl KmsSealer {
             token,
             metadata: sealed.metadata.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subject_is_keyed_and_names_no_address() {
+        let key = SubjectKey::new(b"seal-subject-unit-test-key");
+        let subject = key.subject("customer", "emailpass", "alice@example.com");
+        assert_eq!(subject.len(), 64);
+        assert!(subject.chars().all(|c| c.is_ascii_hexdigit()));
+        let plain = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            b"customer\nemailpass\nalice@example.com",
+        ));
+        assert_ne!(subject, plain, "not the unkeyed hash anyone can compute");
+        assert_ne!(SubjectKey::new(b"another key").subject("customer", "emailpass", "alice@example.com"), subject);
+        // Exact, as the token's claim is: another spelling, actor type or provider is another subject.
+        for (actor, provider, entity) in [
+            ("customer", "emailpass", "Alice@example.com"),
+            ("user", "emailpass", "alice@example.com"),
+            ("customer", "google", "alice@example.com"),
+        ] {
+            assert_ne!(key.subject(actor, provider, entity), subject, "{actor} {provider} {entity}");
+        }
+        assert!(!format!("{key:?}").contains("unit-test"));
+    }
+
+    #[test]
+    fn the_context_holds_the_subject_and_the_jti_and_nothing_else() {
+        let context = context("ab12", "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f");
+        let mut keys: Vec<&str> = context.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["jti", "subject"]);
     }
 }

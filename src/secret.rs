@@ -3,7 +3,6 @@
 
 use aws_config::SdkConfig;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
 
 use crate::domain::token::SigningSecret;
 use crate::identity::DatabaseSettings;
@@ -124,16 +123,54 @@ fn settings_for(url: &str, options: &[(&'static str, String)]) -> Result<Databas
 
 /// The JSON of Secrets Manager's database credentials: what a "Credentials for Amazon RDS
 /// database" secret and the rotation templates hold. RDS's own managed master-user secret has only
-/// `username` and `password`, so `host` is looked for by hand to say so.
-#[derive(Deserialize)]
+/// `username` and `password`, so a missing `host` is told apart. Read field by field rather than
+/// through serde's derive, whose type errors quote the value (`invalid type: string "hunter2"`).
 struct RdsSecret {
     username: String,
     password: String,
     host: Option<String>,
-    port: Option<serde_json::Value>,
+    port: u16,
     dbname: Option<String>,
     engine: Option<String>,
     sslmode: Option<String>,
+}
+
+impl RdsSecret {
+    /// The fields of `text`. Each reason names a field, never its value; JSON syntax errors give
+    /// only what was expected and where.
+    fn parse(text: &str) -> Result<Self, String> {
+        let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            let what = e.to_string().split(" at line").next().unwrap_or_default().to_owned();
+            format!("the secret's JSON is not usable: {what}")
+        })?;
+        let serde_json::Value::Object(fields) = json else {
+            return Err("the secret's JSON is not an object".into());
+        };
+        let text = |name: &str| -> Result<Option<String>, String> {
+            match fields.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(value)) => Ok(Some(value.clone())),
+                Some(_) => Err(format!("the secret's `{name}` is not a string")),
+            }
+        };
+        let required =
+            |name: &str| text(name)?.ok_or_else(|| format!("the secret's JSON is not usable: missing field `{name}`"));
+        let port = match fields.get("port") {
+            None | Some(serde_json::Value::Null) => Some(5432),
+            Some(serde_json::Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
+            Some(serde_json::Value::String(s)) => s.trim().parse::<u16>().ok(),
+            Some(_) => None,
+        };
+        Ok(Self {
+            username: required("username")?,
+            password: required("password")?,
+            host: text("host")?,
+            port: port.filter(|p| *p != 0).ok_or("the secret's `port` is not a port")?,
+            dbname: text("dbname")?,
+            engine: text("engine")?,
+            sslmode: text("sslmode")?,
+        })
+    }
 }
 
 /// A PostgreSQL URL from a secret's text: the URL itself, or RDS's JSON turned into one. The reason
@@ -146,24 +183,18 @@ fn database_url(secret: &str) -> Result<String, String> {
     if !text.starts_with('{') {
         return Err("the secret is neither a PostgreSQL URL nor RDS's JSON (username, password, host, …)".into());
     }
-    let secret: RdsSecret = serde_json::from_str(text).map_err(|e| {
-        // serde names a missing field without quoting any value; syntax errors give only a position.
-        let field = e.to_string().split(" at line").next().unwrap_or_default().to_owned();
-        format!("the secret's JSON is not usable: {field}")
-    })?;
+    let secret = RdsSecret::parse(text)?;
     if let Some(engine) = secret.engine.as_deref()
         && !matches!(engine, "postgres" | "postgresql" | "aurora-postgresql")
     {
-        return Err(format!("the secret is for engine `{engine}`, not PostgreSQL"));
+        // An engine's name is shown only when it looks like one (`mysql`, `aurora-mysql`).
+        let named = engine.len() <= 32 && engine.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+        return Err(if named {
+            format!("the secret is for engine `{engine}`, not PostgreSQL")
+        } else {
+            "the secret's `engine` is not PostgreSQL".to_owned()
+        });
     }
-    let port = match &secret.port {
-        None => 5432,
-        Some(serde_json::Value::Number(n)) => {
-            n.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or("the secret's port is not a port")?
-        }
-        Some(serde_json::Value::String(s)) => s.trim().parse::<u16>().map_err(|_| "the secret's port is not a port")?,
-        Some(_) => return Err("the secret's port is not a port".into()),
-    };
     let Some(host) = secret.host.filter(|host| !host.trim().is_empty()) else {
         return Err("the secret's JSON has no `host` (an RDS-managed master-user secret holds only username and \
                     password): store the database user's credentials with host, port and dbname"
@@ -171,10 +202,12 @@ fn database_url(secret: &str) -> Result<String, String> {
     };
     let encode = |part: &str| utf8_percent_encode(part, NON_ALPHANUMERIC).to_string();
     let host = if host.contains(':') { format!("[{host}]") } else { host };
+    // Without `sslmode`, the URL's own default applies: verify-full for an RDS endpoint, else prefer.
     let mut url = format!(
-        "postgres://{}:{}@{host}:{port}/{}",
+        "postgres://{}:{}@{host}:{}/{}",
         encode(&secret.username),
         encode(&secret.password),
+        secret.port,
         encode(secret.dbname.as_deref().unwrap_or("postgres"))
     );
     if let Some(mode) = &secret.sslmode {
@@ -209,12 +242,59 @@ mod tests {
     }
 
     #[test]
+    fn a_field_of_the_wrong_type_is_named_and_its_value_never_quoted() {
+        let cases = [
+            (r#"{"username":"u","password":"p","host":"h","port":true}"#, "`port`"),
+            (r#"{"username":"u","password":"p","host":"h","port":"hunter2"}"#, "`port`"),
+            (r#"{"username":"u","password":"p","host":"h","port":["hunter2"]}"#, "`port`"),
+            (r#"{"username":5,"password":"hunter2","host":"h"}"#, "`username`"),
+            (r#"{"username":"u","password":{"hunter2":1},"host":"h"}"#, "`password`"),
+            (r#"{"username":"u","password":["hunter2"],"host":"h"}"#, "`password`"),
+            (r#"{"username":"u","password":"p","host":["hunter2"]}"#, "`host`"),
+            (r#"{"username":"u","password":"p","host":"h","dbname":{"x":"hunter2"}}"#, "`dbname`"),
+            (r#"{"username":"u","password":"p","host":"h","engine":["hunter2"]}"#, "`engine`"),
+            (r#"{"username":"u","password":"p","host":"h","engine":"hunter2 postgres"}"#, "`engine`"),
+            (r#"{"username":"u","password":"p","host":"h","sslmode":false,"x":"hunter2"}"#, "`sslmode`"),
+        ];
+        for (secret, field) in cases {
+            let error = database_url(secret).unwrap_err();
+            assert!(error.contains(field), "{secret}: {error}");
+            assert!(!error.contains("hunter2") && !error.contains('"'), "{secret}: {error}");
+        }
+        // A password that JSON reads as a number is a password all the same.
+        let error = database_url(r#"{"username":"u","password":8675309,"host":"h"}"#).unwrap_err();
+        assert!(error.contains("`password`") && !error.contains("8675309"), "{error}");
+        // serde's own message, which this reading replaces, quotes the value.
+        let serde = serde_json::from_str::<u16>(r#""hunter2""#).unwrap_err().to_string();
+        assert!(serde.contains("hunter2"), "{serde}");
+    }
+
+    #[test]
+    fn json_nulls_count_as_absent_fields() {
+        let secret = r#"{"username":"u","password":"p","host":"h","port":null,"dbname":null,"sslmode":null}"#;
+        assert_eq!(database_url(secret).unwrap(), "postgres://u:p@h:5432/postgres");
+        let error = database_url(r#"{"username":"u","password":null,"host":"h"}"#).unwrap_err();
+        assert!(error.contains("missing field `password`"), "{error}");
+    }
+
+    #[test]
+    fn an_rds_secret_without_sslmode_verifies_an_rds_endpoint_in_full_and_leaves_other_hosts_at_prefer() {
+        let json = |host: &str| format!(r#"{{"username":"u","password":"p","host":"{host}","port":5432}}"#);
+        let rds = settings_for(&database_url(&json("mydb.c9akciq32.us-east-1.rds.amazonaws.com")).unwrap(), &[]);
+        let rds = rds.unwrap();
+        assert!(rds.verifies_server() && format!("{rds:?}").contains("VerifyFull"), "{rds:?}");
+        let other = settings_for(&database_url(&json("db.example.com")).unwrap(), &[]).unwrap();
+        assert!(!other.verifies_server() && format!("{other:?}").contains("Prefer"), "{other:?}");
+    }
+
+    #[test]
     fn unusable_secrets_are_refused_without_quoting_them() {
         let cases = [
             ("hunter2-not-a-url", "neither a PostgreSQL URL"),
             (r#"{"username":"u","host":"h","password_typo":"hunter2"}"#, "missing field `password`"),
             (r#"{"username":"u","password":"hunter2","host":"h","engine":"mysql"}"#, "engine `mysql`"),
             (r#"{"username":"u","password":"hunter2","host":"h","port":99999}"#, "port"),
+            (r#"{"username":"u","password":"hunter2","host":"h","port":0}"#, "port"),
             (r#"{"username":"u","password":"hunter2""#, "not usable"),
             // RDS's managed master-user secret: credentials without the database's address.
             (r#"{"username":"postgres","password":"hunter2"}"#, "no `host`"),

@@ -20,7 +20,7 @@ use crate::publish::{EventBridgePublisher, EventPublisher};
 use crate::ratelimit::{Limiter, RateLimiter};
 use crate::replay::{ReplaySettings, Replayer};
 use crate::reset::ResetService;
-use crate::seal::KmsSealer;
+use crate::seal::{KmsOpener, KmsSealer, SubjectKey};
 use crate::secret;
 use crate::trace;
 use crate::vars::ConfigError;
@@ -47,7 +47,10 @@ pub async fn secrets(
     config: &ApiConfig,
     sdk: &SdkConfig,
 ) -> Result<(SigningSecret, Option<DatabaseSettings>), ConfigError> {
-    tokio::try_join!(config.secret.resolve(sdk), secret::resolve_database(config.database.clone(), sdk))
+    let (secret, database) =
+        tokio::try_join!(config.secret.resolve(sdk), secret::resolve_database(config.database.clone(), sdk))?;
+    config.check_resolved_secret(&secret)?;
+    Ok((secret, database))
 }
 
 /// The reset-password Lambda's router: EventBridge (sealing with KMS when configured), Medusa's
@@ -57,16 +60,18 @@ pub async fn reset_password_lambda(config: &ApiConfig, sdk: &SdkConfig) -> Resul
     let (secret, database) = secrets(config, sdk).await?;
     warn_about_open_doors(config, database.as_ref());
     let store = Timed::new(Identities::from_settings(database), Latency::Database);
-    let publisher = reset_publisher(config, sdk);
+    let publisher = reset_publisher(config, &secret, sdk);
     let limiter = Timed::new(Limiter::from_settings(&config.limits, sdk), Latency::RateLimiter);
     Ok(app(config, &secret, publisher, store, limiter).layer(middleware::from_fn(trace::from_lambda_context)))
 }
 
-/// The reset-password Lambda's publisher: EventBridge, sealing with KMS when configured, timed.
-pub fn reset_publisher(config: &ApiConfig, sdk: &SdkConfig) -> Timed<EventBridgePublisher> {
+/// The reset-password Lambda's publisher: EventBridge, sealing with KMS when configured (the
+/// encryption context's subject keyed by the signing secret), timed.
+pub fn reset_publisher(config: &ApiConfig, secret: &SigningSecret, sdk: &SdkConfig) -> Timed<EventBridgePublisher> {
     let mut publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), config.events.clone());
     if let Some(key_id) = &config.token_kms_key_id {
-        publisher = publisher.sealing_with(KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id.clone()));
+        let subjects = SubjectKey::new(&secret.derive_key(SubjectKey::LABEL));
+        publisher = publisher.sealing_with(KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id.clone(), subjects));
     }
     Timed::new(publisher, Latency::Publish)
 }
@@ -74,11 +79,14 @@ pub fn reset_publisher(config: &ApiConfig, sdk: &SdkConfig) -> Timed<EventBridge
 /// The notifier Lambda's notifier: SES v2 (each call timed into its metric), opening sealed tokens
 /// with KMS when configured, claiming each reset in DynamoDB when `IDEMPOTENCY_TABLE` is set.
 pub fn notifier_lambda(config: NotifierConfig, sdk: &SdkConfig) -> Notifier<Timed<SesMailer>> {
+    if config.development_mode {
+        tracing::warn!("{}", crate::config::DEVELOPMENT_MODE_WARNING);
+    }
     let ses = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.sender.clone(), config.configuration_set.clone());
     let mailer = Timed::new(ses, Latency::Ses);
-    let sealer = config.kms_key_id.clone().map(|key_id| KmsSealer::new(aws_sdk_kms::Client::new(sdk), key_id));
+    let opener = config.kms_key_id.clone().map(|key_id| KmsOpener::new(aws_sdk_kms::Client::new(sdk), key_id));
     let claims = claims(&config.idempotency, sdk);
-    notifier(config, mailer, sealer).claiming_with(claims)
+    notifier(config, mailer, opener).claiming_with(claims)
 }
 
 /// The claims store: the DynamoDB table when one is configured, else memory (one execution
@@ -103,10 +111,10 @@ pub fn replayer(settings: ReplaySettings, sdk: &SdkConfig) -> Replayer {
 }
 
 /// A notifier over any mailer: the Lambda's SES, `make run`'s outbox.
-pub fn notifier<M: Mailer>(config: NotifierConfig, mailer: M, sealer: Option<KmsSealer>) -> Notifier<M> {
+pub fn notifier<M: Mailer>(config: NotifierConfig, mailer: M, opener: Option<KmsOpener>) -> Notifier<M> {
     let notifier = Notifier::new(config.links, config.templates, mailer, config.detail_type);
-    match sealer {
-        Some(sealer) => notifier.unsealing_with(sealer),
+    match opener {
+        Some(opener) => notifier.unsealing_with(opener),
         None => notifier,
     }
 }
@@ -114,6 +122,9 @@ pub fn notifier<M: Mailer>(config: NotifierConfig, mailer: M, sealer: Option<Kms
 /// Logs a warning at the Lambda's cold start for each setting that leaves a door open; the function
 /// still starts, because each was asked for. (`make run` says its own.)
 fn warn_about_open_doors(config: &ApiConfig, database: Option<&DatabaseSettings>) {
+    if config.development_mode {
+        tracing::warn!("{}", crate::config::DEVELOPMENT_MODE_WARNING);
+    }
     if config.identity_check_skipped {
         tracing::warn!(
             "SKIP_IDENTITY_CHECK=true: every well-formed identifier gets a token and an e-mail, whether or not \
@@ -131,8 +142,9 @@ fn warn_about_open_doors(config: &ApiConfig, database: Option<&DatabaseSettings>
     }
 }
 
-/// `make run`'s router: the mail viewer over the outbox's e-mails and the reset route, in front of
-/// the Medusa backend when one is configured. (The Lambda's router has no viewer.)
+/// `make run`'s router: the mail viewer over the outbox's e-mails (when listening on loopback
+/// only) and the reset route, in front of the Medusa backend when one is configured. (The Lambda's
+/// router has no viewer.)
 pub fn local_router(reset: Router, settings: &LocalSettings, sent: SentMail) -> Router {
     let ours = match &settings.backend {
         Some(backend) => {
@@ -140,7 +152,7 @@ pub fn local_router(reset: Router, settings: &LocalSettings, sent: SentMail) -> 
         }
         None => reset,
     };
-    crate::local::mail_viewer::routes(sent).merge(ours)
+    if settings.serves_mail_viewer() { crate::local::mail_viewer::routes(sent).merge(ours) } else { ours }
 }
 
 /// Says what the server is and how to use it.
@@ -159,7 +171,16 @@ pub fn announce_local(config: &ApiConfig, settings: &LocalSettings, bound: Socke
             "every other path goes to the Medusa backend at {backend}: point the storefront's one baseUrl here"
         );
     }
-    tracing::info!("mail viewer: http://{bound}{}", crate::local::mail_viewer::PATH);
+    if settings.serves_mail_viewer() {
+        tracing::info!("mail viewer: http://{bound}{}", crate::local::mail_viewer::PATH);
+    } else {
+        tracing::warn!(
+            "the mail viewer is off: LOCAL_ADDR {} is not a loopback address, and the viewer shows live reset \
+             links to whoever can reach it; the e-mails are still written to {}/",
+            settings.addr,
+            settings.outbox.display()
+        );
+    }
     tracing::info!(
         "listening on http://{bound}; e-mails go to {}/. Try: curl -i -X POST http://{bound}/auth/customer/emailpass/reset-password \
          -H 'content-type: application/json' -d '{{\"identifier\":\"a@example.com\"}}'",

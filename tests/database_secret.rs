@@ -86,6 +86,48 @@ async fn unusable_database_secrets_stop_start_up_naming_the_setting_and_never_th
 }
 
 #[tokio::test]
+async fn a_database_secret_with_a_field_of_the_wrong_type_is_refused_without_quoting_the_value() {
+    let config = moto_sdk_config().await;
+    let cases = [
+        (r#"{"username":"u","password":8675309,"host":"h"}"#, "`password`", "8675309"),
+        (r#"{"username":"u","password":"hunter2","host":"h","port":true}"#, "`port`", "true"),
+        (r#"{"username":"u","password":"hunter2","host":"h","port":"hunter2"}"#, "`port`", "hunter2"),
+        (r#"{"username":["hunter2"],"password":"p","host":"h"}"#, "`username`", "hunter2"),
+        (r#"{"username":"u","password":"p","host":{"name":"hunter2"}}"#, "`host`", "hunter2"),
+    ];
+    for (value, field, leak) in cases {
+        let error = resolve_database(Some(source(secret(&config, value).await)), &config).await.unwrap_err();
+        assert_eq!(error.var, SECRET_VAR, "{value}");
+        assert!(error.reason.contains(field), "{value}: {error}");
+        assert!(!error.to_string().contains(leak) && !error.to_string().contains("hunter2"), "{value}: {error}");
+    }
+    // Through the compiled bootstrap: start-up stops naming the setting, and the value is nowhere.
+    let arn = secret(&config, r#"{"username":"u","password":8675309,"host":"h"}"#).await;
+    let api = RuntimeApi::start().await.unwrap();
+    let mut command = api.command(Path::new(BINARY), "reset-password");
+    command.env("JWT_SECRET", SECRET).env(SECRET_VAR, &arn).env("AWS_ENDPOINT_URL", moto_endpoint());
+    let stderr = failed_start(&mut command).await;
+    assert!(stderr.contains(SECRET_VAR) && stderr.contains("`password`"), "{stderr}");
+    assert!(!stderr.contains("8675309"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_rds_json_secret_without_sslmode_verifies_an_rds_endpoint_in_full() {
+    let config = moto_sdk_config().await;
+    let json = |host: &str| {
+        json!({"engine": "postgres", "host": host, "port": 5432, "username": "medusa", "password": "hunter2"})
+            .to_string()
+    };
+    let rds = secret(&config, &json("mydb.c9akciq32.us-east-1.rds.amazonaws.com")).await;
+    let settings = resolve_database(Some(source(rds)), &config).await.unwrap().expect("a database");
+    assert!(settings.verifies_server() && format!("{settings:?}").contains("VerifyFull"), "{settings:?}");
+    // Another host keeps libpq's default: TLS if offered, unverified.
+    let other = secret(&config, &json("db.internal.example")).await;
+    let settings = resolve_database(Some(source(other)), &config).await.unwrap().expect("a database");
+    assert!(!settings.verifies_server() && format!("{settings:?}").contains("Prefer"), "{settings:?}");
+}
+
+#[tokio::test]
 async fn the_bootstrap_refuses_to_start_without_a_medusa_database() {
     let api = RuntimeApi::start().await.unwrap();
     let stderr = failed_start(api.command(Path::new(BINARY), "reset-password").env("JWT_SECRET", SECRET)).await;

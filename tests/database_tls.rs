@@ -1,14 +1,17 @@
-//! `sslmode` as libpq means it, against the machine's PostgreSQL with its TLS on (a self-signed
-//! certificate, as a Debian install has it) and against a PgBouncer that offers no TLS.
+//! `sslmode`, `sslrootcert` and `channel_binding` as libpq means them, against the machine's
+//! PostgreSQL with its TLS on (a self-signed certificate, as a Debian install has it), a TLS front
+//! for it that serves certificates of the test's own roots, and a PgBouncer that offers no TLS.
 
 mod support;
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use medusa_reset::config::Vars;
 use medusa_reset::identity::{DatabaseSettings, IdentityStore, MedusaDatabase, TokenRecord};
 use support::medusa_db::TestDb;
 use support::pgbouncer::PgBouncer;
+use support::tls_front::{Authority, TlsFront};
 use uuid::Uuid;
 
 const KNOWN: &str = "a@example.com";
@@ -41,6 +44,14 @@ fn store(url: &str, ca_file: Option<&str>) -> MedusaDatabase {
         _ => None,
     });
     MedusaDatabase::new(DatabaseSettings::from_vars(&vars).unwrap().unwrap())
+}
+
+/// Records a token for the known identity through a store on `url`. Err: why it could not connect.
+async fn issue(url: &str, ca_file: Option<&Path>) -> Result<(), String> {
+    let ca_file = ca_file.map(|path| path.display().to_string());
+    let issued = store(url, ca_file.as_deref()).issue(&record()).await.map_err(|e| e.to_string())?;
+    assert!(issued.is_some(), "{url}: the known identity was found");
+    Ok(())
 }
 
 /// Connects on `url` by recording a token for the known identity, then asks the server whether
@@ -166,6 +177,101 @@ async fn prefer_connects_in_plain_to_a_server_without_tls_and_require_refuses_it
     }
     let refused = store(&pooled("sslmode=require"), None).issue(&record()).await.unwrap_err().to_string();
     assert!(refused.contains("TLS"), "{refused}");
+    drop(bouncer);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn verify_ca_refuses_a_certificate_whose_root_was_not_given() {
+    let db = known_db().await;
+    // Stands for a public CA: anyone may hold one of its certificates, under a name of their own.
+    let public = Authority::new("Test Public Root R1");
+    let other = Authority::new("Test Other Root");
+    let front = TlsFront::start(&public.issue(&["db.attacker.example"]));
+    let at = |query: &str| format!("postgres://postgres@127.0.0.1:{}/{}?sslmode=verify-ca{query}", front.port, db.name);
+
+    let refusals = [
+        // No root given: the shipped RDS bundle alone, not the public roots.
+        (at(""), None),
+        (at(&format!("&sslrootcert={}", other.root.display())), None),
+        (at(""), Some(other.root.as_path())),
+    ];
+    for (url, ca_file) in refusals {
+        let refused = issue(&url, ca_file).await.unwrap_err();
+        assert!(refused.contains("UnknownIssuer"), "{url} with {ca_file:?}: {refused}");
+    }
+    // Its own root, given either way, vouches for the chain: verify-ca asks no more, so the name
+    // (127.0.0.1 is not on the certificate) does not matter.
+    assert_eq!(issue(&at(&format!("&sslrootcert={}", public.root.display())), None).await, Ok(()));
+    assert_eq!(issue(&at(""), Some(&public.root)).await, Ok(()));
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn medusa_database_ca_file_is_the_only_root_the_verifying_modes_trust() {
+    let db = known_db().await;
+    let server = Authority::new("Test Server Root");
+    let given = Authority::new("Test Given Root");
+    let front = TlsFront::start(&server.issue(&["db.internal.example"]));
+    let at = |query: &str| {
+        format!("postgres://postgres@db.internal.example:{}/{}?hostaddr=127.0.0.1&{query}", front.port, db.name)
+    };
+    for query in ["sslmode=require", "sslmode=verify-ca", "sslmode=verify-full"] {
+        let refused = issue(&at(query), Some(&given.root)).await.unwrap_err();
+        assert!(refused.contains("UnknownIssuer"), "{query}: {refused}");
+        assert_eq!(issue(&at(query), Some(&server.root)).await, Ok(()), "{query}");
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn an_rds_endpoint_named_without_sslmode_is_verified_in_full() {
+    let db = known_db().await;
+    let endpoint = "mydb.c9akciq32.us-east-1.rds.amazonaws.com";
+    let machine =
+        |host: &str, query: &str| format!("postgres://postgres@{host}:5432/{}?hostaddr=127.0.0.1{query}", db.name);
+    // The machine's self-signed server: under another name it connects unverified (libpq's
+    // prefer); under an RDS name, in any case or with the root's dot, it is refused.
+    assert_eq!(issue(&machine("db.example.com", ""), None).await, Ok(()));
+    for host in [endpoint, "MYDB.C9AKCIQ32.US-EAST-1.RDS.AMAZONAWS.COM", "mydb.c9akciq32.us-east-1.rds.amazonaws.com."]
+    {
+        let refused = issue(&machine(host, ""), None).await.unwrap_err();
+        assert!(refused.contains("UnknownIssuer"), "{host}: {refused}");
+    }
+    // A mode that is given is kept.
+    assert_eq!(issue(&machine(endpoint, "&sslmode=require"), None).await, Ok(()));
+
+    // With the certificate's root given, the name is checked too: verify-full, not verify-ca.
+    let rds = Authority::new("Test RDS Root");
+    let front = TlsFront::start(&rds.issue(&[endpoint]));
+    let fronted = |host: &str| format!("postgres://postgres@{host}:{}/{}?hostaddr=127.0.0.1", front.port, db.name);
+    assert_eq!(issue(&fronted(endpoint), Some(&rds.root)).await, Ok(()));
+    let refused = issue(&fronted("other.c9akciq32.us-east-1.rds.amazonaws.com"), Some(&rds.root)).await.unwrap_err();
+    assert!(refused.contains("not valid for name"), "{refused}");
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn channel_binding_required_refuses_a_server_that_authenticates_without_it_on_every_path() {
+    let db = known_db().await;
+    // The machine's server trusts 127.0.0.1: it authenticates with no SCRAM, so with no binding.
+    let cert = server_certificate(&db).await;
+    for mode in ["", "&sslmode=prefer", "&sslmode=allow", "&sslmode=require", "&sslmode=verify-ca"] {
+        let url = url(&db, "127.0.0.1", &format!("channel_binding=require{mode}&sslrootcert={cert}"));
+        let refused = issue(&url, None).await.unwrap_err();
+        assert!(refused.contains("channel binding"), "{mode}: {refused}");
+        let preferred = url.replace("channel_binding=require", "channel_binding=prefer");
+        assert_eq!(issue(&preferred, None).await, Ok(()), "{mode}");
+    }
+    // A server without TLS: prefer falls back to plain, where there is no channel to bind to, and
+    // allow does not try plain at all.
+    let bouncer = PgBouncer::start(&db.name);
+    let pooled = |query: &str| format!("postgres://postgres@127.0.0.1:{}/{}?{query}", bouncer.port, db.name);
+    let refused = issue(&pooled("channel_binding=require"), None).await.unwrap_err();
+    assert!(refused.contains("channel binding"), "{refused}");
+    let refused = issue(&pooled("sslmode=allow&channel_binding=require"), None).await.unwrap_err();
+    assert!(refused.contains("TLS"), "{refused}");
+    assert_eq!(issue(&pooled("sslmode=allow&channel_binding=prefer"), None).await, Ok(()));
     drop(bouncer);
     db.drop_database().await;
 }

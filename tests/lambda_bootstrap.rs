@@ -247,3 +247,57 @@ async fn the_notifier_refuses_to_start_without_a_link_template() {
     .await;
     assert!(stderr.contains("RESET_URL_TEMPLATE_USER"), "{stderr}");
 }
+
+const DEVELOPMENT_SECRET: &str = "development-only-secret--never-deploy-this-value";
+
+#[tokio::test]
+async fn the_reset_function_refuses_the_public_development_secret_naming_jwt_secret() {
+    let api = RuntimeApi::start().await.unwrap();
+    let stderr = failed_start(
+        api.command(Path::new(BINARY), "reset-password")
+            .env("JWT_SECRET", DEVELOPMENT_SECRET)
+            .env("SKIP_IDENTITY_CHECK", "true")
+            .env("AWS_ENDPOINT_URL", unreachable_endpoint()),
+    )
+    .await;
+    assert!(stderr.contains("JWT_SECRET: is the public development secret"), "{stderr}");
+    assert!(!stderr.contains(DEVELOPMENT_SECRET), "the value is not repeated: {stderr}");
+}
+
+#[tokio::test]
+async fn the_notifier_refuses_an_http_reset_link_naming_its_variable() {
+    let api = RuntimeApi::start().await.unwrap();
+    let stderr = failed_start(
+        api.command(Path::new(NOTIFIER), "notifier")
+            .env("MAIL_FROM", "no-reply@shop.example.com")
+            .env("RESET_URL_TEMPLATE_CUSTOMER", "http://shop.example.com/reset-password?token={token}")
+            .env("AWS_ENDPOINT_URL", unreachable_endpoint()),
+    )
+    .await;
+    assert!(stderr.contains("RESET_URL_TEMPLATE_CUSTOMER: must start with https://"), "{stderr}");
+}
+
+#[tokio::test]
+async fn development_mode_accepts_the_development_defaults_and_says_so_at_start_up() {
+    let api = RuntimeApi::start().await.unwrap();
+    let mut child = api
+        .command(Path::new(BINARY), "reset-password")
+        .env("DEVELOPMENT_MODE", "true")
+        .env("JWT_SECRET", DEVELOPMENT_SECRET)
+        .env("SKIP_IDENTITY_CHECK", "true")
+        .env("AWS_ENDPOINT_URL", moto_endpoint())
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let answer = api.invoke(&read_event("reset-password/valid.json"), Duration::from_secs(10)).await.unwrap();
+    let Answer::Response(response) = answer else { panic!("the function answers: {answer:?}") };
+    assert_eq!(response["statusCode"], 201, "{response}");
+    child.kill().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let warning = json_lines(&output.stdout).into_iter().find(|line| {
+        line["level"] == "WARN" && line["message"].as_str().is_some_and(|m| m.starts_with("DEVELOPMENT_MODE=true"))
+    });
+    assert!(warning.is_some(), "{}", String::from_utf8_lossy(&output.stdout));
+}

@@ -21,7 +21,7 @@ use medusa_reset::identity::{DatabaseSettings, MedusaDatabase, MemoryStore};
 use medusa_reset::mail::{OutboxMailer, SesMailer};
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::{DynamoLimiter, Limits, MemoryLimiter};
-use medusa_reset::seal::KmsSealer;
+use medusa_reset::seal::KmsOpener;
 use medusa_reset::telemetry::{self, LogSettings};
 use serde_json::{Value, json};
 use support::{SECRET, api_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
@@ -234,7 +234,7 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let well_formed = serde_json::to_value(event(VICTIM, token)).unwrap();
     notifier.handle_envelope(envelope("auth.password_reset_unknown", well_formed)).await.unwrap();
     let sealed = json!({"entity_id": VICTIM, "actor_type": "customer", "provider": "emailpass",
-        "jti": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "encrypted_token": "AQID"});
+        "subject": "ab12", "jti": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "encrypted_token": "AQID"});
     notifier.handle_envelope(envelope("auth.password_reset", sealed)).await.unwrap();
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "only the valid event was sent, and only once");
     let _ = std::fs::remove_dir_all(&outbox);
@@ -265,7 +265,7 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
     let kms = aws_sdk_kms::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
     let mailer = OutboxMailer::new(outbox.clone(), sender.clone()).unwrap();
-    let sealing = medusa_reset::wiring::notifier(config, mailer, Some(KmsSealer::new(kms, "alias/reset".to_owned())));
+    let sealing = medusa_reset::wiring::notifier(config, mailer, Some(KmsOpener::new(kms, "alias/reset".to_owned())));
     let plain = serde_json::to_value(event(VICTIM, token)).unwrap();
     sealing.handle_envelope(envelope("auth.password_reset", plain)).await.unwrap();
     let _ = std::fs::remove_dir_all(&outbox);

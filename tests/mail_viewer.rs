@@ -43,6 +43,57 @@ async fn the_lambda_router_answers_404_at_the_mail_viewers_paths() {
     }
 }
 
+/// A stand-in Medusa backend that counts the requests it is sent.
+async fn counting_backend() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let backend = axum::Router::new().fallback(async move || {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        "from the backend"
+    });
+    (support::serve(backend).await, count)
+}
+
+#[tokio::test]
+async fn the_viewer_and_the_proxy_answer_only_loopback_host_names_against_dns_rebinding() {
+    let (backend, forwarded) = counting_backend().await;
+    let local = Local::start(&[("MEDUSA_BACKEND_URL", &backend)]).await;
+    let get = async |path: &str, host: &str| {
+        let response = local.client.get(local.runner.url(path)).header("host", host).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    for path in ["/_dev/mail", "/store/products"] {
+        let (status, body) = get(path, "rebound.attacker.example:9000").await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("\"type\":\"not_allowed\""), "{path}: {body}");
+    }
+    assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the backend");
+    assert_eq!(get("/_dev/mail", "localhost:9000").await.0, 200);
+    assert_eq!(get("/store/products", "127.0.0.1").await, (200, "from the backend".to_owned()));
+    assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The reset route itself is the API, answered whatever the name it was reached by.
+    let reset = local
+        .client
+        .post(local.runner.url("/auth/customer/emailpass/reset-password"))
+        .header("host", "shop.example.com")
+        .header("content-type", "application/json")
+        .body(r#"{"identifier":"a@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 201);
+}
+
+#[tokio::test]
+async fn the_viewer_is_off_and_says_so_when_listening_beyond_loopback() {
+    let runner = LocalRunner::start_on("0.0.0.0", &[]).await;
+    let response = reqwest::get(runner.url("/_dev/mail")).await.unwrap();
+    assert_eq!(response.status(), 404);
+    let printed = runner.stop().await;
+    assert!(printed.contains("the mail viewer is off"), "{printed}");
+    assert!(!printed.contains("mail viewer: http://"), "{printed}");
+}
+
 #[tokio::test]
 async fn chromium_lists_every_locale_and_actor_type_newest_first_and_shows_each_email_rendered() {
     let local = Local::start(&[]).await;

@@ -151,6 +151,31 @@ async fn an_unknown_identity_gets_201_no_row_and_only_the_unknown_event() {
 }
 
 #[tokio::test]
+async fn spellings_medusa_does_not_know_leave_the_accounts_share_for_its_own_request() {
+    let db = TestDb::create().await;
+    db.add_identity("alice@example.com", "emailpass").await;
+    let (publisher, mut events) = ChannelPublisher::new();
+    // The shipped limits: one token a minute, five an hour, per identifier.
+    let config = api_config(&[("RATE_LIMIT_PER_IDENTIFIER", "1/60,5/3600")]);
+    let app = support::app(&config, publisher, MedusaDatabase::new(db.settings()));
+    for spelling in
+        ["ALICE@example.com", "alice@EXAMPLE.com", "Alice@Example.com", "ALICE@EXAMPLE.COM", "aLiCe@example.com"]
+    {
+        assert_eq!(request(&app, spelling).await, StatusCode::CREATED, "{spelling}");
+    }
+    assert_eq!(request(&app, "alice@example.com").await, StatusCode::CREATED);
+    let mut tokens = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let AuthEvent::PasswordReset(event) = event {
+            tokens.push(event.entity_id);
+        }
+    }
+    assert_eq!(tokens, ["alice@example.com"], "her own request gets its e-mail");
+    assert_eq!(db.reset_rows("alice@example.com").await.len(), 1);
+    db.drop_database().await;
+}
+
+#[tokio::test]
 async fn a_soft_deleted_identity_counts_as_unknown() {
     let db = TestDb::create().await;
     db.add_identity("gone@example.com", "emailpass").await;

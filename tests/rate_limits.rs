@@ -20,7 +20,7 @@ use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::publish::{EventPublisher, PublishError};
-use medusa_reset::ratelimit::{DynamoLimiter, IdentityKey, Limit, Limits, RateLimiter, Subject, Verdict};
+use medusa_reset::ratelimit::{DynamoLimiter, IdentityKey, Limit, Limits, RateLimiter, Share, Subject, Verdict};
 use serde_json::{Value, json};
 use support::aws_fixtures::rate_limit_table;
 use support::local_runner::LocalRunner;
@@ -36,7 +36,7 @@ fn at(seconds: u64) -> SystemTime {
 }
 
 fn subject(ip: &str, identifier: &str) -> Subject {
-    Subject::new(&IdentityKey::new(b"rate-limit-test-key"), ip, "customer", "emailpass", identifier)
+    Subject::new(&IdentityKey::new(b"rate-limit-test-key"), ip, "customer", "emailpass", Share::Identifier(identifier))
 }
 
 async fn limiter(limits: Limits) -> DynamoLimiter {

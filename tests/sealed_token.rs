@@ -1,5 +1,6 @@
-//! The opt-in sealed token, end to end on moto: the reset route encrypts it with KMS (bound to the
-//! identifier and jti), the bus carries no plain token, and only the notifier with the key opens it.
+//! The sealed token, end to end on moto: the reset route encrypts it with KMS (bound to a keyed hash
+//! of the identifier and the jti), the bus carries no plain token, and only the notifier with the
+//! key opens it.
 
 mod support;
 
@@ -7,11 +8,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
+use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::mail::SesMailer;
 use medusa_reset::notify::{Delivery, DropReason, Notifier};
 use medusa_reset::publish::EventBridgePublisher;
-use medusa_reset::seal::KmsSealer;
+use medusa_reset::seal::{KmsOpener, KmsSealer, SubjectKey};
 use serde_json::Value;
 use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
 use support::{SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, read_event, send, verify_independently};
@@ -32,7 +34,7 @@ async fn notifier(config: &aws_config::SdkConfig, sender: &str, key_id: Option<&
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(config), notifier_config.sender.clone(), None);
     let notifier = medusa_reset::wiring::notifier(notifier_config, mailer, None);
     match key_id {
-        Some(key_id) => notifier.unsealing_with(KmsSealer::new(aws_sdk_kms::Client::new(config), key_id.to_owned())),
+        Some(key_id) => notifier.unsealing_with(KmsOpener::new(aws_sdk_kms::Client::new(config), key_id.to_owned())),
         None => notifier,
     }
 }
@@ -41,7 +43,9 @@ async fn notifier(config: &aws_config::SdkConfig, sender: &str, key_id: Option<&
 async fn sealed_event(config: &aws_config::SdkConfig, key_id: &str, identifier: &str) -> Value {
     let fixture = BusToQueue::create(config, "medusa.auth", "auth.password_reset").await;
     let api_config = api_config(&[("EVENT_BUS_NAME", fixture.bus_name.as_str())]);
-    let sealer = KmsSealer::new(aws_sdk_kms::Client::new(config), key_id.to_owned());
+    let secret = SigningSecret::parse(SECRET).unwrap();
+    let subjects = SubjectKey::new(&secret.derive_key(SubjectKey::LABEL));
+    let sealer = KmsSealer::new(aws_sdk_kms::Client::new(config), key_id.to_owned(), subjects);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), api_config.events.clone())
         .sealing_with(sealer);
     let app = support::app(&api_config, publisher, MemoryStore::open());
@@ -75,7 +79,7 @@ async fn the_bus_carries_no_plain_token_and_the_notifier_with_the_key_sends_a_wo
 }
 
 #[tokio::test]
-async fn a_sealed_token_moved_to_another_identifier_cannot_be_opened() {
+async fn a_sealed_token_moved_to_another_identifier_is_dropped() {
     let config = moto_sdk_config().await;
     let key_id = kms_key(&config).await;
     let mut event = sealed_event(&config, &key_id, "victim@example.com").await;
@@ -83,6 +87,24 @@ async fn a_sealed_token_moved_to_another_identifier_cannot_be_opened() {
     let sender = verified_sender(&config).await;
     let outcome = notifier(&config, &sender, Some(&key_id)).await.handle_envelope(event).await;
     assert!(outcome.is_ok(), "dropped, not retried");
+    assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_sealed_token_moved_to_another_identifier_with_its_subject_still_sends_nothing() {
+    let config = moto_sdk_config().await;
+    let key_id = kms_key(&config).await;
+    let victim = sealed_event(&config, &key_id, "victim@example.com").await;
+    // The attacker's own sealed event, with the victim's ciphertext, subject and jti: KMS opens it,
+    // but the token inside is about the victim, not the event's address.
+    let mut event = sealed_event(&config, &key_id, "attacker@example.com").await;
+    for field in ["subject", "jti", "encrypted_token"] {
+        event["detail"][field] = victim["detail"][field].clone();
+    }
+    let sender = verified_sender(&config).await;
+    let handled =
+        notifier(&config, &sender, Some(&key_id)).await.open_envelope(event, std::time::SystemTime::now()).await;
+    assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::ClaimsMismatch, .. })), "{handled:?}");
     assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
 }
 

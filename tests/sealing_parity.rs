@@ -1,6 +1,7 @@
 //! Timing parity with sealing on: an unknown identifier costs the same KMS work as a known one (one
-//! `Encrypt` of a plaintext the token's size, bound to the identifier and a `jti`), so the round
-//! trip does not tell them apart; and a KMS that fails fails both alike. The publisher is the one
+//! `Encrypt` of a plaintext the token's size, bound to a keyed hash of the identifier and a `jti`),
+//! so the round trip does not tell them apart; no KMS request holds an address (CloudTrail records
+//! each encryption context in clear); and a KMS that fails fails both alike. The publisher is the one
 //! the Lambda's wiring builds (metric wrapper included); KMS and EventBridge are a stub that counts
 //! the `Encrypt` calls (moto keeps no count), and moto for the last test.
 //! `tools/with-moto cargo test --test sealing_parity`
@@ -17,10 +18,11 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::wiring::reset_publisher;
 use serde_json::{Value, json};
-use support::{api_config, moto_sdk_config, post_json, sdk_config_for, send, serve};
+use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve};
 
 const KEY_ID: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
@@ -29,6 +31,8 @@ const KEY_ID: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-
 struct EncryptCall {
     context: BTreeMap<String, String>,
     plaintext: Vec<u8>,
+    /// The request as it reached KMS.
+    body: String,
 }
 
 #[derive(Clone, Default)]
@@ -56,7 +60,7 @@ async fn aws(State(stub): State<KmsStub>, headers: HeaderMap, body: String) -> i
     let request: Value = serde_json::from_str(&body).unwrap();
     let context = serde_json::from_value(request["EncryptionContext"].clone()).unwrap();
     let plaintext = STANDARD.decode(request["Plaintext"].as_str().unwrap()).unwrap();
-    stub.calls.lock().unwrap().push(EncryptCall { context, plaintext });
+    stub.calls.lock().unwrap().push(EncryptCall { context, plaintext, body: body.clone() });
     if stub.failing {
         let error = json!({"__type": "KMSInternalException", "message": "stub outage"});
         return (StatusCode::INTERNAL_SERVER_ERROR, content_type, error.to_string());
@@ -70,8 +74,12 @@ async fn aws(State(stub): State<KmsStub>, headers: HeaderMap, body: String) -> i
 async fn sealing_app(stub: &KmsStub) -> Router {
     let endpoint = serve(Router::new().route("/", post(aws)).with_state(stub.clone())).await;
     let config = api_config(&[("TOKEN_KMS_KEY_ID", KEY_ID)]);
-    let publisher = reset_publisher(&config, &sdk_config_for(&endpoint).await);
+    let publisher = reset_publisher(&config, &secret(), &sdk_config_for(&endpoint).await);
     support::app(&config, publisher, MemoryStore::with_identities([("known@example.com", "emailpass")]))
+}
+
+fn secret() -> SigningSecret {
+    SigningSecret::parse(SECRET).expect("a long enough secret")
 }
 
 async fn reset(app: &Router, identifier: &str) -> StatusCode {
@@ -94,14 +102,34 @@ async fn an_unknown_identifier_costs_the_same_kms_encrypt_as_a_known_one() {
     let (known, unknown) = (&known[0], &unknown[0]);
     assert_eq!(known.plaintext.len(), unknown.plaintext.len(), "the same size");
     let keys = |call: &EncryptCall| call.context.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(keys(known), ["entity_id", "jti"]);
+    assert_eq!(keys(known), ["jti", "subject"]);
     assert_eq!(keys(unknown), keys(known), "the same kind of context");
-    assert_eq!(known.context["entity_id"], "known@example.com");
-    assert_eq!(unknown.context["entity_id"], "other@example.com");
+    assert_eq!(known.context["subject"].len(), 64, "a keyed hash");
+    assert_eq!(unknown.context["subject"].len(), 64, "a keyed hash");
+    assert_ne!(known.context["subject"], unknown.context["subject"], "one per identifier");
     assert_eq!(unknown.context["jti"].len(), known.context["jti"].len(), "a jti like a token's");
     // The known plaintext is the token; the throwaway is none, so no usable token reaches KMS.
     assert_eq!(known.plaintext.iter().filter(|&&b| b == b'.').count(), 2, "a JWT");
     assert!(!unknown.plaintext.contains(&b'.'), "not a JWT");
+}
+
+#[tokio::test]
+async fn no_kms_request_holds_an_address_on_either_path() {
+    let stub = KmsStub::default();
+    let app = sealing_app(&stub).await;
+    assert_eq!(reset(&app, "known@example.com").await, StatusCode::CREATED);
+    assert_eq!(reset(&app, "other@example.com").await, StatusCode::CREATED);
+    let calls = stub.take();
+    assert_eq!(calls.len(), 2);
+    for call in calls {
+        // Every part of the request but the plaintext, which CloudTrail does not record.
+        let mut request: Value = serde_json::from_str(&call.body).unwrap();
+        request.as_object_mut().unwrap().remove("Plaintext");
+        let shown = request.to_string();
+        for part in ["known", "other", "example.com", "@"] {
+            assert!(!shown.contains(part), "{part:?} in what CloudTrail would record: {shown}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -124,7 +152,7 @@ async fn an_unknown_identifier_is_served_by_a_real_kms_too() {
     let kms = aws_sdk_kms::Client::new(&sdk);
     let key_id = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_owned();
     let config = api_config(&[("TOKEN_KMS_KEY_ID", &key_id)]);
-    let publisher = reset_publisher(&config, &sdk);
+    let publisher = reset_publisher(&config, &secret(), &sdk);
     let app = support::app(&config, publisher, MemoryStore::with_identities([("known@example.com", "emailpass")]));
     assert_eq!(reset(&app, "known@example.com").await, StatusCode::CREATED);
     assert_eq!(reset(&app, "other@example.com").await, StatusCode::CREATED);

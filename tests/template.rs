@@ -4,11 +4,11 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use medusa_reset::metrics::{COLD_STARTS, EMAILS, Latency, REQUEST_LATENCY, REQUESTS};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn template() -> Value {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -83,8 +83,9 @@ fn the_idempotency_table_is_keyed_expires_and_only_the_notifier_may_change_its_i
     let policies = resource(&template, "NotifierFunction")["Properties"]["Policies"].to_string();
     assert!(policies.contains(r#""Action":["dynamodb:PutItem","dynamodb:DeleteItem"]"#), "{policies}");
     assert!(policies.contains(r#""Resource":{"Fn::GetAtt":["IdempotencyTable","Arn"]}"#), "{policies}");
-    let reset_policies = resource(&template, "ResetPasswordFunction")["Properties"]["Policies"].to_string();
-    assert!(!reset_policies.contains("IdempotencyTable"), "the reset function has no business with the claims");
+    let reset_role = resource(&template, "ResetPasswordFunctionRole").to_string();
+    assert!(reset_role.contains("RateLimitTable"), "the reset function's own role: {reset_role}");
+    assert!(!reset_role.contains("IdempotencyTable"), "the reset function has no business with the claims");
 }
 
 #[test]
@@ -126,9 +127,14 @@ fn every_alarm_notifies_the_optional_topic_and_watches_an_outcome_the_code_logs(
         .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
         .collect();
     let names: Vec<&str> = alarms.iter().map(|(n, _)| n.as_str()).collect();
-    for expected in
-        ["ResetServerErrorRateAlarm", "NotifierTransientFailureAlarm", "NotifierErrorAlarm", "NotifierDeadLetterAlarm"]
-    {
+    for expected in [
+        "ResetServerErrorRateAlarm",
+        "NotifierTransientFailureAlarm",
+        "NotifierErrorAlarm",
+        "NotifierDeadLetterAlarm",
+        "SesBounceRateAlarm",
+        "SesComplaintRateAlarm",
+    ] {
         assert!(names.contains(&expected), "{expected} missing: {names:?}");
     }
     for (name, alarm) in &alarms {
@@ -140,4 +146,215 @@ fn every_alarm_notifies_the_optional_topic_and_watches_an_outcome_the_code_logs(
     let notifier =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/notify/notifier.rs")).unwrap();
     assert!(notifier.contains(&format!("\"{outcome}\"")), "the notifier never logs the outcome {outcome}");
+}
+
+#[test]
+fn tokens_are_sealed_by_default_with_a_rotating_key_whose_every_use_names_subject_and_jti() {
+    let template = template();
+    assert_eq!(template["Parameters"]["SealTokenWithKms"]["Default"], "true");
+    let key = &resource(&template, "TokenKey")["Properties"];
+    assert_eq!(key["EnableKeyRotation"], true);
+    let context = json!({
+        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["subject", "jti"]},
+        "Null": {"kms:EncryptionContext:subject": "false", "kms:EncryptionContext:jti": "false"},
+    });
+    // A statement behind Fn::If (the token readers') counts as its "true" branch.
+    let statements: Vec<&Value> = key["KeyPolicy"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.get("Fn::If").map_or(s, |branches| &branches[1]))
+        .filter(|s| s["Action"] == "kms:Encrypt" || s["Action"] == "kms:Decrypt")
+        .collect();
+    let sids: Vec<&Value> = statements.iter().map(|s| &s["Sid"]).collect();
+    assert_eq!(sids, ["ResetFunctionEncryptsOnly", "NotifierDecryptsOnly", "TokenReadersDecryptOnly"]);
+    for statement in statements {
+        assert_eq!(statement["Condition"], context, "{statement}");
+    }
+}
+
+#[test]
+fn the_signing_secret_medusa_shares_outlives_the_stack() {
+    let template = template();
+    let secret = resource(&template, "JwtSecret");
+    assert_eq!(secret["DeletionPolicy"], "Retain");
+    assert_eq!(secret["UpdateReplacePolicy"], "Retain");
+}
+
+#[test]
+fn api_access_logs_are_json_lines_of_request_source_route_status_and_latency_without_path_query_or_body() {
+    let template = template();
+    let settings = &resource(&template, "HttpApi")["Properties"]["AccessLogSettings"];
+    assert_eq!(settings["DestinationArn"], json!({"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}));
+    assert!(resource(&template, "ApiAccessLogGroup")["Properties"]["RetentionInDays"].is_u64());
+    let format = settings["Format"].as_str().expect("a format string");
+    let fields: Value = serde_json::from_str(format).unwrap_or_else(|e| panic!("not JSON ({e}): {format}"));
+    let values: Vec<&Value> = fields.as_object().expect("an object").values().collect();
+    for variable in [
+        "$context.requestId",
+        "$context.identity.sourceIp",
+        "$context.routeKey",
+        "$context.status",
+        "$context.responseLatency",
+        "$context.integrationLatency",
+    ] {
+        assert!(values.contains(&&json!(variable)), "{variable} missing: {format}");
+    }
+    for word in ["path", "query", "body", "$request", "$input"] {
+        assert!(!format.to_lowercase().contains(&word.to_lowercase()), "{word} in {format}");
+    }
+}
+
+#[test]
+fn the_reset_route_has_a_throttle_of_its_own_and_the_function_a_concurrency_cap() {
+    let template = template();
+    let function = &resource(&template, "ResetPasswordFunction")["Properties"];
+    let throttle = json!({
+        "ThrottlingRateLimit": {"Ref": "ResetRouteThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ResetRouteThrottlingBurstLimit"},
+    });
+    let route_settings = &resource(&template, "HttpApi")["Properties"]["RouteSettings"];
+    for event in ["ResetPassword", "ResetPasswordPreflight"] {
+        let route = &function["Events"][event]["Properties"];
+        let key = format!("{} {}", route["Method"].as_str().unwrap(), route["Path"].as_str().unwrap());
+        assert_eq!(route_settings[&key], throttle, "{key}: {route_settings}");
+    }
+    assert_eq!(
+        function["ReservedConcurrentExecutions"],
+        json!({"Fn::If": ["CapResetConcurrency", {"Ref": "ResetFunctionReservedConcurrency"}, {"Ref": "AWS::NoValue"}]})
+    );
+}
+
+#[test]
+fn ses_reputation_alarms_go_off_at_the_rates_where_ses_starts_reviewing_the_account() {
+    let template = template();
+    for (alarm, metric, threshold) in [
+        ("SesBounceRateAlarm", "Reputation.BounceRate", 0.05),
+        ("SesComplaintRateAlarm", "Reputation.ComplaintRate", 0.001),
+    ] {
+        let properties = &resource(&template, alarm)["Properties"];
+        assert_eq!(properties["Namespace"], "AWS/SES");
+        assert_eq!(properties["MetricName"], metric);
+        assert_eq!(properties["Threshold"].as_f64(), Some(threshold));
+        assert_eq!(properties["ComparisonOperator"], "GreaterThanOrEqualToThreshold");
+    }
+}
+
+/// `tools/check_deployability.py` on the template at `path`, with SAM's translator from the SAM CLI's
+/// venv: whether every configuration passed, and the report.
+fn check_deployability(path: &Path) -> (bool, String) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/sam/bin/python");
+    let output = Command::new(&python)
+        .arg(root.join("tools/check_deployability.py"))
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("{} (run `make test`, which creates .venv/sam): {e}", python.display()));
+    let report = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), report)
+}
+
+/// The check on `template.yaml` as `change` leaves it must fail, naming each of `expected`.
+fn refused_after(change: impl FnOnce(&mut Value), expected: &[&str]) {
+    let mut template = template();
+    change(&mut template);
+    let path = std::env::temp_dir().join(format!("template-{}.json", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, serde_json::to_vec(&template).unwrap()).unwrap();
+    let (passed, report) = check_deployability(&path);
+    std::fs::remove_file(&path).ok();
+    assert!(!passed, "the check passed:\n{report}");
+    for text in expected {
+        assert!(report.contains(text), "no {text:?} in:\n{report}");
+    }
+}
+
+/// The statement with `sid` in the first inline policy of `resource` (a function's `Policies` or a
+/// role's).
+fn statement_mut<'a>(template: &'a mut Value, resource: &str, sid: &str) -> &'a mut Value {
+    let properties = &mut template["Resources"][resource]["Properties"];
+    let policy = &mut properties["Policies"][0];
+    let statements = if policy["PolicyDocument"].is_object() { &mut policy["PolicyDocument"] } else { policy };
+    let found = statements["Statement"].as_array_mut().unwrap().iter_mut().find(|s| s["Sid"] == sid);
+    found.unwrap_or_else(|| panic!("{resource} has no statement {sid}"))
+}
+
+#[test]
+fn the_stack_deploys_in_every_documented_configuration_as_sam_translates_it() {
+    let (passed, report) = check_deployability(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("template.yaml"));
+    assert!(passed, "{report}");
+    assert_eq!(report.lines().filter(|line| line.starts_with("ok")).count(), 3 * 2 * 2 * 2 * 2 + 1, "{report}");
+}
+
+#[test]
+fn the_deployability_check_refuses_a_rule_using_a_function_rules_do_not_accept() {
+    let join = json!({"Fn::Not": [{"Fn::Equals": [{"Fn::Join": [",", {"Ref": "VpcSubnetIds"}]}, ""]}]});
+    let change = |t: &mut Value| t["Rules"]["EndpointsNeedTheVpc"]["RuleCondition"]["Fn::And"][0] = join;
+    refused_after(change, &["Rules/EndpointsNeedTheVpc uses Fn::Join, which Rules do not accept"]);
+}
+
+#[test]
+fn the_deployability_check_refuses_the_vpc_policy_twice_in_a_vpc_and_at_all_outside_one() {
+    // The reset function on a role SAM makes (which adds the policy for any VpcConfig) and the policy added again.
+    let policy = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
+    let change = |t: &mut Value| {
+        t["Resources"].as_object_mut().unwrap().remove("ResetPasswordFunctionRole");
+        let function = t["Resources"]["ResetPasswordFunction"]["Properties"].as_object_mut().unwrap();
+        function.remove("Role");
+        let policies = json!([{"Fn::If": ["InVpc", {"Fn::Sub": policy}, {"Ref": "AWS::NoValue"}]}]);
+        function.insert("Policies".to_owned(), policies);
+    };
+    let twice = "lists arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole 2 times";
+    let outside = "has AWSLambdaVPCAccessExecutionRole, but no function of it runs in a VPC";
+    refused_after(change, &[twice, outside]);
+}
+
+#[test]
+fn the_deployability_check_refuses_a_reference_to_a_resource_some_configurations_leave_out() {
+    let change = |t: &mut Value| {
+        let variables = &mut t["Resources"]["ResetPasswordFunction"]["Properties"]["Environment"]["Variables"];
+        variables["TOKEN_KMS_KEY_ID"] = json!({"Ref": "TokenKey"});
+    };
+    refused_after(
+        change,
+        &[
+            "ResetPasswordFunction: TOKEN_KMS_KEY_ID names TokenKey, which is not created",
+            "Ref TokenKey, which is neither a parameter nor a created resource",
+        ],
+    );
+}
+
+#[test]
+fn the_deployability_check_refuses_an_environment_variable_that_is_a_list() {
+    let change = |t: &mut Value| {
+        let variables = &mut t["Resources"]["ResetPasswordFunction"]["Properties"]["Environment"]["Variables"];
+        variables["SUBNETS"] = json!({"Ref": "VpcSubnetIds"});
+    };
+    refused_after(change, &["SUBNETS is the list parameter VpcSubnetIds, not a string"]);
+}
+
+#[test]
+fn the_deployability_check_refuses_a_grant_on_every_resource_that_the_readme_does_not_explain() {
+    let change = |t: &mut Value| {
+        let statement = statement_mut(t, "ResetPasswordFunctionRole", "ReadTheSigningSecretOnly");
+        statement["Resource"] = json!("*");
+    };
+    refused_after(change, &["ResetPasswordFunctionRole: statement ReadTheSigningSecretOnly grants on Resource '*'"]);
+}
+
+#[test]
+fn the_deployability_check_refuses_a_from_address_condition_that_keeps_the_display_name() {
+    let change = |t: &mut Value| {
+        let statement = statement_mut(t, "NotifierFunction", "SendAsTheSenderIdentityOnly");
+        statement["Condition"]["StringEquals"]["ses:FromAddress"] = json!({"Ref": "MailFrom"});
+    };
+    let expected = "needs ses:FromAddress 'no-reply@shop.example.com', not ['Shop <no-reply@shop.example.com>']";
+    refused_after(change, &[expected]);
+}
+
+#[test]
+fn the_deployability_check_refuses_rules_that_let_a_contradiction_through() {
+    let change = |t: &mut Value| {
+        t["Rules"].as_object_mut().unwrap().remove("TokenReadersNeedSealing");
+    };
+    refused_after(change, &["token readers without sealing: the Rule TokenReadersNeedSealing does not refuse it"]);
 }

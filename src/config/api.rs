@@ -42,8 +42,8 @@ pub struct ApiConfig {
     pub providers: ProviderPolicy,
     pub cors: CorsPolicy,
     pub events: EventTarget,
-    /// Seal the token in events with this KMS key (`TOKEN_KMS_KEY_ID`); off by default, because
-    /// Medusa-style subscribers expect the plain `token` field.
+    /// Seal the token in events with this KMS key (`TOKEN_KMS_KEY_ID`, which the template sets by
+    /// default); unset, the event carries Medusa's plain `token` field.
     pub token_kms_key_id: Option<String>,
     /// Medusa-database mode when set: only real accounts get a token, recorded for Medusa ≥ 2.16.
     /// Unset only where the identity check is off (`identity_check_skipped`).
@@ -58,6 +58,8 @@ pub struct ApiConfig {
     pub log: LogSettings,
     /// True when the development secret is in use, so the local runner can say so.
     pub uses_development_secret: bool,
+    /// `make run`, or `DEVELOPMENT_MODE=true`: development-only settings are accepted.
+    pub development_mode: bool,
 }
 
 impl ApiConfig {
@@ -75,10 +77,11 @@ impl ApiConfig {
     }
 
     pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
+        let development_mode = super::development_mode(profile, vars)?;
         let value = |raw: String| {
-            SigningSecret::parse(raw)
-                .map(SecretSource::Value)
-                .map_err(|e: SecretTooShort| ConfigError::new("JWT_SECRET", e))
+            let secret = SigningSecret::parse(raw).map_err(|e: SecretTooShort| ConfigError::new("JWT_SECRET", e))?;
+            refuse_development_secret(&secret, development_mode, "JWT_SECRET")?;
+            Ok(SecretSource::Value(secret))
         };
         let (secret, uses_development_secret) = match (vars.raw("JWT_SECRET"), vars.get("JWT_SECRET_ARN")) {
             (Some(_), Some(_)) => {
@@ -161,8 +164,27 @@ impl ApiConfig {
             time_budget,
             log: LogSettings::from_vars(profile, vars)?,
             uses_development_secret,
+            development_mode,
         })
     }
+
+    /// Checks the signing secret read from `JWT_SECRET_ARN` at cold start as `JWT_SECRET` is
+    /// checked when configured.
+    pub fn check_resolved_secret(&self, secret: &SigningSecret) -> Result<(), ConfigError> {
+        refuse_development_secret(secret, self.development_mode, "JWT_SECRET_ARN")
+    }
+}
+
+/// The development secret is in the source, so anyone could sign tokens a deployment accepts.
+fn refuse_development_secret(secret: &SigningSecret, development_mode: bool, var: &str) -> Result<(), ConfigError> {
+    if !development_mode && secret.as_bytes() == DEVELOPMENT_SECRET.as_bytes() {
+        return Err(ConfigError::new(
+            var,
+            "is the public development secret, which anyone can read in this project's source: set a secret \
+             of your own (DEVELOPMENT_MODE=true accepts it, for local use only)",
+        ));
+    }
+    Ok(())
 }
 
 /// The worst case of one request's waits as configured; where the function's timeout is given
@@ -307,6 +329,23 @@ mod tests {
     }
 
     #[test]
+    fn lambda_refuses_the_public_development_secret_unless_in_development_mode() {
+        let error = config(Profile::Lambda, &[("JWT_SECRET", DEVELOPMENT_SECRET)]).unwrap_err();
+        assert_eq!(error.var, "JWT_SECRET");
+        assert!(error.reason.contains("public development secret"), "{error}");
+        assert!(!error.to_string().contains(DEVELOPMENT_SECRET), "the value is not repeated: {error}");
+        let development = config(Profile::Lambda, &[("JWT_SECRET", DEVELOPMENT_SECRET), ("DEVELOPMENT_MODE", "true")]);
+        assert!(development.unwrap().development_mode);
+        assert!(config(Profile::Local, &[("JWT_SECRET", DEVELOPMENT_SECRET)]).is_ok(), "make run keeps it");
+        // From Secrets Manager, it is refused once read, naming the ARN's variable.
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf";
+        let from_arn = config(Profile::Lambda, &[("JWT_SECRET_ARN", arn)]).unwrap();
+        let development_secret = SigningSecret::parse(DEVELOPMENT_SECRET).unwrap();
+        assert_eq!(from_arn.check_resolved_secret(&development_secret).unwrap_err().var, "JWT_SECRET_ARN");
+        assert!(from_arn.check_resolved_secret(&SigningSecret::parse(SECRET).unwrap()).is_ok());
+    }
+
+    #[test]
     fn an_empty_secret_is_an_error_not_the_development_default() {
         let error = config(Profile::Local, &[("JWT_SECRET", "")]).unwrap_err();
         assert_eq!(error.var, "JWT_SECRET");
@@ -393,8 +432,8 @@ mod tests {
             config(Profile::Lambda, &everything.iter().chain(extra).copied().collect::<Vec<_>>())
         };
         let fits = with(&[("FUNCTION_TIMEOUT_SECONDS", "15")]).unwrap();
-        // Four AWS calls (check, seal, publish, give-back), two database exchanges, the floor.
-        let expected = aws::OPERATION_TIMEOUT * 4 + Duration::from_millis(2 * 1_000 + 50);
+        // Four AWS calls (check, seal, publish, give-back), three database exchanges, the floor.
+        let expected = aws::OPERATION_TIMEOUT * 4 + Duration::from_millis(3 * 1_000 + 50);
         assert_eq!(fits.time_budget.worst_case(), expected);
 
         let slow_database = with(&[("FUNCTION_TIMEOUT_SECONDS", "15"), ("MEDUSA_DATABASE_TIMEOUT_MS", "5000")]);
@@ -403,13 +442,13 @@ mod tests {
         assert!(error.reason.contains("lower MEDUSA_DATABASE_TIMEOUT_MS"), "{error}");
         let long_floor = with(&[("FUNCTION_TIMEOUT_SECONDS", "10"), ("RESPONSE_FLOOR_MS", "2000")]).unwrap_err();
         assert!(long_floor.reason.contains("RESPONSE_FLOOR_MS"), "{long_floor}");
-        // Without the sealing and the table the same database time-out fits.
+        // Without the sealing and the table a database time-out almost as long fits.
         let lean = config(
             Profile::Lambda,
             &[
                 ("JWT_SECRET", SECRET),
                 ("MEDUSA_DATABASE_URL", "postgres://medusa@db/medusa"),
-                ("MEDUSA_DATABASE_TIMEOUT_MS", "5000"),
+                ("MEDUSA_DATABASE_TIMEOUT_MS", "4000"),
                 ("FUNCTION_TIMEOUT_SECONDS", "15"),
             ],
         );

@@ -21,6 +21,11 @@ impl LocalSettings {
         let backend = vars.get("MEDUSA_BACKEND_URL").map(|raw| backend_url(&raw)).transpose()?;
         Ok(Self { addr, outbox: PathBuf::from(vars.get_or("OUTBOX_DIR", "outbox")), backend })
     }
+
+    /// The mail viewer shows live reset links, so it is served only where only this machine reaches it.
+    pub fn serves_mail_viewer(&self) -> bool {
+        self.addr.ip().is_loopback()
+    }
 }
 
 /// An `http(s)://host[:port][/prefix]` URL with nothing else in it.
@@ -40,6 +45,16 @@ fn backend_url(raw: &str) -> Result<reqwest::Url, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mail_viewer_is_served_only_on_a_loopback_address() {
+        let settings =
+            |addr: &str| LocalSettings { addr: addr.parse().unwrap(), outbox: "outbox".into(), backend: None };
+        assert!(settings("127.0.0.1:9000").serves_mail_viewer());
+        assert!(settings("[::1]:9000").serves_mail_viewer());
+        assert!(!settings("0.0.0.0:9000").serves_mail_viewer());
+        assert!(!settings("192.168.1.10:9000").serves_mail_viewer());
+    }
 
     #[test]
     fn a_backend_url_is_an_http_origin_with_an_optional_prefix() {

@@ -37,6 +37,8 @@ pub struct NotifierConfig {
     /// The DynamoDB table of claims (`IDEMPOTENCY_TABLE`); in memory without one.
     pub idempotency: IdempotencySettings,
     pub log: LogSettings,
+    /// `make run`, or `DEVELOPMENT_MODE=true`: `http://` reset links are accepted.
+    pub development_mode: bool,
 }
 
 /// `RESET_URL_TEMPLATE_CUSTOMER` for `customer`: one variable per actor type.
@@ -60,6 +62,7 @@ impl NotifierConfig {
     }
 
     pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
+        let development_mode = super::development_mode(profile, vars)?;
         let from = match vars.get("MAIL_FROM") {
             Some(from) => from,
             None if profile == Profile::Local => DEVELOPMENT_FROM.to_owned(),
@@ -87,6 +90,14 @@ impl NotifierConfig {
                     ));
                 }
             };
+            // A link in clear would hand the token to anyone on the shopper's network.
+            if !development_mode && template.starts_with("http://") {
+                return Err(ConfigError::new(
+                    var,
+                    "must start with https://: an http:// link sends the token in clear (DEVELOPMENT_MODE=true \
+                     accepts it, for local use only)",
+                ));
+            }
             links.insert(actor_type, &template).map_err(|e| ConfigError::new(var.clone(), e))?;
         }
 
@@ -110,6 +121,7 @@ impl NotifierConfig {
             kms_key_id: vars.get("TOKEN_KMS_KEY_ID"),
             idempotency: IdempotencySettings::from_vars(vars),
             log: LogSettings::from_vars(profile, vars)?,
+            development_mode,
         })
     }
 }
@@ -163,6 +175,21 @@ mod tests {
         let config = config(Profile::Local, &[]).unwrap();
         assert_eq!(config.sender.from, DEVELOPMENT_FROM);
         assert!(config.links.link("customer", "t", "a@b.c").unwrap().starts_with("http://localhost:8000/"));
+    }
+
+    #[test]
+    fn lambda_refuses_an_http_link_naming_its_variable_unless_in_development_mode() {
+        let http = "http://shop.example.com/reset-password?token={token}";
+        let pairs = [("MAIL_FROM", "no-reply@shop.example.com"), ("RESET_URL_TEMPLATE_CUSTOMER", http)];
+        let error = config(Profile::Lambda, &pairs).unwrap_err();
+        assert_eq!(error.var, "RESET_URL_TEMPLATE_CUSTOMER");
+        assert!(error.reason.contains("https://") && error.reason.contains("DEVELOPMENT_MODE"), "{error}");
+        let development = [pairs.as_slice(), &[("DEVELOPMENT_MODE", "true")]].concat();
+        assert!(config(Profile::Lambda, &development).unwrap().development_mode);
+        assert!(!config(Profile::Lambda, &[pairs[0], ("RESET_URL_TEMPLATE_CUSTOMER", LINK)]).unwrap().development_mode);
+        assert_eq!(config(Profile::Local, &pairs).map(|c| c.development_mode), Ok(true), "make run keeps it");
+        let bad = [pairs.as_slice(), &[("DEVELOPMENT_MODE", "yes")]].concat();
+        assert_eq!(config(Profile::Lambda, &bad).unwrap_err().var, "DEVELOPMENT_MODE");
     }
 
     #[test]

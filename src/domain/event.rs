@@ -24,13 +24,16 @@ pub struct PasswordResetEvent {
 }
 
 /// `auth.password_reset` as it travels when the token is sealed for the bus: no `token`, but the
-/// KMS ciphertext (base64) of it, decryptable only with the encryption context `entity_id` + `jti`.
+/// KMS ciphertext (base64) of it, decryptable only with the encryption context `subject` + `jti`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SealedPasswordResetEvent {
     pub entity_id: String,
     pub actor_type: String,
     pub provider: String,
+    /// A keyed hash of actor type, provider and identifier: what the encryption context, and so
+    /// CloudTrail, holds in place of the address.
+    pub subject: String,
     pub jti: String,
     pub encrypted_token: String,
     /// `None` when the request had none; on the bus it is `{}` all the same, as Medusa 2.16+ sends it.
@@ -127,6 +130,7 @@ mod tests {
             entity_id: "a@example.com".into(),
             actor_type: "customer".into(),
             provider: "emailpass".into(),
+            subject: "ab12".into(),
             jti: "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f".into(),
             encrypted_token: "AQID".into(),
             metadata: None,

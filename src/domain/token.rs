@@ -33,6 +33,15 @@ impl SigningSecret {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// A key for another use of the signing secret: HMAC-SHA256(secret, label). Each label gives an
+    /// independent key, none of which reveals the secret or signs a token, so no new setting is needed.
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        let derivation = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(aws_lc_rs::hmac::sign(&derivation, label.as_bytes()).as_ref());
+        key
+    }
 }
 
 impl fmt::Debug for SigningSecret {
@@ -127,8 +136,8 @@ pub enum TokenError {
 /// Mints tokens; built once at cold start so the key and header are not rebuilt per request.
 pub struct TokenMinter {
     key: EncodingKey,
-    /// The signing secret as an HMAC-SHA256 key, for deriving keys of other uses from it.
-    derivation: aws_lc_rs::hmac::Key,
+    /// For deriving keys of other uses from it.
+    secret: SigningSecret,
     header: Header,
     lifetime_secs: u64,
     issuer: Option<String>,
@@ -139,7 +148,7 @@ impl TokenMinter {
     pub fn new(secret: &SigningSecret, settings: &TokenSettings) -> Self {
         Self {
             key: EncodingKey::from_secret(secret.as_bytes()),
-            derivation: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes()),
+            secret: secret.clone(),
             header: Header::new(Algorithm::HS256),
             lifetime_secs: settings.lifetime.as_secs(),
             issuer: settings.issuer.clone(),
@@ -147,12 +156,9 @@ impl TokenMinter {
         }
     }
 
-    /// A key for another use of the signing secret: HMAC-SHA256(secret, label). Each label gives an
-    /// independent key, none of which reveals the secret or signs a token, so no new setting is needed.
+    /// A key for another use of the signing secret (`SigningSecret::derive_key`).
     pub fn derive_key(&self, label: &str) -> [u8; 32] {
-        let mut key = [0u8; 32];
-        key.copy_from_slice(aws_lc_rs::hmac::sign(&self.derivation, label.as_bytes()).as_ref());
-        key
+        self.secret.derive_key(label)
     }
 
     /// The `exp` a token minted at `now` gets, in seconds since the epoch.

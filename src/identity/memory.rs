@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use super::{IdentityStore, IssuedToken, StoreError, TokenRecord, new_row_id};
+use super::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord, new_row_id};
 use crate::domain::token::jti_hash;
 
 #[derive(Debug, Default)]
@@ -36,6 +36,17 @@ impl MemoryStore {
 }
 
 impl IdentityStore for MemoryStore {
+    /// A known identity's id is its `provider:entity_id`: exact, as Medusa's lookup is.
+    async fn find(&self, entity_id: &str, provider: &str) -> Result<Lookup, StoreError> {
+        Ok(match &self.known {
+            None => Lookup::Unchecked,
+            Some(known) if known.contains(&(entity_id.to_owned(), provider.to_owned())) => {
+                Lookup::Account(format!("{provider}:{entity_id}"))
+            }
+            Some(_) => Lookup::NoAccount,
+        })
+    }
+
     async fn issue(&self, record: &TokenRecord<'_>) -> Result<Option<IssuedToken>, StoreError> {
         let Some(known) = &self.known else {
             return Ok(Some(IssuedToken { row_id: None }));
@@ -72,6 +83,15 @@ mod tests {
         let store = MemoryStore::open();
         assert_eq!(store.issue(&record("anyone@example.com")).await.unwrap(), Some(IssuedToken { row_id: None }));
         assert_eq!(store.live_token_hash("anyone@example.com", "emailpass"), None);
+    }
+
+    #[tokio::test]
+    async fn a_lookup_finds_exactly_the_known_spelling_and_an_open_store_checks_nothing() {
+        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        assert!(matches!(store.find("a@example.com", "emailpass").await.unwrap(), Lookup::Account(_)));
+        assert_eq!(store.find("A@example.com", "emailpass").await.unwrap(), Lookup::NoAccount);
+        assert_eq!(store.find("a@example.com", "google").await.unwrap(), Lookup::NoAccount);
+        assert_eq!(MemoryStore::open().find("anyone@example.com", "emailpass").await.unwrap(), Lookup::Unchecked);
     }
 
     #[tokio::test]

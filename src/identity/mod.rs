@@ -32,8 +32,22 @@ pub fn new_row_id() -> String {
     format!("authprt_{}", ulid::Ulid::generate())
 }
 
+/// What looking an identifier up found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// An account, by an id that does not change with the spelling (Medusa's `provider_identity.id`).
+    Account(String),
+    /// No account has this identifier with this provider.
+    NoAccount,
+    /// The store does not check (no database): every identifier counts as an account.
+    Unchecked,
+}
+
 /// Finds identities and records their reset tokens.
 pub trait IdentityStore: Send + Sync + 'static {
+    /// Medusa's lookup of the provider identity, without recording anything.
+    fn find(&self, entity_id: &str, provider: &str) -> impl Future<Output = Result<Lookup, StoreError>> + Send;
+
     /// For a known identity: replace its outstanding reset tokens with this one. `None`: no such identity.
     fn issue(&self, record: &TokenRecord<'_>) -> impl Future<Output = Result<Option<IssuedToken>, StoreError>> + Send;
 
@@ -70,6 +84,13 @@ impl Identities {
 }
 
 impl IdentityStore for Identities {
+    async fn find(&self, entity_id: &str, provider: &str) -> Result<Lookup, StoreError> {
+        match self {
+            Self::Medusa(store) => store.find(entity_id, provider).await,
+            Self::Open(store) => store.find(entity_id, provider).await,
+        }
+    }
+
     async fn issue(&self, record: &TokenRecord<'_>) -> Result<Option<IssuedToken>, StoreError> {
         match self {
             Self::Medusa(store) => store.issue(record).await,

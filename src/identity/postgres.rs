@@ -11,14 +11,14 @@ use std::time::Duration;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::sync::Mutex;
-use tokio_postgres::config::SslMode as TlsMode;
+use tokio_postgres::config::{ChannelBinding, SslMode as TlsMode};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls};
 
 use self::tls::{TrustedRoots, Verification};
 use self::url::{ParsedUrl, RootCert, SslMode};
 
-use super::{IdentityStore, IssuedToken, StoreError, TokenRecord, new_row_id};
+use super::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord, new_row_id};
 use crate::domain::token::jti_hash;
 use crate::vars::{ConfigError, Vars};
 
@@ -51,7 +51,8 @@ INSERT INTO auth_password_reset_token (id, auth_identity_id, provider_identity_i
 SELECT $3, auth_identity_id, provider_identity_id, $1, $4, $5 FROM identity
 RETURNING id";
 
-/// Medusa's lookup alone, for the schemas without the token table.
+/// Medusa's lookup alone: before the rate limits, and as the whole work on the schemas without
+/// the token table.
 const LOOKUP_SQL: &str = "
 SELECT pi.id
 FROM provider_identity pi
@@ -66,9 +67,11 @@ const WITHDRAW_SQL: &str = "DELETE FROM auth_password_reset_token WHERE id = $1"
 /// The longest one exchange with the database may take (`MEDUSA_DATABASE_TIMEOUT_MS`). A warm
 /// exchange is a few round trips of a millisecond or two, and opening a TLS connection a few more;
 /// a second leaves room for a cold connection through RDS Proxy and a short wait on the identity's
-/// lock, and keeps a stuck database from holding the request (`reset::budget` counts it twice:
-/// the issue and, after a failed publish, the withdrawal).
+/// lock, and keeps a stuck database from holding the request (`reset::budget` counts it three
+/// times: the lookup, the issue and, after a failed publish, the withdrawal).
 const TIMEOUT_VAR: &str = "MEDUSA_DATABASE_TIMEOUT_MS";
+const URL_VAR: &str = "MEDUSA_DATABASE_URL";
+const CA_FILE_VAR: &str = "MEDUSA_DATABASE_CA_FILE";
 const DEFAULT_TIMEOUT_MS: u64 = 1_000;
 const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=10_000;
 
@@ -94,30 +97,22 @@ impl fmt::Debug for DatabaseSettings {
 impl DatabaseSettings {
     /// `MEDUSA_DATABASE_URL` (unset: no database mode) read as libpq reads it,
     /// `MEDUSA_DATABASE_TIMEOUT_MS` for each exchange as a whole (connecting included), and
-    /// `MEDUSA_DATABASE_CA_FILE` with more PEM roots to trust.
+    /// `MEDUSA_DATABASE_CA_FILE`, PEM roots to trust instead of the shipped ones.
     pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Option<Self>, ConfigError> {
-        const URL: &str = "MEDUSA_DATABASE_URL";
-        let Some(url) = vars.get(URL) else {
+        let Some(url) = vars.get(URL_VAR) else {
             return Ok(None);
         };
         // The URL holds a password: the parser's messages quote nothing from it.
         let ParsedUrl { mut config, ssl_mode, root_cert } = url::parse(&url).map_err(|e| {
             ConfigError::new(
-                URL,
+                URL_VAR,
                 format!("{e} (expected e.g. postgres://user:password@host:5432/medusa?sslmode=verify-full)"),
             )
         })?;
         let timeout = Self::timeout_from_vars(vars)?;
         // Only the TCP connect; the overall limit in `with_connection` covers DNS, TLS and start-up.
         config.connect_timeout(timeout);
-        let mut roots = TrustedRoots::default();
-        if let Some(RootCert::File(path)) = root_cert {
-            roots.only_given = true;
-            roots.given = read_pem(&path).map_err(|e| ConfigError::new(URL, format!("its sslrootcert {e}")))?;
-        }
-        if let Some(path) = vars.get("MEDUSA_DATABASE_CA_FILE") {
-            roots.given.extend(read_pem(&path).map_err(|e| ConfigError::new("MEDUSA_DATABASE_CA_FILE", e))?);
-        }
+        let roots = roots_from_vars(vars, root_cert)?;
         Ok(Some(Self { config, ssl_mode, roots, timeout }))
     }
 
@@ -138,7 +133,7 @@ impl DatabaseSettings {
     pub fn verifies_server(&self) -> bool {
         match self.ssl_mode {
             SslMode::VerifyCa | SslMode::VerifyFull => true,
-            SslMode::Require => !self.roots.given.is_empty(),
+            SslMode::Require => self.roots.are_given(),
             SslMode::Disable | SslMode::Allow | SslMode::Prefer => false,
         }
     }
@@ -155,17 +150,18 @@ impl DatabaseSettings {
     /// Opens a connection as the `sslmode` says: plain, TLS if offered, or TLS checked as far as asked.
     async fn open(&self) -> Result<Client, StoreError> {
         let connect_error = |e: tokio_postgres::Error| StoreError::Connect(with_causes(&e));
+        // Channel binding needs TLS, so a plain attempt that is bound to fail is not made.
+        let binding_required = self.config.get_channel_binding() == ChannelBinding::Require;
         match self.ssl_mode {
             SslMode::Disable => self.open_plain().await.map_err(connect_error),
+            SslMode::Allow if binding_required => self.open_tls(TlsMode::Require, Verification::Nothing).await,
             // libpq's allow: plain first; TLS when the server answered and turned that away.
             SslMode::Allow => match self.open_plain().await {
                 Err(e) if e.as_db_error().is_some() => self.open_tls(TlsMode::Require, Verification::Nothing).await,
                 other => other.map_err(connect_error),
             },
             SslMode::Prefer => self.open_tls(TlsMode::Prefer, Verification::Nothing).await,
-            SslMode::Require if self.roots.given.is_empty() => {
-                self.open_tls(TlsMode::Require, Verification::Nothing).await
-            }
+            SslMode::Require if !self.roots.are_given() => self.open_tls(TlsMode::Require, Verification::Nothing).await,
             SslMode::Require | SslMode::VerifyCa => self.open_tls(TlsMode::Require, Verification::Chain).await,
             SslMode::VerifyFull => self.open_tls(TlsMode::Require, Verification::ChainAndName).await,
         }
@@ -202,6 +198,32 @@ fn with_causes(error: &dyn std::error::Error) -> String {
         cause = inner.source();
     }
     text
+}
+
+/// The roots `sslrootcert` and `MEDUSA_DATABASE_CA_FILE` give. Either restricts them to its
+/// certificates (both, to the two files'), as libpq's `sslrootcert` does; with neither, the shipped ones.
+fn roots_from_vars<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+    root_cert: Option<RootCert>,
+) -> Result<TrustedRoots, ConfigError> {
+    let ca_file = vars.get(CA_FILE_VAR);
+    let mut given = match root_cert {
+        Some(RootCert::System) if ca_file.is_some() => {
+            return Err(ConfigError::new(
+                CA_FILE_VAR,
+                "cannot go with sslrootcert=system in the database URL, which trusts the public roots: give one",
+            ));
+        }
+        Some(RootCert::System) => return Ok(TrustedRoots::System),
+        Some(RootCert::File(path)) => {
+            read_pem(&path).map_err(|e| ConfigError::new(URL_VAR, format!("its sslrootcert {e}")))?
+        }
+        None => Vec::new(),
+    };
+    if let Some(path) = ca_file {
+        given.extend(read_pem(&path).map_err(|e| ConfigError::new(CA_FILE_VAR, e))?);
+    }
+    Ok(if given.is_empty() { TrustedRoots::Shipped } else { TrustedRoots::Given(given) })
 }
 
 fn read_pem(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -321,6 +343,17 @@ async fn watch<C: std::future::Future<Output = Result<(), tokio_postgres::Error>
 }
 
 impl IdentityStore for MedusaDatabase {
+    /// One statement, on either schema: the rate limits count against the id it finds.
+    async fn find(&self, entity_id: &str, provider: &str) -> Result<Lookup, StoreError> {
+        let found = self
+            .with_connection(async |c: &mut Connection| {
+                let params: [(&(dyn ToSql + Sync), Type); 2] = [(&entity_id, Type::TEXT), (&provider, Type::TEXT)];
+                c.client.query_typed_opt(LOOKUP_SQL, &params).await?.map(|row| row.try_get::<_, String>(0)).transpose()
+            })
+            .await?;
+        Ok(found.map_or(Lookup::NoAccount, Lookup::Account))
+    }
+
     async fn issue(&self, record: &TokenRecord<'_>) -> Result<Option<IssuedToken>, StoreError> {
         let row_id = new_row_id();
         let token_hash = jti_hash(&record.jti);
@@ -412,6 +445,54 @@ mod tests {
             assert_eq!(settings.verifies_server(), verifies, "{url} with CA file {ca_file:?}");
         }
         std::fs::remove_file(pem).unwrap();
+    }
+
+    #[test]
+    fn medusa_database_ca_file_restricts_the_roots_as_sslrootcert_does() {
+        let (first, second) = (pem_file(), pem_file());
+        let (first_path, second_path) = (first.display().to_string(), second.display().to_string());
+        let given = |settings: DatabaseSettings| match settings.roots {
+            TrustedRoots::Given(certs) => certs.len(),
+            other => panic!("{other:?}"),
+        };
+        let ca_only = settings(&[("MEDUSA_DATABASE_URL", &url("")), ("MEDUSA_DATABASE_CA_FILE", &first_path)]);
+        assert_eq!(given(ca_only.unwrap()), 1);
+        let root_only = settings(&[("MEDUSA_DATABASE_URL", &url(&format!("?sslrootcert={first_path}")))]);
+        assert_eq!(given(root_only.unwrap()), 1);
+        let both = settings(&[
+            ("MEDUSA_DATABASE_URL", &url(&format!("?sslrootcert={first_path}"))),
+            ("MEDUSA_DATABASE_CA_FILE", &second_path),
+        ]);
+        assert_eq!(given(both.unwrap()), 2);
+        let neither = settings(&[("MEDUSA_DATABASE_URL", &url("?sslmode=verify-ca"))]).unwrap();
+        assert!(matches!(neither.roots, TrustedRoots::Shipped), "{:?}", neither.roots);
+        let system = settings(&[("MEDUSA_DATABASE_URL", &url("?sslrootcert=system"))]).unwrap();
+        assert!(matches!(system.roots, TrustedRoots::System), "{:?}", system.roots);
+        let mixed =
+            settings(&[("MEDUSA_DATABASE_URL", &url("?sslrootcert=system")), ("MEDUSA_DATABASE_CA_FILE", &first_path)]);
+        let error = mixed.unwrap_err();
+        assert_eq!(error.var, "MEDUSA_DATABASE_CA_FILE");
+        assert!(!error.to_string().contains("s3cret-pw"), "{error}");
+        std::fs::remove_file(first).unwrap();
+        std::fs::remove_file(second).unwrap();
+    }
+
+    #[test]
+    fn an_rds_endpoint_without_sslmode_verifies_the_server_in_full() {
+        let rds = "postgres://medusa:s3cret-pw@mydb.c9akciq32.us-east-1.rds.amazonaws.com/medusa";
+        let settings = settings(&[("MEDUSA_DATABASE_URL", rds)]).unwrap();
+        assert_eq!(settings.ssl_mode, SslMode::VerifyFull);
+        assert!(matches!(settings.roots, TrustedRoots::Shipped), "the RDS bundle is among the shipped roots");
+        assert!(settings.verifies_server());
+    }
+
+    #[test]
+    fn channel_binding_from_the_url_stays_in_the_settings() {
+        let required = settings(&[("MEDUSA_DATABASE_URL", &url("?sslmode=allow&channel_binding=require"))]).unwrap();
+        assert_eq!(required.config.get_channel_binding(), ChannelBinding::Require);
+        let error = settings(&[("MEDUSA_DATABASE_URL", &url("?sslmode=disable&channel_binding=require"))]).unwrap_err();
+        assert_eq!(error.var, "MEDUSA_DATABASE_URL");
+        assert!(error.reason.contains("channel_binding"), "{error}");
     }
 
     #[test]

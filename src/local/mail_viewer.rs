@@ -120,7 +120,7 @@ struct Viewer {
     kept: usize,
 }
 
-/// The viewer's routes over the outbox's kept e-mails.
+/// The viewer's routes over the outbox's kept e-mails, for loopback host names only.
 pub fn routes(sent: SentMail) -> Router {
     let mut pages = Environment::new();
     pages.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -137,6 +137,7 @@ pub fn routes(sent: SentMail) -> Router {
         .route(PATH, get(list))
         .route(&format!("{PATH}/{{id}}"), get(show))
         .route(&format!("{PATH}/{{id}}/html"), get(html_part))
+        .route_layer(axum::middleware::from_fn(super::loopback::only_loopback))
         .with_state(viewer)
 }
 

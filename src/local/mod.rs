@@ -2,6 +2,7 @@
 //! whose mailer writes `.eml` files instead of calling SES (and keeps them for the mail viewer), and
 //! a clean stop on Ctrl-C.
 
+pub mod loopback;
 pub mod mail_viewer;
 pub mod proxy;
 

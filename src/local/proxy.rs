@@ -53,7 +53,8 @@ impl BackendProxy {
 }
 
 /// The local server's router: the reset route (exactly as on Lambda: its layers, limits and
-/// errors) and, for every other path, the backend.
+/// errors) and, for every other path, the backend, for loopback host names only: a page that
+/// rebinds its domain to this machine must not reach the backend with the visitor's cookies.
 pub fn in_front_of(reset: Router, proxy: BackendProxy) -> Router {
     Router::new().fallback(async move |request: Request| {
         if is_reset_route(request.uri().path()) {
@@ -61,6 +62,8 @@ pub fn in_front_of(reset: Router, proxy: BackendProxy) -> Router {
                 Ok(response) => response,
                 Err(never) => match never {},
             }
+        } else if super::loopback::foreign_host(&request).is_some() {
+            super::loopback::refusal()
         } else {
             forward(State(proxy.clone()), request).await
         }

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use super::Latency;
 use crate::domain::event::AuthEvent;
-use crate::identity::{IdentityStore, IssuedToken, StoreError, TokenRecord};
+use crate::identity::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord};
 use crate::mail::{Email, MailError, Mailer};
 use crate::publish::{EventPublisher, PublishError};
 use crate::ratelimit::{LimitError, RateLimiter, Subject, Verdict};
@@ -46,6 +46,13 @@ impl<T: EventPublisher> EventPublisher for Timed<T> {
 }
 
 impl<T: IdentityStore> IdentityStore for Timed<T> {
+    async fn find(&self, entity_id: &str, provider: &str) -> Result<Lookup, StoreError> {
+        let started = Instant::now();
+        let output = Box::pin(self.inner.find(entity_id, provider)).await;
+        self.record(started);
+        output
+    }
+
     async fn issue(&self, record: &TokenRecord<'_>) -> Result<Option<IssuedToken>, StoreError> {
         let started = Instant::now();
         let output = Box::pin(self.inner.issue(record)).await;

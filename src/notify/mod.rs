@@ -6,4 +6,4 @@ pub mod locale;
 pub mod notifier;
 pub mod templates;
 
-pub use notifier::{Delivery, DropReason, Handled, Notifier, NotifyError};
+pub use notifier::{Delivery, DropReason, FailedInvocation, Handled, Notifier, NotifyError};

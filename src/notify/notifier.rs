@@ -27,7 +27,7 @@ use crate::domain::identifier::mask;
 use crate::domain::recipient::Recipient;
 use crate::idempotency::{Claim, ClaimError, ClaimStore, Claims, Holder, ResetKey};
 use crate::mail::{MailError, Mailer};
-use crate::seal::{KmsSealer, UnsealError};
+use crate::seal::{KmsOpener, UnsealError};
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,10 +115,16 @@ pub enum NotifyError {
     Claim(#[from] ClaimError),
 }
 
-/// What Lambda records for a failed invocation before it retries: the cause, never the event.
-impl From<NotifyError> for lambda_runtime::Diagnostic {
-    fn from(error: NotifyError) -> Self {
-        Self { error_type: "NotifyError".to_owned(), error_message: error.to_string() }
+/// A failed invocation as Lambda records it before it retries (and keeps with the event in the
+/// dead-letter queue): the cause, with the recipient's address masked as in the log line, never
+/// the event.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FailedInvocation(String);
+
+impl From<FailedInvocation> for lambda_runtime::Diagnostic {
+    fn from(failed: FailedInvocation) -> Self {
+        Self { error_type: "NotifyError".to_owned(), error_message: failed.0 }
     }
 }
 
@@ -129,7 +135,7 @@ pub struct Notifier<M> {
     templates: EmailTemplates,
     mailer: M,
     detail_type: String,
-    sealer: Option<KmsSealer>,
+    opener: Option<KmsOpener>,
     claims: Claims,
 }
 
@@ -172,7 +178,7 @@ enum Detail {
 
 impl<M: Mailer> Notifier<M> {
     pub fn new(links: LinkTemplates, templates: EmailTemplates, mailer: M, detail_type: String) -> Self {
-        Self { links, templates, mailer, detail_type, sealer: None, claims: Claims::default() }
+        Self { links, templates, mailer, detail_type, opener: None, claims: Claims::default() }
     }
 
     /// Claims each reset in this store before sending it (in memory, per process, unless given one).
@@ -183,18 +189,19 @@ impl<M: Mailer> Notifier<M> {
 
     /// Opens sealed tokens with this KMS key. The reset route then seals every token, so an event
     /// with a plain one did not come from it and is dropped.
-    pub fn unsealing_with(mut self, sealer: KmsSealer) -> Self {
-        self.sealer = Some(sealer);
+    pub fn unsealing_with(mut self, opener: KmsOpener) -> Self {
+        self.opener = Some(opener);
         self
     }
 
     /// Lambda's entry point: the invocation's EventBridge event, claimed until its deadline. Logs one line.
-    pub async fn handle_invocation(&self, invocation: LambdaEvent<Value>) -> Result<(), NotifyError> {
+    pub async fn handle_invocation(&self, invocation: LambdaEvent<Value>) -> Result<(), FailedInvocation> {
         let started = Instant::now();
         let attempt = Attempt::until_deadline_ms(invocation.context.deadline, SystemTime::now());
         let handled = self.open_envelope(invocation.payload, attempt).await;
         report(&handled.event_id, handled.recipient.as_deref(), &handled.outcome, started);
-        handled.outcome.map(|_| ())
+        let recipient = handled.recipient.as_deref();
+        handled.outcome.map(|_| ()).map_err(|error| FailedInvocation(scrub(&error.to_string(), recipient)))
     }
 
     /// An EventBridge event as JSON, without an invocation's deadline. Logs one line.
@@ -218,7 +225,7 @@ impl<M: Mailer> Notifier<M> {
         }
         let sealed = match serde_json::from_value::<Detail>(envelope.detail) {
             Ok(Detail::Plain(event)) => {
-                let outcome = match self.sealer {
+                let outcome = match self.opener {
                     Some(_) => Ok(Delivery::Dropped {
                         reason: DropReason::PlainToken,
                         cause: Some("a plain token while TOKEN_KMS_KEY_ID says tokens are sealed".to_owned()),
@@ -230,9 +237,9 @@ impl<M: Mailer> Notifier<M> {
             Ok(Detail::Sealed(sealed)) => sealed,
             Err(error) => return Handled::malformed(event_id, &error),
         };
-        let unsealed = match &self.sealer {
+        let unsealed = match &self.opener {
             None => Err(UnsealError::Permanent("the token is sealed and no TOKEN_KMS_KEY_ID is configured".into())),
-            Some(sealer) => sealer.unseal(&sealed).await,
+            Some(opener) => opener.unseal(&sealed).await,
         };
         let outcome = match unsealed {
             Ok(event) => self.deliver(&event, attempt).await,
@@ -335,14 +342,18 @@ fn shape_of(error: &serde_json::Error) -> String {
 }
 
 /// The one log line per event: id, outcome, masked recipient, message id; never the token or link.
+/// A cause with the recipient's address masked: a provider's message may quote the address.
+fn scrub(cause: &str, recipient: Option<&str>) -> String {
+    match recipient {
+        Some(raw) if !raw.is_empty() => cause.replace(raw, &mask(raw)),
+        _ => cause.to_owned(),
+    }
+}
+
 fn report(event_id: &str, recipient: Option<&str>, outcome: &Result<Delivery, NotifyError>, started: Instant) {
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let masked = recipient.map(mask);
-    // A provider's message may quote the address; only its masked form reaches the log.
-    let scrub = |cause: &str| match recipient {
-        Some(raw) if !raw.is_empty() => cause.replace(raw, masked.as_deref().unwrap_or_default()),
-        _ => cause.to_owned(),
-    };
+    let cause_of = |cause: &str| scrub(cause, recipient);
     let recipient = masked.as_deref();
     crate::metrics::email(match outcome {
         Ok(Delivery::Sent { .. }) => "sent",
@@ -361,11 +372,11 @@ fn report(event_id: &str, recipient: Option<&str>, outcome: &Result<Delivery, No
             tracing::info!(event_id, outcome = "duplicate_skipped", recipient, held, latency_us, "event")
         }
         Ok(Delivery::Dropped { reason, cause }) => {
-            let cause = cause.as_deref().map(scrub);
+            let cause = cause.as_deref().map(cause_of);
             tracing::warn!(event_id, outcome = reason.label(), recipient, cause, latency_us, "event")
         }
         Err(error) => {
-            let cause = scrub(&error.to_string());
+            let cause = cause_of(&error.to_string());
             tracing::error!(event_id, outcome = "failed_will_retry", recipient, cause, latency_us, "event")
         }
     }
@@ -460,6 +471,20 @@ mod tests {
 
     fn envelope(detail_type: &str, detail: serde_json::Value) -> Value {
         json!({"id": "e-1", "detail-type": detail_type, "source": "medusa.auth", "detail": detail})
+    }
+
+    #[tokio::test]
+    async fn a_failed_invocation_tells_lambda_the_cause_with_the_address_masked() {
+        let quoting = || MailError::Transient("Throttling: too many messages to victim@example.com".into());
+        let notifier = notifier(FakeMailer { fail: Some(quoting), ..FakeMailer::default() });
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let detail = serde_json::to_value(event("victim@example.com", now + 900, None)).unwrap();
+        let invocation = LambdaEvent::new(envelope("auth.password_reset", detail), lambda_runtime::Context::default());
+        let failed = notifier.handle_invocation(invocation).await.unwrap_err();
+        let diagnostic = lambda_runtime::Diagnostic::from(failed);
+        assert_eq!(diagnostic.error_type, "NotifyError");
+        assert!(diagnostic.error_message.contains("v***@example.com"), "{}", diagnostic.error_message);
+        assert!(!diagnostic.error_message.contains("victim@"), "{}", diagnostic.error_message);
     }
 
     #[tokio::test]
@@ -627,7 +652,7 @@ mod tests {
             .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
             .region(aws_sdk_kms::config::Region::new("us-east-1"))
             .build();
-        notifier.unsealing_with(KmsSealer::new(aws_sdk_kms::Client::from_conf(config), "key".into()))
+        notifier.unsealing_with(KmsOpener::new(aws_sdk_kms::Client::from_conf(config), "key".into()))
     }
 
     #[tokio::test]
@@ -674,7 +699,7 @@ mod tests {
     async fn a_sealed_event_without_a_key_to_open_it_is_dropped_as_unsealable() {
         let notifier = notifier(FakeMailer::default());
         let sealed = json!({"entity_id": "a@example.com", "actor_type": "customer", "provider": "emailpass",
-            "jti": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "encrypted_token": "AQID"});
+            "subject": "ab12", "jti": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "encrypted_token": "AQID"});
         let handled = notifier.open_envelope(envelope("auth.password_reset", sealed), at(NOW)).await;
         assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::Unsealable, .. })), "{handled:?}");
         assert_eq!(handled.recipient.as_deref(), Some("a@example.com"));

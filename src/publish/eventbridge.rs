@@ -62,10 +62,7 @@ impl EventPublisher for EventBridgePublisher {
     async fn publish_unknown(&self, event: &AuthEvent, token_len: usize) -> Result<(), PublishError> {
         if let (AuthEvent::UnknownIdentity(unknown), Some(sealer)) = (event, &self.sealer) {
             // A KMS failure fails this path as it fails the known one: a 500 either way.
-            sealer
-                .seal_throwaway(&unknown.entity_id, token_len)
-                .await
-                .map_err(|e| PublishError::Seal(e.to_string()))?;
+            sealer.seal_throwaway(unknown, token_len).await.map_err(|e| PublishError::Seal(e.to_string()))?;
         }
         self.publish(event).await
     }

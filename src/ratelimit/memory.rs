@@ -65,7 +65,13 @@ mod tests {
     }
 
     fn subject(ip: &str, identifier: &str) -> Subject {
-        Subject::new(&crate::ratelimit::test_key(), ip, "customer", "emailpass", identifier)
+        Subject::new(
+            &crate::ratelimit::test_key(),
+            ip,
+            "customer",
+            "emailpass",
+            crate::ratelimit::Share::Identifier(identifier),
+        )
     }
 
     #[tokio::test]

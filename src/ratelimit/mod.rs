@@ -82,20 +82,47 @@ impl fmt::Debug for IdentityKey {
     }
 }
 
-/// Who is asking: the client's network and a keyed hash of the address they ask about.
+/// Whose per-identifier share a request uses. In Medusa-database mode the share belongs to the
+/// account the lookup found, not to the text typed: requests for spellings Medusa does not know
+/// send nothing, so they must not use up a real account's share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share<'a> {
+    /// An account the identity store found, by its id: only requests that reach it count.
+    Account(&'a str),
+    /// An identifier with no account: counted apart from every account, on its trimmed and
+    /// case-folded spelling, so that the unknown path makes the same limiter call as the known one.
+    NoAccount(&'a str),
+    /// No identity store (`make run`, `SKIP_IDENTITY_CHECK`): every spelling of one address, trimmed
+    /// and case-folded, shares one count.
+    Identifier(&'a str),
+}
+
+impl Share<'_> {
+    /// What the identity hash is taken over; a prefix keeps the three kinds apart.
+    fn material(self, actor_type: &str, provider: &str) -> String {
+        let folded = |identifier: &str| identifier.trim().to_lowercase();
+        match self {
+            Self::Account(id) => format!("account\n{actor_type}\n{provider}\n{id}"),
+            Self::NoAccount(identifier) => format!("unknown\n{actor_type}\n{provider}\n{}", folded(identifier)),
+            Self::Identifier(identifier) => format!("{actor_type}\n{provider}\n{}", folded(identifier)),
+        }
+    }
+}
+
+/// Who is asking: the client's network and a keyed hash of the share they ask about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     /// An IPv4 address as it is; an IPv6 one as its /64, which is what one client holds.
     pub client_ip: String,
-    /// HMAC-SHA256 hex of actor type, provider and the identifier trimmed and case-folded: every
-    /// spelling of one address shares one count, and the table never holds an address.
+    /// HMAC-SHA256 hex of actor type, provider and the share (see `Share`): the table never holds
+    /// an address or an account id.
     pub identity: String,
 }
 
 impl Subject {
     /// The identifier is normalized for counting only; the token and the e-mail keep it as given.
-    pub fn new(key: &IdentityKey, client_ip: &str, actor_type: &str, provider: &str, identifier: &str) -> Self {
-        let material = format!("{actor_type}\n{provider}\n{}", identifier.trim().to_lowercase());
+    pub fn new(key: &IdentityKey, client_ip: &str, actor_type: &str, provider: &str, share: Share<'_>) -> Self {
+        let material = share.material(actor_type, provider);
         let identity = hex::encode(hmac::sign(&key.0, material.as_bytes()));
         Self { client_ip: client_network(client_ip), identity }
     }
@@ -246,7 +273,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn subject(ip: &str, actor_type: &str, provider: &str, identifier: &str) -> Subject {
-        Subject::new(&test_key(), ip, actor_type, provider, identifier)
+        Subject::new(&test_key(), ip, actor_type, provider, Share::Identifier(identifier))
     }
 
     #[test]
@@ -304,12 +331,32 @@ mod tests {
         let plain = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, material.as_bytes()));
         let keyed = subject("ip", "customer", "emailpass", "a@example.com").identity;
         assert_ne!(keyed, plain, "not the unkeyed hash anyone can compute");
-        let other_key = Subject::new(&IdentityKey::new(b"another key"), "ip", "customer", "emailpass", "a@example.com");
+        let other_key = Subject::new(
+            &IdentityKey::new(b"another key"),
+            "ip",
+            "customer",
+            "emailpass",
+            Share::Identifier("a@example.com"),
+        );
         assert_ne!(other_key.identity, keyed);
         // HMAC-SHA256 of the material under the key, and nothing else.
         let expected = hex::encode(hmac::sign(&test_key().0, material.as_bytes()));
         assert_eq!(keyed, expected);
         assert!(!format!("{:?}", test_key()).contains("rate-limit-unit-test-key"));
+    }
+
+    #[test]
+    fn an_account_an_unknown_spelling_and_a_bare_identifier_never_share_a_count() {
+        let share = |share| Subject::new(&test_key(), "ip", "customer", "emailpass", share).identity;
+        let account = share(Share::Account("01JABCDEF"));
+        assert_eq!(account, share(Share::Account("01JABCDEF")));
+        assert_ne!(account, share(Share::Account("01JABCDEG")));
+        // An unknown spelling counts on its own key, whatever it spells.
+        for spelling in ["ALICE@example.com", "alice@EXAMPLE.com", "01JABCDEF"] {
+            assert_ne!(share(Share::NoAccount(spelling)), account, "{spelling}");
+            assert_ne!(share(Share::NoAccount(spelling)), share(Share::Identifier(spelling)), "{spelling}");
+        }
+        assert_eq!(share(Share::NoAccount("ALICE@example.com")), share(Share::NoAccount(" alice@example.COM")));
     }
 
     #[test]

@@ -18,11 +18,17 @@ pub struct LocalRunner {
 impl LocalRunner {
     /// Starts it with `env` on top of `LOCAL_ADDR` and `OUTBOX_DIR`, and waits until it listens.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_on("127.0.0.1", env).await
+    }
+
+    /// `start`, listening on `ip` (reached at 127.0.0.1 all the same: an unspecified address is
+    /// every interface).
+    pub async fn start_on(ip: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_local"))
             .env_clear()
-            .env("LOCAL_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOCAL_ADDR", format!("{ip}:{port}"))
             .env("OUTBOX_DIR", &outbox)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

@@ -9,6 +9,7 @@ pub mod medusa;
 pub mod medusa_db;
 pub mod pgbouncer;
 pub mod runtime_api;
+pub mod tls_front;
 
 use std::path::PathBuf;
 use std::process::Command;

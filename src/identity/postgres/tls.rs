@@ -1,5 +1,13 @@
 //! TLS to the database at the three strengths libpq's `sslmode`s ask for: none (encrypted, any
-//! certificate), the chain only (verify-ca), the chain and the host name (verify-full).
+//! certificate), the chain only (verify-ca), the chain and the host name (verify-full), and the roots
+//! each may trust.
+//!
+//! A check of the chain alone vouches for nothing but the roots: any certificate they issued
+//! passes, whatever name it bears. So verify-ca never trusts the web PKI's public roots (anyone can
+//! get a certificate from those, for a name of their own); it trusts the roots given, or else the
+//! RDS bundle. verify-full checks the name too, so with no roots given it also trusts the public
+//! roots: a public CA's certificate for the database's own name is what `sslrootcert=system`
+//! asks for, and RDS Proxy's certificates chain to Amazon Trust Services, one of them.
 
 use std::sync::Arc;
 
@@ -26,22 +34,41 @@ pub enum Verification {
 
 /// The roots a verifying connection trusts.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedRoots {
-    /// As libpq does with an `sslrootcert` file: trust the given certificates and nothing else.
-    pub only_given: bool,
-    /// `sslrootcert`'s and `MEDUSA_DATABASE_CA_FILE`'s certificates.
-    pub given: Vec<CertificateDer<'static>>,
+pub enum TrustedRoots {
+    /// None given: the RDS bundle, and for verify-full the web PKI's public roots as well.
+    #[default]
+    Shipped,
+    /// `sslrootcert=system`: the web PKI's public roots (libpq's are the system's), for verify-full only.
+    System,
+    /// As libpq does with an `sslrootcert` file: these certificates (that file's and
+    /// `MEDUSA_DATABASE_CA_FILE`'s) and nothing else.
+    Given(Vec<CertificateDer<'static>>),
 }
 
 impl TrustedRoots {
-    fn store(&self) -> Result<RootCertStore, rustls::Error> {
+    /// Whether roots were given (`sslrootcert` file or `MEDUSA_DATABASE_CA_FILE`).
+    pub fn are_given(&self) -> bool {
+        matches!(self, Self::Given(_))
+    }
+
+    fn store(&self, verification: Verification) -> Result<RootCertStore, rustls::Error> {
         let mut store = RootCertStore::empty();
-        if !self.only_given {
-            store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            store.add_parsable_certificates(rds_bundle());
-        }
-        for cert in &self.given {
-            store.add(cert.clone())?;
+        let public = || webpki_roots::TLS_SERVER_ROOTS.iter().cloned();
+        match self {
+            Self::Shipped => {
+                store.add_parsable_certificates(rds_bundle());
+                if verification == Verification::ChainAndName {
+                    store.extend(public());
+                }
+            }
+            Self::System if verification == Verification::ChainAndName => store.extend(public()),
+            // The URL's parser allows system only with verify-full; this keeps it so.
+            Self::System => return Err(rustls::Error::General("sslrootcert=system needs verify-full".into())),
+            Self::Given(certs) => {
+                for cert in certs {
+                    store.add(cert.clone())?;
+                }
+            }
         }
         Ok(store)
     }
@@ -62,10 +89,11 @@ pub fn connector(verification: Verification, roots: &TrustedRoots) -> Result<Mak
     let algorithms = provider.signature_verification_algorithms;
     let builder = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
     let config = match verification {
-        Verification::ChainAndName => builder.with_root_certificates(roots.store()?),
-        Verification::Chain => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(WithoutHostName { roots: Some(roots.store()?), algorithms })),
+        Verification::ChainAndName => builder.with_root_certificates(roots.store(verification)?),
+        Verification::Chain => builder.dangerous().with_custom_certificate_verifier(Arc::new(WithoutHostName {
+            roots: Some(roots.store(verification)?),
+            algorithms,
+        })),
         Verification::Nothing => {
             builder.dangerous().with_custom_certificate_verifier(Arc::new(WithoutHostName { roots: None, algorithms }))
         }
@@ -134,14 +162,34 @@ mod tests {
         assert_eq!(store.add_parsable_certificates(certs), (115, 0));
     }
 
+    /// The subjects of a store's roots, to compare stores by what they hold.
+    fn subjects(store: &RootCertStore) -> Vec<Vec<u8>> {
+        store.roots.iter().map(|anchor| anchor.subject.as_ref().to_vec()).collect()
+    }
+
     #[test]
-    fn the_default_roots_are_the_web_pki_and_rds_and_an_sslrootcert_file_replaces_them() {
+    fn verify_ca_without_given_roots_trusts_the_rds_bundle_and_no_public_root() {
+        let store = TrustedRoots::Shipped.store(Verification::Chain).unwrap();
+        assert_eq!(store.len(), 115);
+        let held = subjects(&store);
+        let public = webpki_roots::TLS_SERVER_ROOTS.iter().filter(|root| held.contains(&root.subject.to_vec()));
+        assert_eq!(public.count(), 0, "no web PKI root is trusted without a name check");
+    }
+
+    #[test]
+    fn verify_full_without_given_roots_trusts_the_rds_bundle_and_the_public_roots() {
         let web_pki = webpki_roots::TLS_SERVER_ROOTS.len();
-        assert_eq!(TrustedRoots::default().store().unwrap().len(), web_pki + 115);
+        assert_eq!(TrustedRoots::Shipped.store(Verification::ChainAndName).unwrap().len(), web_pki + 115);
+        assert_eq!(TrustedRoots::System.store(Verification::ChainAndName).unwrap().len(), web_pki);
+        assert!(TrustedRoots::System.store(Verification::Chain).is_err(), "public roots need the name check");
+    }
+
+    #[test]
+    fn given_roots_are_the_only_roots_whatever_is_checked() {
         let one = rds_bundle().swap_remove(0);
-        let extra = TrustedRoots { only_given: false, given: vec![one.clone()] };
-        assert_eq!(extra.store().unwrap().len(), web_pki + 116);
-        let only = TrustedRoots { only_given: true, given: vec![one] };
-        assert_eq!(only.store().unwrap().len(), 1);
+        let given = TrustedRoots::Given(vec![one]);
+        for verification in [Verification::Chain, Verification::ChainAndName] {
+            assert_eq!(given.store(verification).unwrap().len(), 1, "{verification:?}");
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! A PostgreSQL connection URL read as libpq reads it (`postgres://` or `postgresql://`, percent-encoded
-//! parts, `sslmode` with all six of libpq's values, `sslrootcert`), into tokio-postgres settings.
-//! tokio-postgres's own parser knows only three `sslmode`s, so this one stands in for it.
+//! parts, `sslmode` with all six of libpq's values, `sslrootcert`, `channel_binding`), into
+//! tokio-postgres settings. tokio-postgres's own parser knows only three `sslmode`s, so this one
+//! stands in for it. One departure from libpq's defaults: an RDS endpoint named without `sslmode`
+//! is verified in full, since RDS's certificates are known (the shipped bundle) and a connection to
+//! RDS that anyone on the path could answer is never what was meant.
 
 use percent_encoding::percent_decode_str;
 use tokio_postgres::config::{ChannelBinding, TargetSessionAttrs};
@@ -78,6 +81,28 @@ fn shown(name: &str) -> String {
     }
 }
 
+/// Whether `host` is an Amazon RDS endpoint (an instance, a cluster, or RDS Proxy):
+/// `*.rds.amazonaws.com`, in any case, with or without the root's trailing dot.
+pub fn is_rds_endpoint(host: &str) -> bool {
+    const SUFFIX: &str = ".rds.amazonaws.com";
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.len() > SUFFIX.len()
+        && host.is_char_boundary(host.len() - SUFFIX.len())
+        && host[host.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX)
+}
+
+/// The parts the authority and path give, which the query's parameters may override.
+#[derive(Default)]
+struct Parts {
+    user: Option<String>,
+    password: Option<Vec<u8>>,
+    host: Option<String>,
+    port: Option<u16>,
+    dbname: Option<String>,
+    ssl_mode: Option<SslMode>,
+    root_cert: Option<RootCert>,
+}
+
 /// Reads `postgres[ql]://[user[:password]@][host][:port][/dbname][?param=value&...]`.
 pub fn parse(url: &str) -> Result<ParsedUrl, UrlError> {
     let rest = url
@@ -92,94 +117,109 @@ pub fn parse(url: &str) -> Result<ParsedUrl, UrlError> {
         None => (None, authority),
     };
 
-    let mut user = None;
-    let mut password = None;
+    let mut parts = Parts::default();
     if let Some(userinfo) = userinfo {
         let (name, secret) = match userinfo.split_once(':') {
             Some((name, secret)) => (name, Some(secret)),
             None => (userinfo, None),
         };
-        user = Some(decode(name, "user name")?).filter(|u| !u.is_empty());
-        password = secret.map(|s| percent_decode_str(s).collect::<Vec<u8>>());
+        parts.user = Some(decode(name, "user name")?).filter(|u| !u.is_empty());
+        parts.password = secret.map(|s| percent_decode_str(s).collect::<Vec<u8>>());
     }
-    let (mut host, mut port) = split_host_port(hostport)?;
-    let mut dbname = Some(decode(path, "database name")?).filter(|d| !d.is_empty());
+    (parts.host, parts.port) = split_host_port(hostport)?;
+    parts.dbname = Some(decode(path, "database name")?).filter(|d| !d.is_empty());
 
     let mut config = tokio_postgres::Config::new();
-    let mut ssl_mode = None;
-    let mut root_cert = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, raw) = pair.split_once('=').ok_or_else(|| refuse("has a query parameter without a value"))?;
-        let name = decode(name, "parameter name")?;
-        let value = || decode(raw, &format!("{} value", shown(&name)));
-        match name.as_str() {
-            "sslmode" => {
-                let mode = SslMode::parse(&value()?).ok_or_else(|| {
-                    refuse("sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full")
-                })?;
-                ssl_mode = Some(mode);
-            }
-            "sslrootcert" => {
-                let value = value()?;
-                root_cert = Some(if value == "system" { RootCert::System } else { RootCert::File(value) });
-            }
-            "host" => host = Some(value()?),
-            // libpq's hostaddr: connect to this address, and check the certificate against `host`.
-            "hostaddr" => {
-                config.hostaddr(value()?.parse().map_err(|_| refuse("hostaddr must be an IP address"))?);
-            }
-            "port" => port = Some(parse_port(&value()?)?),
-            "user" => user = Some(value()?),
-            "password" => password = Some(percent_decode_str(raw).collect()),
-            "dbname" => dbname = Some(value()?),
-            "application_name" => {
-                config.application_name(value()?);
-            }
-            // The settings' own time-out bounds connecting; libpq's is accepted so its URLs work.
-            "connect_timeout" => {
-                value()?.parse::<u64>().map_err(|_| refuse("connect_timeout must be whole seconds"))?;
-            }
-            "channel_binding" => {
-                config.channel_binding(match value()?.as_str() {
-                    "disable" => ChannelBinding::Disable,
-                    "prefer" => ChannelBinding::Prefer,
-                    "require" => ChannelBinding::Require,
-                    _ => return Err(refuse("channel_binding must be one of disable, prefer, require")),
-                });
-            }
-            "target_session_attrs" => {
-                config.target_session_attrs(match value()?.as_str() {
-                    "any" => TargetSessionAttrs::Any,
-                    "read-write" => TargetSessionAttrs::ReadWrite,
-                    _ => return Err(refuse("target_session_attrs must be any or read-write")),
-                });
-            }
-            // Start-up options would pin RDS Proxy sessions; client certificates are not supported.
-            _ => return Err(refuse(format!("{} is not a supported parameter", shown(&name)))),
-        }
+        apply(&mut parts, &mut config, &decode(name, "parameter name")?, raw)?;
     }
 
-    let host = host.filter(|h| !h.is_empty()).ok_or_else(|| refuse("names no host"))?;
+    let host = parts.host.filter(|h| !h.is_empty()).ok_or_else(|| refuse("names no host"))?;
     if host.starts_with('/') {
         return Err(refuse("names a Unix socket; a host name or address is needed"));
     }
-    let user = user.ok_or_else(|| refuse("names no user"))?;
-    // libpq 16: `sslrootcert=system` means verify-full unless a mode is given, and no weaker one.
-    let ssl_mode = match (ssl_mode, &root_cert) {
-        (None, Some(RootCert::System)) => SslMode::VerifyFull,
-        (Some(mode), Some(RootCert::System)) if mode != SslMode::VerifyFull => {
-            return Err(refuse("sslrootcert=system needs sslmode=verify-full"));
-        }
-        (mode, _) => mode.unwrap_or(SslMode::Prefer),
-    };
-    config.host(host).port(port.unwrap_or(5432)).user(user);
-    if let Some(password) = password {
+    let user = parts.user.ok_or_else(|| refuse("names no user"))?;
+    let ssl_mode = resolve_ssl_mode(parts.ssl_mode, parts.root_cert.as_ref(), &host)?;
+    // libpq would fail at every connection; saying so at start-up is kinder.
+    if ssl_mode == SslMode::Disable && config.get_channel_binding() == ChannelBinding::Require {
+        return Err(refuse("channel_binding=require needs TLS, which sslmode=disable turns off"));
+    }
+    config.host(host).port(parts.port.unwrap_or(5432)).user(user);
+    if let Some(password) = parts.password {
         config.password(password);
     }
-    if let Some(dbname) = dbname {
+    if let Some(dbname) = parts.dbname {
         config.dbname(dbname);
     }
-    Ok(ParsedUrl { config, ssl_mode, root_cert })
+    Ok(ParsedUrl { config, ssl_mode, root_cert: parts.root_cert })
+}
+
+/// One query parameter, `raw` still percent-encoded, into `parts` or `config`.
+fn apply(parts: &mut Parts, config: &mut tokio_postgres::Config, name: &str, raw: &str) -> Result<(), UrlError> {
+    let value = || decode(raw, &format!("{} value", shown(name)));
+    match name {
+        "sslmode" => {
+            let mode = SslMode::parse(&value()?).ok_or_else(|| {
+                refuse("sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full")
+            })?;
+            parts.ssl_mode = Some(mode);
+        }
+        "sslrootcert" => {
+            let value = value()?;
+            parts.root_cert = Some(if value == "system" { RootCert::System } else { RootCert::File(value) });
+        }
+        "host" => parts.host = Some(value()?),
+        // libpq's hostaddr: connect to this address, and check the certificate against `host`.
+        "hostaddr" => {
+            config.hostaddr(value()?.parse().map_err(|_| refuse("hostaddr must be an IP address"))?);
+        }
+        "port" => parts.port = Some(parse_port(&value()?)?),
+        "user" => parts.user = Some(value()?),
+        "password" => parts.password = Some(percent_decode_str(raw).collect()),
+        "dbname" => parts.dbname = Some(value()?),
+        "application_name" => {
+            config.application_name(value()?);
+        }
+        // The settings' own time-out bounds connecting; libpq's is accepted so its URLs work.
+        "connect_timeout" => {
+            value()?.parse::<u64>().map_err(|_| refuse("connect_timeout must be whole seconds"))?;
+        }
+        // tokio-postgres enforces it: `require` fails any authentication that is not SCRAM bound
+        // to the TLS channel (tls-server-end-point), trust and plain connections included.
+        "channel_binding" => {
+            config.channel_binding(match value()?.as_str() {
+                "disable" => ChannelBinding::Disable,
+                "prefer" => ChannelBinding::Prefer,
+                "require" => ChannelBinding::Require,
+                _ => return Err(refuse("channel_binding must be one of disable, prefer, require")),
+            });
+        }
+        "target_session_attrs" => {
+            config.target_session_attrs(match value()?.as_str() {
+                "any" => TargetSessionAttrs::Any,
+                "read-write" => TargetSessionAttrs::ReadWrite,
+                _ => return Err(refuse("target_session_attrs must be any or read-write")),
+            });
+        }
+        // Start-up options would pin RDS Proxy sessions; client certificates are not supported.
+        _ => return Err(refuse(format!("{} is not a supported parameter", shown(name)))),
+    }
+    Ok(())
+}
+
+/// The mode the URL means. As in libpq 16, `sslrootcert=system` means verify-full unless a mode is
+/// given, and no weaker one; otherwise libpq's default, prefer, except for an RDS endpoint.
+fn resolve_ssl_mode(given: Option<SslMode>, root_cert: Option<&RootCert>, host: &str) -> Result<SslMode, UrlError> {
+    match (given, root_cert) {
+        (None, Some(RootCert::System)) => Ok(SslMode::VerifyFull),
+        (Some(mode), Some(RootCert::System)) if mode != SslMode::VerifyFull => {
+            Err(refuse("sslrootcert=system needs sslmode=verify-full"))
+        }
+        (Some(mode), _) => Ok(mode),
+        (None, _) if is_rds_endpoint(host) => Ok(SslMode::VerifyFull),
+        (None, _) => Ok(SslMode::Prefer),
+    }
 }
 
 fn split_host_port(hostport: &str) -> Result<(Option<String>, Option<u16>), UrlError> {
@@ -290,6 +330,59 @@ mod tests {
         let parsed = parse("postgres://u@h/d?sslrootcert=system").unwrap();
         assert_eq!((parsed.ssl_mode, parsed.root_cert), (SslMode::VerifyFull, Some(RootCert::System)));
         assert!(parse("postgres://u@h/d?sslrootcert=system&sslmode=require").is_err());
+    }
+
+    #[test]
+    fn an_rds_endpoint_without_sslmode_means_verify_full_and_other_hosts_keep_prefer() {
+        for host in [
+            "mydb.c9akciq32.us-east-1.rds.amazonaws.com",
+            "MyCluster.Cluster-RO-C9AKCIQ32.EU-WEST-1.RDS.AMAZONAWS.COM",
+            "proxy.proxy-c9akciq32.us-east-1.rds.amazonaws.com.",
+        ] {
+            let parsed = parse(&format!("postgres://u@{host}/d")).unwrap();
+            assert_eq!(parsed.ssl_mode, SslMode::VerifyFull, "{host}");
+            let by_parameter = parse(&format!("postgres://u@/d?host={host}&hostaddr=10.0.0.5")).unwrap();
+            assert_eq!(by_parameter.ssl_mode, SslMode::VerifyFull, "{host} as host=");
+        }
+        for host in [
+            "db.example.com",
+            "rds.amazonaws.com",
+            ".rds.amazonaws.com",
+            "mydb.rds.amazonaws.com.example.org",
+            "mydbrds.amazonaws.com",
+            "10.0.0.5",
+        ] {
+            assert_eq!(parse(&format!("postgres://u@{host}/d")).unwrap().ssl_mode, SslMode::Prefer, "{host}");
+        }
+        // A mode that is given is kept, for RDS too; only its absence is read differently.
+        let explicit = parse("postgres://u@mydb.c9akciq32.us-east-1.rds.amazonaws.com/d?sslmode=require").unwrap();
+        assert_eq!(explicit.ssl_mode, SslMode::Require);
+        // The RDS name decides even when the address is given apart.
+        let by_address = parse("postgres://u@10.0.0.5/d?host=mydb.c9akciq32.us-east-1.rds.amazonaws.com").unwrap();
+        assert_eq!(by_address.ssl_mode, SslMode::VerifyFull);
+    }
+
+    #[test]
+    fn channel_binding_reaches_the_connection_settings() {
+        assert_eq!(parse("postgres://u@h/d").unwrap().config.get_channel_binding(), ChannelBinding::Prefer);
+        for (value, binding) in [
+            ("disable", ChannelBinding::Disable),
+            ("prefer", ChannelBinding::Prefer),
+            ("require", ChannelBinding::Require),
+        ] {
+            for mode in ["", "&sslmode=allow", "&sslmode=prefer", "&sslmode=require", "&sslmode=verify-full"] {
+                let parsed = parse(&format!("postgres://u@h/d?channel_binding={value}{mode}")).unwrap();
+                assert_eq!(parsed.config.get_channel_binding(), binding, "{value}{mode}");
+            }
+        }
+    }
+
+    #[test]
+    fn channel_binding_required_over_a_plain_connection_is_refused() {
+        let error = parse("postgres://u:hunter2@h/d?sslmode=disable&channel_binding=require").unwrap_err().to_string();
+        assert!(error.contains("channel_binding=require") && error.contains("sslmode=disable"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(parse("postgres://u@h/d?sslmode=disable&channel_binding=prefer").is_ok());
     }
 
     #[test]
