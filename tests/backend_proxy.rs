@@ -3,6 +3,9 @@
 //! streams back; the reset route stays ours; a backend that is down is a 502 in Medusa's shape.
 
 mod support;
+// The merchant's middleware that closes Medusa's own reset route, in a real Medusa and behind make run.
+#[path = "backend_proxy/medusas_route_closed.rs"]
+mod medusas_route_closed;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! The whole flow on moto: storefront request → token → EventBridge → (rule → SQS) → notifier → SES.
+//! The whole flow on moto: storefront request → token → EventBridge → (rule → SQS) → notifier → SES;
+//! and the soak: the same flow under a mix of the faults a real account throws, injected at the wire.
 
 mod support;
 
@@ -8,9 +9,15 @@ use http::StatusCode;
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::identity::MemoryStore;
 use medusa_reset::mail::SesMailer;
+use medusa_reset::metrics::Timed;
+use medusa_reset::notify::Notifier;
 use medusa_reset::publish::EventBridgePublisher;
-use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
-use support::{SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, send, verify_independently};
+use support::aws_fixtures::{BusToQueue, idempotency_table, rate_limit_table, sent_messages, verified_sender};
+use support::faults::{Fault, HttpFaultProxy, TcpFaultProxy};
+use support::medusa_db::TestDb;
+use support::{
+    SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, sdk_config_for, send, verify_independently,
+};
 
 #[tokio::test]
 async fn a_reset_request_ends_as_an_email_whose_link_carries_a_valid_token() {
@@ -74,4 +81,137 @@ async fn a_request_without_metadata_puts_an_event_with_an_empty_metadata_object_
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["detail"]["metadata"], serde_json::json!({}), "{}", events[0]);
     assert_eq!(events[0]["detail"]["entity_id"], "plain@example.com");
+}
+
+/// Resets in the soak: half for accounts, half for addresses without one.
+const SOAK_REQUESTS: usize = 60;
+
+/// The faults queued before request `i`, in a fixed mix: lost replies (EventBridge, DynamoDB's
+/// transaction and the notifier's claim), throttles (SES's rate, DynamoDB), partial `PutEvents`
+/// failures, and database connections reset or silently dead while "frozen".
+fn inject_faults(i: usize, aws: &HttpFaultProxy, database: &TcpFaultProxy) {
+    if i % 7 == 3 {
+        aws.inject("AWSEvents.PutEvents", Fault::LoseReply, 1);
+    }
+    if i % 11 == 5 {
+        aws.inject("AWSEvents.PutEvents", Fault::PartialPutEvents, 1);
+    }
+    if i % 5 == 1 {
+        aws.inject("/v2/email/outbound-emails", Fault::ses_throttled(), 2);
+    }
+    if i % 13 == 2 {
+        aws.inject("DynamoDB_20120810.PutItem", Fault::LoseReply, 1);
+    }
+    if i % 9 == 4 {
+        aws.inject("DynamoDB_20120810.TransactWriteItems", Fault::LoseReply, 1);
+    }
+    if i % 17 == 6 {
+        aws.inject("DynamoDB_20120810.TransactWriteItems", Fault::dynamodb_throttled(), 1);
+    }
+    if i % 19 == 8 {
+        database.kill_silently();
+    }
+    if i % 23 == 10 {
+        database.reset_all();
+    }
+}
+
+/// Lambda's asynchronous invocation of the notifier: the first attempt and two retries, then the
+/// dead-letter queue. Returns whether the event ended there.
+async fn deliver_as_lambda_does(notifier: &Notifier<Timed<SesMailer>>, event: &serde_json::Value) -> bool {
+    for _ in 0..3 {
+        if notifier.handle_envelope(event.clone()).await.is_ok() {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn under_a_mix_of_faults_every_accepted_reset_ends_in_one_email_or_the_dead_letter_queue() {
+    let moto = moto_sdk_config().await;
+    let aws = HttpFaultProxy::start(&moto_endpoint()).await;
+    let through_faults = sdk_config_for(&aws.endpoint).await;
+    let fixture = BusToQueue::create(&moto, "medusa.auth", "auth.password_reset").await;
+    let sender = verified_sender(&moto).await;
+    let (limits, claims) = (rate_limit_table(&moto).await, idempotency_table(&moto).await);
+    let db = TestDb::create().await;
+    let database = TcpFaultProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let url = db.url.replacen("127.0.0.1:5432", &database.addr.to_string(), 1);
+    assert_ne!(url, db.url, "the database is reached through the proxy");
+    let identifier = |i: usize| {
+        if i.is_multiple_of(2) { format!("known-{i}@example.com") } else { format!("nobody-{i}@example.com") }
+    };
+    for i in (0..SOAK_REQUESTS).step_by(2) {
+        db.add_identity(&identifier(i), "emailpass").await;
+    }
+    let config = api_config(&[
+        ("EVENT_BUS_NAME", fixture.bus_name.as_str()),
+        ("RATE_LIMIT_TABLE", limits.as_str()),
+        ("MEDUSA_DATABASE_URL", url.as_str()),
+    ]);
+    let router = medusa_reset::wiring::reset_password_lambda(&config, &through_faults).await.unwrap();
+
+    let mut accepted = Vec::new();
+    for i in 0..SOAK_REQUESTS {
+        inject_faults(i, &aws, &database);
+        let partial_before = partial_put_events(&aws);
+        let body = serde_json::json!({ "identifier": identifier(i) }).to_string();
+        let (response, _) = send(&router, post_json("/auth/customer/emailpass/reset-password", &body)).await;
+        let refused_by_eventbridge = partial_put_events(&aws) > partial_before;
+        match response.status() {
+            StatusCode::CREATED => {
+                assert!(!refused_by_eventbridge, "request {i}: 201 for an event EventBridge did not accept");
+                accepted.push(identifier(i));
+            }
+            StatusCode::INTERNAL_SERVER_ERROR => {}
+            other => panic!("request {i}: {other}"),
+        }
+    }
+
+    let notifier_vars = Vars::new(|var: &str| match var {
+        "MAIL_FROM" => Some(sender.clone()),
+        "RESET_URL_TEMPLATE_CUSTOMER" => Some(support::LINK_TEMPLATE.to_owned()),
+        "IDEMPOTENCY_TABLE" => Some(claims.clone()),
+        _ => None,
+    });
+    let notifier = medusa_reset::wiring::notifier_lambda(
+        NotifierConfig::from_vars(Profile::Lambda, &notifier_vars).unwrap(),
+        &through_faults,
+    );
+    let mut dead_letters = Vec::new();
+    for event in fixture.drain(Duration::from_secs(3)).await {
+        if deliver_as_lambda_does(&notifier, &event).await {
+            dead_letters.push(event["detail"]["entity_id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+
+    let messages = sent_messages(&moto_endpoint(), &sender).await;
+    let recipients: Vec<String> =
+        messages.iter().map(|m| m["destinations"]["ToAddresses"][0].as_str().unwrap_or_default().to_owned()).collect();
+    for address in &recipients {
+        assert_eq!(recipients.iter().filter(|r| *r == address).count(), 1, "{address} got more than one e-mail");
+        assert!(address.starts_with("known-"), "{address} has no account");
+    }
+    for address in accepted.iter().filter(|a| a.starts_with("known-")) {
+        let mailed = recipients.contains(address);
+        let parked = dead_letters.contains(address);
+        assert!(mailed ^ parked, "{address}: answered 201, mailed {mailed}, in the dead-letter queue {parked}");
+    }
+    let known_accepted = accepted.iter().filter(|a| a.starts_with("known-")).count();
+    assert!(known_accepted >= SOAK_REQUESTS / 2 - 6, "most known resets are accepted: {known_accepted}");
+    println!(
+        "soak: {SOAK_REQUESTS} requests, {} answered 201 ({known_accepted} for accounts), {} e-mails, {} dead letters; \
+         faults applied: {}",
+        accepted.len(),
+        recipients.len(),
+        dead_letters.len(),
+        aws.seen().iter().filter(|seen| seen.fault.is_some()).count()
+    );
+    db.drop_database().await;
+}
+
+/// How many partial `PutEvents` failures the proxy has answered so far.
+fn partial_put_events(aws: &HttpFaultProxy) -> usize {
+    aws.seen().iter().filter(|seen| matches!(seen.fault, Some(Fault::PartialPutEvents))).count()
 }

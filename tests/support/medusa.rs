@@ -16,6 +16,16 @@ pub fn url() -> String {
     })
 }
 
+/// The second Medusa `tools/with-medusa` starts, on the same database: a project with the merchant's
+/// `medusa/src/api/middlewares.ts`, which closes Medusa's own reset route.
+pub fn guarded_url() -> String {
+    std::env::var("MEDUSA_GUARDED_URL").unwrap_or_else(|_| {
+        panic!(
+            "MEDUSA_GUARDED_URL is not set: run these tests with `make test`, which starts Medusa (tools/with-medusa)"
+        )
+    })
+}
+
 /// Medusa's own database, for the tests that put our database mode beside it.
 pub fn database_url() -> String {
     std::env::var("MEDUSA_DB_URL").unwrap_or_else(|_| panic!("MEDUSA_DB_URL is not set: run with `make test`"))
@@ -51,32 +61,53 @@ pub async fn send(client: &reqwest::Client, path: &str, content_type: Option<&st
     Answer { status, content_type, body }
 }
 
-async fn post(client: &reqwest::Client, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
-    let mut request = client.post(format!("{}{path}", url())).json(&body);
+async fn post(client: &reqwest::Client, base: &str, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = client.post(format!("{base}{path}")).json(&body);
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.unwrap_or_else(|e| panic!("Medusa at {} answers: {e}", url()));
+    let response = request.send().await.unwrap_or_else(|e| panic!("Medusa at {base} answers: {e}"));
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// Creates an emailpass identity with Medusa's own register route.
 pub async fn register(client: &reqwest::Client, actor_type: &str, email: &str, password: &str) {
+    register_at(client, &url(), actor_type, email, password).await;
+}
+
+/// `register` at the Medusa (or the proxy in front of one) at `base`.
+pub async fn register_at(client: &reqwest::Client, base: &str, actor_type: &str, email: &str, password: &str) {
     let path = format!("/auth/{actor_type}/emailpass/register");
-    let (status, body) = post(client, &path, None, json!({ "email": email, "password": password })).await;
-    assert_eq!(status, 200, "Medusa registers {email} as a {actor_type}: {body}");
+    let (status, body) = post(client, base, &path, None, json!({ "email": email, "password": password })).await;
+    assert_eq!(status, 200, "Medusa at {base} registers {email} as a {actor_type}: {body}");
 }
 
 /// Logs in with Medusa's own route; true when Medusa gives a token.
 pub async fn logs_in(client: &reqwest::Client, actor_type: &str, email: &str, password: &str) -> bool {
+    logs_in_at(client, &url(), actor_type, email, password).await
+}
+
+/// `logs_in` at the Medusa (or the proxy in front of one) at `base`.
+pub async fn logs_in_at(client: &reqwest::Client, base: &str, actor_type: &str, email: &str, password: &str) -> bool {
     let path = format!("/auth/{actor_type}/emailpass");
-    let (status, body) = post(client, &path, None, json!({ "email": email, "password": password })).await;
+    let (status, body) = post(client, base, &path, None, json!({ "email": email, "password": password })).await;
     status == 200 && body["token"].is_string()
 }
 
 /// Medusa's password update with a reset token: its status and body.
 pub async fn update_password(client: &reqwest::Client, actor_type: &str, token: &str, password: &str) -> (u16, Value) {
+    update_password_at(client, &url(), actor_type, token, password).await
+}
+
+/// `update_password` at the Medusa (or the proxy in front of one) at `base`.
+pub async fn update_password_at(
+    client: &reqwest::Client,
+    base: &str,
+    actor_type: &str,
+    token: &str,
+    password: &str,
+) -> (u16, Value) {
     let path = format!("/auth/{actor_type}/emailpass/update");
-    post(client, &path, Some(token), json!({ "password": password })).await
+    post(client, base, &path, Some(token), json!({ "password": password })).await
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod aws_fixtures;
+pub mod faults;
 pub mod local_runner;
 pub mod medusa;
 pub mod medusa_db;
