@@ -4,10 +4,11 @@
 //! call, one publish) so that neither the answer nor its timing tells them apart; only what is
 //! published differs. The per-identifier limits count against the account the lookup found, so
 //! requests for spellings without an account cannot use up a real account's share. Recording a
-//! token still costs the database a little more than finding nothing, so a successful answer is held
-//! back until a configured floor has passed: both paths then take the floor, not their own time.
-//! With sealing on, the unknown path has the publisher seal a throwaway of the token's size, so the
-//! KMS round trip is made on both paths too.
+//! token still costs the database a little more than finding nothing, so every answer, a failure's
+//! too, is held back until a configured floor has passed: both paths then take the floor, not their
+//! own time. With sealing on, the unknown path has the publisher seal a throwaway of the token's
+//! size, so the KMS round trip is made on both paths too; when publishing fails, the known path
+//! withdraws its row and the unknown path withdraws nothing by the same store call.
 
 pub mod budget;
 
@@ -21,7 +22,7 @@ use crate::domain::actor::{ActorType, AuthProvider};
 use crate::domain::event::{AuthEvent, PasswordResetEvent, UnknownIdentityEvent};
 use crate::domain::reset_request::ResetRequest;
 use crate::domain::token::{TokenError, TokenMinter};
-use crate::identity::{IdentityStore, Lookup, StoreError, TokenRecord};
+use crate::identity::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord};
 use crate::publish::{EventPublisher, PublishError};
 use crate::ratelimit::{IdentityKey, LimitError, RateLimiter, Share, Subject, Verdict};
 
@@ -73,7 +74,9 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
     }
 
     /// Looks the identifier up, checks the rate limits against what it found (failing closed),
-    /// then resets. `client_ip` is the caller's address.
+    /// then resets. `client_ip` is the caller's address. Whatever the outcome, the answer takes at
+    /// least the floor: a failure that came sooner on one path than on the other would tell them
+    /// apart as surely as a success would.
     pub async fn request_reset(
         &self,
         request: ResetRequest,
@@ -82,6 +85,20 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
         client_ip: &str,
     ) -> Result<ResetOutcome, ResetError> {
         let started = Instant::now();
+        let result = self.limited_reset(request, actor_type, provider, client_ip).await;
+        if !self.floor.is_zero() {
+            wait_until(started + self.floor).await;
+        }
+        result
+    }
+
+    async fn limited_reset(
+        &self,
+        request: ResetRequest,
+        actor_type: &ActorType,
+        provider: &AuthProvider,
+        client_ip: &str,
+    ) -> Result<ResetOutcome, ResetError> {
         let identifier = request.identifier.as_str();
         // Both paths look up, so the lookup's time tells nothing; the issue below looks up again
         // inside its transaction, so an account deleted in between gets no token.
@@ -93,24 +110,42 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
         };
         let subject = Subject::new(&self.identity_key, client_ip, actor_type.as_str(), provider.as_str(), share);
         let checked_at = SystemTime::now();
-        let outcome = match within_limit(self.limiter.check(&subject, checked_at)).await? {
-            Verdict::IpLimited { retry_after } => return Err(ResetError::TooManyRequests { retry_after }),
-            Verdict::IdentifierLimited => ResetOutcome::RateLimited,
-            Verdict::Allowed => match self.reset(request, actor_type, provider).await {
-                Ok(outcome) => outcome,
-                Err(error) => {
-                    // The user saw a 500 and will retry: the failed attempt must not use up their share.
-                    if let Err(release) = within_limit(self.limiter.release(&subject, checked_at)).await {
-                        tracing::error!(error = %release, "could not give back the rate-limit count after a failure");
-                    }
-                    return Err(error);
-                }
-            },
+        let verdict = match within_limit(self.limiter.check(&subject, checked_at)).await {
+            Ok(verdict) => verdict,
+            Err(error) => {
+                // A check that failed may still have counted (its reply lost, or cut by the time
+                // limit): the give-back takes back whatever this request counted, and nothing more.
+                self.give_back(&subject, checked_at).await;
+                return Err(error.into());
+            }
         };
-        if !self.floor.is_zero() {
-            wait_until(started + self.floor).await;
+        match verdict {
+            Verdict::IpLimited { retry_after } => Err(ResetError::TooManyRequests { retry_after }),
+            Verdict::IdentifierLimited => Ok(ResetOutcome::RateLimited),
+            Verdict::Allowed => {
+                let result = self.reset(request, actor_type, provider).await;
+                if result.is_err() {
+                    // The user saw a 500 and will retry: the failed attempt must not use up their share.
+                    self.give_back(&subject, checked_at).await;
+                }
+                result
+            }
         }
-        Ok(outcome)
+    }
+
+    /// Gives the identifier's counts back after a failure; a give-back that fails is logged, and
+    /// the original failure stays the answer.
+    async fn give_back(&self, subject: &Subject, checked_at: SystemTime) {
+        if let Err(release) = within_limit(self.limiter.release(subject, checked_at)).await {
+            tracing::error!(error = %release, "could not give back the rate-limit count after a failure");
+        }
+    }
+
+    /// Takes back what `issue` recorded, after a failed publish; a failure is logged.
+    async fn withdraw(&self, issued: &IssuedToken) {
+        if let Err(withdraw) = self.store.withdraw(issued).await {
+            tracing::error!(error = %withdraw, "could not withdraw the reset token after a failed publish");
+        }
     }
 
     async fn reset(
@@ -135,7 +170,11 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
                 metadata: request.metadata,
             });
             // The minted token stays here; only its length goes, for a sealing publisher's throwaway.
-            self.publisher.publish_unknown(&event, minted.token.expose().len()).await?;
+            if let Err(error) = self.publisher.publish_unknown(&event, minted.token.expose().len()).await {
+                // The known path withdraws its row here: the same call, withdrawing nothing.
+                self.withdraw(&IssuedToken::nothing()).await;
+                return Err(error.into());
+            }
             return Ok(ResetOutcome::UnknownIdentity);
         };
         let event = AuthEvent::PasswordReset(PasswordResetEvent {
@@ -147,9 +186,7 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
         });
         if let Err(error) = self.publisher.publish(&event).await {
             // No usable token without its e-mail: take the row back.
-            if let Err(withdraw) = self.store.withdraw(&issued).await {
-                tracing::error!(error = %withdraw, "could not withdraw the reset token after a failed publish");
-            }
+            self.withdraw(&issued).await;
             return Err(error.into());
         }
         Ok(ResetOutcome::TokenPublished)
@@ -373,15 +410,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_rate_limiter_that_never_answers_fails_the_request_within_its_limit() {
+    async fn a_rate_limiter_that_never_answers_fails_the_request_within_the_check_and_give_back_limits() {
         let (publisher, mut events) = ChannelPublisher::new();
         let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
         let service = ResetService::new(minter(), publisher, store, StuckLimiter, Duration::ZERO);
         let started = Instant::now();
         assert!(matches!(reset_with(&service, "a@example.com").await, Err(ResetError::RateLimit(_))));
         let elapsed = started.elapsed();
-        assert!(elapsed >= RATE_LIMIT_TIME_LIMIT, "{elapsed:?}");
-        assert!(elapsed < RATE_LIMIT_TIME_LIMIT + Duration::from_secs(1), "{elapsed:?}");
+        // The check is cut, then the give-back is tried (the check may have counted) and cut too.
+        assert!(elapsed >= 2 * RATE_LIMIT_TIME_LIMIT, "{elapsed:?}");
+        assert!(elapsed < 2 * RATE_LIMIT_TIME_LIMIT + Duration::from_secs(1), "{elapsed:?}");
         assert!(events.try_recv().is_err());
     }
 

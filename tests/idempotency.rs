@@ -1,6 +1,8 @@
 //! Exactly one e-mail per token, on moto's DynamoDB and SES: one event delivered twice in one
 //! process and at once to two notifier processes, an attempt that crashed between its claim and its
-//! send, SES failing after the claim, and DynamoDB down (an error for Lambda to retry, no e-mail).
+//! send, SES failing after the claim, DynamoDB down (an error for Lambda to retry, no e-mail), and
+//! DynamoDB's replies lost on the way back (the fault proxy), which the SDK's retries then meet, up
+//! to a claim whose every try lost its reply.
 
 mod support;
 
@@ -19,6 +21,7 @@ use medusa_reset::notify::notifier::Attempt;
 use medusa_reset::notify::{Delivery, Notifier, NotifyError};
 use serde_json::Value;
 use support::aws_fixtures::{claim_record, idempotency_table, password_reset_event, sent_messages, verified_sender};
+use support::faults::{Fault, HttpFaultProxy};
 use support::runtime_api::{Answer, RuntimeApi};
 use support::{
     LINK_TEMPLATE, moto_endpoint, moto_sdk_config, notifier_command, sdk_config_for, serve, unreachable_endpoint,
@@ -255,4 +258,83 @@ async fn dynamodb_down_is_an_error_and_nothing_is_sent_without_a_claim() {
     let lines = outcomes(child).await;
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["outcome"], "failed_will_retry", "{lines:?}");
+}
+
+const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
+const DELETE_ITEM: &str = "DynamoDB_20120810.DeleteItem";
+
+#[tokio::test]
+async fn a_lost_reply_to_the_claim_is_this_attempts_own_claim_and_the_email_goes_out_once() {
+    let moto = moto_sdk_config().await;
+    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
+    // The claim reaches DynamoDB and is written, but its reply is lost: the SDK sends it again,
+    // and the retry meets the record its own first try wrote.
+    proxy.inject(PUT_ITEM, Fault::LoseReply, 1);
+    let notifier = notifier(&moto, &sdk_config_for(&proxy.endpoint).await, &sender, &table);
+    let (event, jti) = password_reset_event("lost-claim@example.com");
+
+    let handled = notifier.open_envelope(event.clone(), SystemTime::now()).await;
+    assert!(matches!(handled.outcome, Ok(Delivery::Sent { .. })), "not a duplicate of itself: {handled:?}");
+    assert_eq!(proxy.count(PUT_ITEM), 3, "the claim, the SDK's retry of it, marking done: {:?}", proxy.seen());
+    assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
+    let record = claim_record(&moto, &table, &jti).await.expect("the claim is recorded");
+    assert_eq!(record["state"], "done", "{record:?}");
+
+    // A redelivery is still a duplicate: the owner is per attempt, not per process.
+    let again = notifier.open_envelope(event, SystemTime::now()).await;
+    assert!(matches!(again.outcome, Ok(Delivery::Duplicate { holder: Holder::Done })), "{again:?}");
+    assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_claim_whose_every_try_loses_its_reply_fails_and_leaves_nothing_held_so_an_early_retry_sends() {
+    let moto = moto_sdk_config().await;
+    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
+    // The first try is written, and the SDK's two retries meet it; every reply is lost.
+    proxy.inject(PUT_ITEM, Fault::LoseReply, 3);
+    let notifier = notifier(&moto, &sdk_config_for(&proxy.endpoint).await, &sender, &table);
+    let (event, jti) = password_reset_event("undecided@example.com");
+
+    let failed = notifier.open_envelope(event.clone(), SystemTime::now()).await;
+    assert!(matches!(failed.outcome, Err(NotifyError::Claim(_))), "undecided: for Lambda to retry: {failed:?}");
+    assert_eq!(proxy.count(PUT_ITEM), 3, "{:?}", proxy.seen());
+    assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty(), "no claim, no send");
+    assert_eq!(claim_record(&moto, &table, &jti).await, None, "what landed was given back");
+
+    // A redelivery long before the failed attempt's deadline is not held up by it.
+    let retry = notifier.open_envelope(event, SystemTime::now()).await;
+    assert!(matches!(retry.outcome, Ok(Delivery::Sent { .. })), "{retry:?}");
+    assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
+}
+
+#[tokio::test]
+async fn lost_replies_to_marking_done_and_to_giving_the_claim_back_change_nothing() {
+    let moto = moto_sdk_config().await;
+    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
+    let dynamodb = sdk_config_for(&proxy.endpoint).await;
+
+    // Marking done: the claim goes through, the `done` write lands and its reply is lost.
+    proxy.inject(PUT_ITEM, Fault::Delay(Duration::ZERO), 1);
+    proxy.inject(PUT_ITEM, Fault::LoseReply, 1);
+    let (event, jti) = password_reset_event("lost-done@example.com");
+    let sent = notifier(&moto, &dynamodb, &sender, &table).open_envelope(event, SystemTime::now()).await;
+    assert!(matches!(sent.outcome, Ok(Delivery::Sent { .. })), "{sent:?}");
+    assert_eq!(proxy.count(PUT_ITEM), 3, "{:?}", proxy.seen());
+    assert_eq!(claim_record(&moto, &table, &jti).await.expect("recorded")["state"], "done");
+
+    // Giving back: SES fails, the delete lands and its reply is lost; the SDK's retry finds nothing.
+    let requests = Arc::new(AtomicUsize::new(0));
+    let down = sdk_config_for(&unavailable_ses(requests).await).await;
+    proxy.inject(DELETE_ITEM, Fault::LoseReply, 1);
+    let (event, jti) = password_reset_event("lost-release@example.com");
+    let failed = notifier(&down, &dynamodb, &sender, &table).open_envelope(event.clone(), SystemTime::now()).await;
+    assert!(matches!(failed.outcome, Err(NotifyError::Mail(_))), "SES's failure, not the store's: {failed:?}");
+    assert_eq!(proxy.count(DELETE_ITEM), 2, "{:?}", proxy.seen());
+    assert_eq!(claim_record(&moto, &table, &jti).await, None, "given back");
+    let retry = notifier(&moto, &moto, &sender, &table).open_envelope(event, SystemTime::now()).await;
+    assert!(matches!(retry.outcome, Ok(Delivery::Sent { .. })), "{retry:?}");
+    assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 2, "one for each reset");
 }

@@ -200,6 +200,21 @@ async fn rejecting_ses() -> String {
     serve(app).await
 }
 
+/// An SES v2 stand-in whose account has used up its daily sending quota.
+async fn quota_spent_ses() -> String {
+    let app = Router::new().route(
+        "/v2/email/outbound-emails",
+        post(|| async {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("x-amzn-errortype", "TooManyRequestsException"), ("content-type", "application/json")],
+                json!({ "message": "Daily message quota exceeded." }).to_string(),
+            )
+        }),
+    );
+    serve(app).await
+}
+
 /// Drives the notifier through each of its outcomes with `token` (the route's, for `VICTIM`);
 /// returns the further tokens it made up.
 async fn every_notifier_outcome(token: &str) -> Vec<String> {
@@ -272,8 +287,13 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
 
     let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
     let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
-    let failing = medusa_reset::wiring::notifier(config, SesMailer::new(ses, sender, None), None);
+    let failing = medusa_reset::wiring::notifier(config, SesMailer::new(ses, sender.clone(), None), None);
     assert!(failing.handle("ses-down", &event(VICTIM, token)).await.is_err());
+
+    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
+    let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&quota_spent_ses().await).await);
+    let parking = medusa_reset::wiring::notifier(config, SesMailer::new(ses, sender, None), None);
+    assert!(parking.handle("daily-quota", &event(VICTIM, token)).await.is_err());
     vec![expired, for_user, for_someone_else]
 }
 

@@ -1,19 +1,25 @@
 //! Medusa-database mode against the machine's PostgreSQL: only real accounts get a token, each token
-//! has its row in `auth_password_reset_token`, and Medusa's own check accepts it exactly once.
+//! has its row in `auth_password_reset_token`, and Medusa's own check accepts it exactly once. With
+//! a fault proxy in front of the server, a reused connection that died silently or was reset is
+//! replaced without the shopper noticing, and nothing written is ever written twice.
 
 mod support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use http::StatusCode;
 use medusa_reset::config::{Profile, Vars};
 use medusa_reset::domain::event::AuthEvent;
+use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::{DatabaseSettings, MedusaDatabase};
 use medusa_reset::publish::ChannelPublisher;
+use medusa_reset::ratelimit::{LimitError, RateLimiter, Subject, Verdict};
 use medusa_reset::telemetry::{self, LogSettings};
 use serde_json::Value;
+use support::faults::TcpFaultProxy;
 use support::medusa_db::{TestDb, settings_for};
 use support::pgbouncer::PgBouncer;
 use support::{SECRET, api_config, post_json, send, unreachable_endpoint, verify_independently};
@@ -468,5 +474,256 @@ async fn the_schema_is_found_once_per_connection() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].1, sha256_hex(claims["jti"].as_str().unwrap()));
     assert_eq!(logs.schemas(), [LOOKUP_ONLY, WITH_TOKEN_TABLE]);
+    db.drop_database().await;
+}
+
+/// A fault proxy in front of the test database's server, and the database's URL through it.
+async fn behind_proxy(db: &TestDb) -> (Arc<TcpFaultProxy>, String) {
+    let server = db.url.split_once('@').and_then(|(_, rest)| rest.split_once('/')).expect("host:port in the URL").0;
+    let upstream = tokio::net::lookup_host(server).await.unwrap().next().expect("the server's address");
+    let proxy = TcpFaultProxy::start(upstream).await;
+    let url = db.url.replacen(server, &proxy.addr.to_string(), 1);
+    (Arc::new(proxy), url)
+}
+
+/// The time-out and the first try on a reused connection, as the environment's settings have them.
+fn limits(settings: &DatabaseSettings) -> (Duration, Duration) {
+    (settings.timeout(), DatabaseSettings::first_try_limit(settings.timeout()))
+}
+
+/// A request for a known identity that must succeed: its token's row is the identity's only one.
+async fn assert_recorded(db: &TestDb, app: &Router, events: &mut UnboundedReceiver<AuthEvent>, identifier: &str) {
+    assert_eq!(request(app, identifier).await, StatusCode::CREATED, "{identifier}");
+    assert_row_is_the_new_tokens(db, events, identifier).await;
+}
+
+/// The identity's only row is the token of the event just published.
+async fn assert_row_is_the_new_tokens(db: &TestDb, events: &mut UnboundedReceiver<AuthEvent>, identifier: &str) {
+    let claims = next_token_claims(events);
+    let rows = db.reset_rows(identifier).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].1, sha256_hex(claims["jti"].as_str().unwrap()), "the row is the new token's");
+}
+
+/// A request for an identifier without an account that must succeed as one.
+async fn assert_unknown(app: &Router, events: &mut UnboundedReceiver<AuthEvent>, identifier: &str) {
+    assert_eq!(request(app, identifier).await, StatusCode::CREATED, "{identifier}");
+    assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(e)) if e.entity_id == identifier));
+}
+
+#[tokio::test]
+async fn a_connection_that_died_silently_is_given_up_after_a_quarter_of_the_time_out_and_shoppers_get_201() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (proxy, url) = behind_proxy(&db).await;
+    let settings = settings_for(&url);
+    let (timeout, first_try) = limits(&settings);
+    let (app, mut events) = app_on(settings);
+    assert_recorded(&db, &app, &mut events, "a@example.com").await;
+
+    // Frozen, the environment's connection died: what is sent on it vanishes, and nothing says so.
+    proxy.kill_silently();
+    let started = Instant::now();
+    assert_eq!(request(&app, "a@example.com").await, StatusCode::CREATED);
+    let elapsed = started.elapsed();
+    assert_row_is_the_new_tokens(&db, &mut events, "a@example.com").await;
+    assert!(elapsed >= first_try, "it waited for the dead connection first: {elapsed:?}");
+    assert!(elapsed < timeout, "and not the whole time-out: {elapsed:?}");
+    assert_eq!(proxy.accepted(), 2, "one fresh connection");
+
+    proxy.kill_silently();
+    assert_unknown(&app, &mut events, "nobody@example.com").await;
+    assert_eq!(proxy.accepted(), 3);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_connection_reset_as_the_request_reaches_it_is_replaced_at_once_and_shoppers_get_201() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (proxy, url) = behind_proxy(&db).await;
+    let settings = settings_for(&url);
+    let (_, first_try) = limits(&settings);
+    let (app, mut events) = app_on(settings);
+    assert_recorded(&db, &app, &mut events, "a@example.com").await;
+
+    // An idle time-out at a proxy or NAT on the way: the request's first bytes are answered with an RST.
+    proxy.reset_all();
+    let started = Instant::now();
+    assert_eq!(request(&app, "a@example.com").await, StatusCode::CREATED);
+    let elapsed = started.elapsed();
+    assert_row_is_the_new_tokens(&db, &mut events, "a@example.com").await;
+    assert!(elapsed < first_try, "an RST needs no waiting: {elapsed:?}");
+    assert_eq!(proxy.accepted(), 2, "one fresh connection");
+
+    proxy.reset_all();
+    assert_unknown(&app, &mut events, "nobody@example.com").await;
+    assert_eq!(proxy.accepted(), 3);
+    db.drop_database().await;
+}
+
+/// Lets every request through; once armed, silently kills the proxy's connections as it does, so
+/// the connection the lookup has just used is dead when the issue begins.
+struct KillingLimiter {
+    proxy: Arc<TcpFaultProxy>,
+    armed: Arc<AtomicBool>,
+}
+
+impl RateLimiter for KillingLimiter {
+    async fn check(&self, _: &Subject, _: SystemTime) -> Result<Verdict, LimitError> {
+        if self.armed.load(Ordering::SeqCst) {
+            self.proxy.kill_silently();
+        }
+        Ok(Verdict::Allowed)
+    }
+
+    async fn release(&self, _: &Subject, _: SystemTime) -> Result<(), LimitError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_dies_between_the_lookup_and_the_issue_is_replaced_before_anything_is_written() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (proxy, url) = behind_proxy(&db).await;
+    let armed = Arc::new(AtomicBool::new(false));
+    let limiter = KillingLimiter { proxy: proxy.clone(), armed: armed.clone() };
+    let (publisher, mut events) = ChannelPublisher::new();
+    let secret = SigningSecret::parse(SECRET).unwrap();
+    let store = MedusaDatabase::new(settings_for(&url));
+    let app = medusa_reset::wiring::app(&api_config(&[]), &secret, publisher, store, limiter);
+    assert_recorded(&db, &app, &mut events, "a@example.com").await;
+
+    armed.store(true, Ordering::SeqCst);
+    assert_recorded(&db, &app, &mut events, "a@example.com").await;
+    assert_eq!(proxy.accepted(), 2, "the issue began again on one fresh connection");
+    db.drop_database().await;
+}
+
+/// Waits until a session of the test database waits for a lock.
+async fn until_a_session_waits_for_a_lock(db: &TestDb) {
+    let waiting =
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    for _ in 0..200 {
+        if db.client.query_one(waiting, &[]).await.unwrap().get::<_, i64>(0) > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no session waited for the lock");
+}
+
+#[tokio::test]
+async fn an_issue_whose_connection_dies_after_it_began_is_not_tried_again_and_frees_the_identity_in_time() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (proxy, url) = behind_proxy(&db).await;
+    let (app, mut events) = app_on(settings_for(&url));
+    assert_recorded(&db, &app, &mut events, "a@example.com").await;
+    let first_row = db.reset_rows("a@example.com").await.remove(0).0;
+
+    // Another session holds the identity's row, so the issue stops mid-transaction, its first
+    // statement answered; the connection then dies, and the issue's statements run on unseen.
+    let blocker = support::medusa_db::connect_to(&db.url).await;
+    blocker.batch_execute("BEGIN; SELECT id FROM auth_password_reset_token FOR UPDATE").await.unwrap();
+    let pending = tokio::spawn({
+        let app = app.clone();
+        async move { request(&app, "a@example.com").await }
+    });
+    until_a_session_waits_for_a_lock(&db).await;
+    proxy.kill_silently();
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(pending.await.unwrap(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(proxy.accepted(), 1, "what may have committed is never sent again");
+    assert!(events.try_recv().is_err(), "nothing published");
+
+    // The session left idle mid-transaction is ended within the time-out, its lock with it: the
+    // shopper's retry succeeds, and the failed attempt's row was never committed.
+    let rows = db.reset_rows("a@example.com").await;
+    assert_eq!(rows.iter().map(|row| &row.0).collect::<Vec<_>>(), [&first_row]);
+    assert_recorded(&db, &app, &mut events, "a@example.com").await;
+    drop(blocker);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_database_that_went_down_behind_a_dead_connection_is_a_500_well_within_the_time_out() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (proxy, url) = behind_proxy(&db).await;
+    let settings = settings_for(&url);
+    let (timeout, first_try) = limits(&settings);
+    let (app, mut events) = app_on(settings);
+    assert_recorded(&db, &app, &mut events, "a@example.com").await;
+
+    proxy.kill_silently();
+    // The server turns every new connection to the database away, as one that is down does.
+    let maintenance = db.url.replacen(&format!("/{}?", db.name), "/postgres?", 1);
+    let admin = support::medusa_db::connect_to(&maintenance).await;
+    admin.batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", db.name)).await.unwrap();
+    let started = Instant::now();
+    let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "unknown_error");
+    assert!(elapsed >= first_try, "it waited for the dead connection first: {elapsed:?}");
+    assert!(elapsed < timeout, "the refused fresh connection ends it: {elapsed:?}");
+    assert!(events.try_recv().is_err());
+    assert_eq!(proxy.accepted(), 2);
+    db.drop_database().await;
+}
+
+/// The keepalive timer of the test process's connections to `port`, as `ss` shows it.
+fn keepalive_timers(port: u16) -> Vec<Duration> {
+    let filter = format!("( dport = :{port} )");
+    let output = std::process::Command::new("ss")
+        .args(["-tnoH", "state", "established", &filter])
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8(output.stdout).unwrap();
+    text.lines()
+        .map(|line| {
+            let timer = line.split("timer:(keepalive,").nth(1).unwrap_or_else(|| panic!("no keepalive timer: {line}"));
+            parse_ss_duration(timer.split(',').next().unwrap())
+        })
+        .collect()
+}
+
+/// `ss`'s durations: `29sec`, `1min59sec`, `119min`, `950ms`.
+fn parse_ss_duration(text: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut number = String::new();
+    let mut unit = String::new();
+    for c in text.chars().chain(std::iter::once('0')) {
+        if c.is_ascii_digit() && !unit.is_empty() {
+            let n: u64 = number.parse().unwrap();
+            total += match unit.as_str() {
+                "min" => Duration::from_secs(n * 60),
+                "sec" => Duration::from_secs(n),
+                "ms" => Duration::from_millis(n),
+                other => panic!("unit {other} in {text}"),
+            };
+            (number, unit) = (String::new(), String::new());
+        }
+        if c.is_ascii_digit() { number.push(c) } else { unit.push(c) }
+    }
+    total
+}
+
+#[tokio::test]
+async fn connections_to_the_database_probe_the_server_after_30_seconds_of_silence() {
+    let db = TestDb::create().await;
+    db.add_identity("a@example.com", "emailpass").await;
+    let (proxy, url) = behind_proxy(&db).await;
+    let (app, mut events) = app_on(settings_for(&url));
+    assert_recorded(&db, &app, &mut events, "a@example.com").await;
+
+    let timers = keepalive_timers(proxy.addr.port());
+    assert_eq!(timers.len(), 1, "the environment's one connection: {timers:?}");
+    assert!(
+        timers[0] <= Duration::from_secs(30),
+        "the first probe within 30 s, not the system's two hours: {timers:?}"
+    );
     db.drop_database().await;
 }

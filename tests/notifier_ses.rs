@@ -1,25 +1,44 @@
-//! The notifier against SES v2: moto's server for real sends and rejections, stubs for outages.
+//! The notifier against SES v2: moto's server for real sends and rejections, stubs for outages,
+//! and the fault proxy in front of moto for SES's throttling: a send refused for the sending rate
+//! is paced and sent again within the invocation while its deadline allows, one refused for the
+//! daily quota is parked for Lambda's retries and the dead-letter queue.
 
 mod support;
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::routing::post;
 use http::StatusCode;
+use lambda_runtime::{Context, LambdaEvent};
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::domain::recipient::Recipient;
 use medusa_reset::mail::{Email, MailError, Mailer, Sender, SesMailer};
+use medusa_reset::notify::pacing::RESEND_RESERVE;
 use medusa_reset::notify::{Delivery, DropReason, Notifier};
 use serde_json::Value;
-use support::aws_fixtures::{sent_messages, verified_sender};
-use support::{LINK_TEMPLATE, moto_endpoint, moto_sdk_config, read_event, sdk_config_for, serve, unreachable_endpoint};
+use support::aws_fixtures::{claim_record, idempotency_table, password_reset_event, sent_messages, verified_sender};
+use support::faults::{Fault, HttpFaultProxy};
+use support::runtime_api::{Answer, RuntimeApi};
+use support::{
+    LINK_TEMPLATE, moto_endpoint, moto_sdk_config, notifier_command, read_event, sdk_config_for, serve,
+    unreachable_endpoint,
+};
+
+/// SES v2's `SendEmail`, as the fault proxy tells it by its path.
+const SEND_EMAIL: &str = "/v2/email/outbound-emails";
 
 fn notifier_config(from: &str) -> NotifierConfig {
-    let from = from.to_owned();
+    notifier_config_with(from, None)
+}
+
+fn notifier_config_with(from: &str, table: Option<&str>) -> NotifierConfig {
+    let (from, table) = (from.to_owned(), table.map(str::to_owned));
     let vars = Vars::new(move |var: &str| match var {
         "MAIL_FROM" => Some(from.clone()),
         "RESET_URL_TEMPLATE_CUSTOMER" => Some(LINK_TEMPLATE.to_owned()),
+        "IDEMPOTENCY_TABLE" => table.clone(),
         _ => None,
     });
     NotifierConfig::from_vars(Profile::Lambda, &vars).expect("valid notifier configuration")
@@ -141,15 +160,31 @@ async fn send_through(endpoint: &str) -> Result<String, MailError> {
 }
 
 #[tokio::test]
-async fn throttling_and_outages_are_transient_so_lambda_retries() {
+async fn outages_are_transient_so_lambda_retries() {
     for (status, error_type) in [
-        (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException"),
         (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
         (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
     ] {
         let error = send_through(&ses_stub(status, error_type).await).await.unwrap_err();
         assert!(matches!(error, MailError::Transient(_)), "{error_type}: {error:?}");
     }
+}
+
+#[tokio::test]
+async fn the_sending_rate_and_the_daily_quota_are_told_apart_as_ses_words_them() {
+    let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
+    proxy.inject(SEND_EMAIL, Fault::ses_throttled(), 1);
+    proxy.inject(SEND_EMAIL, Fault::ses_daily_quota(), 1);
+    let throttled = send_through(&proxy.endpoint).await.unwrap_err();
+    assert!(
+        matches!(&throttled, MailError::Throttled(cause) if cause.contains("Maximum sending rate")),
+        "{throttled:?}"
+    );
+    let quota = send_through(&proxy.endpoint).await.unwrap_err();
+    assert!(matches!(&quota, MailError::DailyQuota(cause) if cause.contains("Daily message quota")), "{quota:?}");
+    // Any other 429 SES answers was not accepted either: paced, as the rate is.
+    let other = send_through(&ses_stub(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException").await).await;
+    assert!(matches!(other, Err(MailError::Throttled(_))), "{other:?}");
 }
 
 #[tokio::test]
@@ -176,4 +211,131 @@ async fn ses_unreachable_makes_the_handler_fail_so_lambda_retries() {
     let started = std::time::Instant::now();
     assert!(notifier.handle_envelope(sample("valid.json")).await.is_err());
     assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+/// A notifier as the Lambda's: SES through `ses`, claims in moto's `table`.
+fn claiming_notifier(
+    ses: &aws_config::SdkConfig,
+    moto: &aws_config::SdkConfig,
+    sender: &str,
+    table: &str,
+) -> Notifier<SesMailer> {
+    let config = notifier_config_with(sender, Some(table));
+    let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(ses), config.sender.clone(), None);
+    let claims = medusa_reset::wiring::claims(&config.idempotency, moto);
+    medusa_reset::wiring::notifier(config, mailer, None).claiming_with(claims)
+}
+
+/// The notifier bootstrap under `api`, every AWS call through the fault proxy in front of moto.
+fn spawn_behind(proxy: &HttpFaultProxy, api: &RuntimeApi, sender: &str, table: &str) -> tokio::process::Child {
+    notifier_command(api, sender, table).env("AWS_ENDPOINT_URL", &proxy.endpoint).spawn().expect("the bootstrap runs")
+}
+
+/// Stops the bootstrap; its JSON lines: the notifier's log lines and the EMF documents.
+async fn lines_of(mut child: tokio::process::Child) -> Vec<Value> {
+    child.kill().await.expect("the bootstrap stops");
+    let output = child.wait_with_output().await.expect("its output");
+    String::from_utf8_lossy(&output.stdout).lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
+
+/// The notifier's one-per-event log lines.
+fn event_lines(lines: &[Value]) -> Vec<&Value> {
+    lines.iter().filter(|line| line["message"] == "event").collect()
+}
+
+/// A count metric's totals over the EMF documents, by its `outcome` ("" for a metric without one).
+fn emf_counts(lines: &[Value], name: &str) -> HashMap<String, f64> {
+    let mut totals = HashMap::new();
+    for document in lines.iter().filter(|line| line.get("_aws").is_some() && line.get(name).is_some()) {
+        let values = match &document[name] {
+            Value::Array(values) => values.iter().filter_map(Value::as_f64).sum(),
+            value => value.as_f64().expect("a number"),
+        };
+        let outcome = document["outcome"].as_str().unwrap_or_default().to_owned();
+        *totals.entry(outcome).or_insert(0.0) += values;
+    }
+    totals
+}
+
+#[tokio::test]
+async fn a_send_throttled_twice_then_accepted_goes_out_once_within_the_invocation_counting_the_throttled_sends() {
+    let moto = moto_sdk_config().await;
+    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
+    proxy.inject(SEND_EMAIL, Fault::ses_throttled(), 2);
+    let api = RuntimeApi::start().await.unwrap();
+    let child = spawn_behind(&proxy, &api, &sender, &table);
+    let (event, jti) = password_reset_event("paced@example.com");
+
+    let answer = api.invoke(&event, Duration::from_secs(15)).await.unwrap();
+    assert!(matches!(answer, Answer::Response(_)), "sent within the invocation, not left to Lambda: {answer:?}");
+    assert_eq!(proxy.count(SEND_EMAIL), 3, "throttled, throttled, accepted: {:?}", proxy.seen());
+    assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
+    assert_eq!(claim_record(&moto, &table, &jti).await.expect("claimed")["state"], "done");
+
+    let lines = lines_of(child).await;
+    let events = event_lines(&lines);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "sent", "{events:?}");
+    assert_eq!(emf_counts(&lines, "SesThrottledAttempts"), HashMap::from([(String::new(), 2.0)]), "{lines:?}");
+    assert_eq!(emf_counts(&lines, "Emails"), HashMap::from([("sent".to_owned(), 1.0)]));
+}
+
+#[tokio::test]
+async fn the_daily_quota_parks_the_event_for_lambdas_retries_with_its_own_outcome_and_no_second_send() {
+    let moto = moto_sdk_config().await;
+    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
+    proxy.inject(SEND_EMAIL, Fault::ses_daily_quota(), 5);
+    let api = RuntimeApi::start().await.unwrap();
+    let child = spawn_behind(&proxy, &api, &sender, &table);
+    let (event, jti) = password_reset_event("quota@example.com");
+
+    let answer = api.invoke(&event, Duration::from_secs(15)).await.unwrap();
+    let Answer::Error(diagnostic) = answer else { panic!("a failed invocation, for Lambda to retry: {answer:?}") };
+    let message = diagnostic["errorMessage"].as_str().unwrap();
+    assert!(message.contains("daily sending quota") && message.contains("dead-letter queue"), "{message}");
+    assert_eq!(proxy.count(SEND_EMAIL), 1, "no second send within the invocation: {:?}", proxy.seen());
+    assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
+    assert_eq!(claim_record(&moto, &table, &jti).await, None, "the claim is given back for the retry");
+
+    let lines = lines_of(child).await;
+    let events = event_lines(&lines);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "parked_daily_quota", "{events:?}");
+    assert_eq!(events[0]["level"], "ERROR", "{events:?}");
+    assert!(events[0]["cause"].as_str().unwrap().contains("make replay"), "the line says what becomes of it");
+    assert_eq!(emf_counts(&lines, "Emails"), HashMap::from([("parked_daily_quota".to_owned(), 1.0)]));
+    assert!(emf_counts(&lines, "SesThrottledAttempts").is_empty(), "the quota is not the sending rate");
+}
+
+#[tokio::test]
+async fn throttling_that_outlasts_the_deadline_fails_the_invocation_for_lambdas_retry_with_the_claim_given_back() {
+    let moto = moto_sdk_config().await;
+    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
+    proxy.inject(SEND_EMAIL, Fault::ses_throttled(), 1_000);
+    let notifier = claiming_notifier(&sdk_config_for(&proxy.endpoint).await, &moto, &sender, &table);
+    let (event, jti) = password_reset_event("outlasted@example.com");
+    // An invocation with 5 s left: room for waits until 3.5 s before its deadline.
+    let deadline = SystemTime::now() + Duration::from_secs(5);
+    let mut context = Context::default();
+    context.deadline = u64::try_from(deadline.duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
+
+    let started = Instant::now();
+    let failed = notifier.handle_invocation(LambdaEvent::new(event.clone(), context)).await.unwrap_err();
+    let elapsed = started.elapsed();
+    let sends = proxy.count(SEND_EMAIL);
+    assert!(sends >= 3, "paced within the invocation: {sends} sends");
+    let cause = failed.to_string();
+    assert!(cause.contains("Maximum sending rate") && cause.contains(&format!("throttled {sends} times")), "{cause}");
+    assert!(elapsed + RESEND_RESERVE < Duration::from_secs(5) + Duration::from_millis(500), "{elapsed:?}");
+    assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
+    assert_eq!(claim_record(&moto, &table, &jti).await, None, "the claim is given back for the retry");
+
+    // Lambda's retry, once the rate allows again: sent, once.
+    let retry = claiming_notifier(&moto, &moto, &sender, &table);
+    let sent = retry.open_envelope(event, SystemTime::now()).await;
+    assert!(matches!(sent.outcome, Ok(Delivery::Sent { .. })), "{sent:?}");
+    assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
 }

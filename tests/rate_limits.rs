@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,8 +23,11 @@ use medusa_reset::publish::{EventPublisher, PublishError};
 use medusa_reset::ratelimit::{DynamoLimiter, IdentityKey, Limit, Limits, RateLimiter, Share, Subject, Verdict};
 use serde_json::{Value, json};
 use support::aws_fixtures::rate_limit_table;
+use support::faults::{Fault, HttpFaultProxy};
 use support::local_runner::LocalRunner;
-use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
+use support::{
+    SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint,
+};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
@@ -48,15 +51,15 @@ async fn limiter(limits: Limits) -> DynamoLimiter {
 #[tokio::test]
 async fn the_identifier_limits_hold_at_their_boundaries_and_roll_over() {
     let limiter = limiter(Limits::default()).await;
-    let a = subject("198.51.100.1", "a@example.com");
+    let a = || subject("198.51.100.1", "a@example.com");
     let hour = WINDOWS_START;
-    assert_eq!(limiter.check(&a, at(hour)).await.unwrap(), Verdict::Allowed);
-    assert_eq!(limiter.check(&a, at(hour + 59)).await.unwrap(), Verdict::IdentifierLimited, "one a minute");
+    assert_eq!(limiter.check(&a(), at(hour)).await.unwrap(), Verdict::Allowed);
+    assert_eq!(limiter.check(&a(), at(hour + 59)).await.unwrap(), Verdict::IdentifierLimited, "one a minute");
     for minute in 1..5 {
-        assert_eq!(limiter.check(&a, at(hour + 60 * minute)).await.unwrap(), Verdict::Allowed, "minute {minute}");
+        assert_eq!(limiter.check(&a(), at(hour + 60 * minute)).await.unwrap(), Verdict::Allowed, "minute {minute}");
     }
-    assert_eq!(limiter.check(&a, at(hour + 300)).await.unwrap(), Verdict::IdentifierLimited, "five an hour");
-    assert_eq!(limiter.check(&a, at(hour + 3600)).await.unwrap(), Verdict::Allowed, "the hour rolled over");
+    assert_eq!(limiter.check(&a(), at(hour + 300)).await.unwrap(), Verdict::IdentifierLimited, "five an hour");
+    assert_eq!(limiter.check(&a(), at(hour + 3600)).await.unwrap(), Verdict::Allowed, "the hour rolled over");
 }
 
 #[tokio::test]
@@ -82,11 +85,11 @@ async fn the_ip_limit_holds_at_its_boundary_and_is_independent_of_identifiers() 
 async fn an_identifier_over_its_limit_still_counts_against_the_ip() {
     let limits = Limits { per_ip: Limit { max: 2, window: Duration::from_secs(300) }, ..Limits::default() };
     let limiter = limiter(limits).await;
-    let a = subject("198.51.100.9", "a@example.com");
+    let a = || subject("198.51.100.9", "a@example.com");
     let now = WINDOWS_START;
-    assert_eq!(limiter.check(&a, at(now)).await.unwrap(), Verdict::Allowed);
-    assert_eq!(limiter.check(&a, at(now + 1)).await.unwrap(), Verdict::IdentifierLimited);
-    assert!(matches!(limiter.check(&a, at(now + 2)).await.unwrap(), Verdict::IpLimited { .. }));
+    assert_eq!(limiter.check(&a(), at(now)).await.unwrap(), Verdict::Allowed);
+    assert_eq!(limiter.check(&a(), at(now + 1)).await.unwrap(), Verdict::IdentifierLimited);
+    assert!(matches!(limiter.check(&a(), at(now + 2)).await.unwrap(), Verdict::IpLimited { .. }));
 }
 
 fn route_with(limiter: DynamoLimiter, overrides: &[(&str, &str)]) -> (axum::Router, UnboundedReceiver<AuthEvent>) {
@@ -161,26 +164,28 @@ async fn a_count_given_back_on_dynamodb_lets_the_retry_through_and_never_goes_be
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let limiter = DynamoLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
     let now = at(WINDOWS_START + 10);
-    let a = subject("198.51.100.1", "a@example.com");
-    assert_eq!(limiter.check(&a, now).await.unwrap(), Verdict::Allowed);
-    limiter.release(&a, now).await.unwrap();
-    assert_eq!(limiter.check(&a, at(WINDOWS_START + 11)).await.unwrap(), Verdict::Allowed, "the retry is served");
-    assert_eq!(limiter.check(&a, at(WINDOWS_START + 12)).await.unwrap(), Verdict::IdentifierLimited);
-    let counters = Limits::default().counters(&a, now);
+    let a = || subject("198.51.100.1", "a@example.com");
+    let failed = a();
+    assert_eq!(limiter.check(&failed, now).await.unwrap(), Verdict::Allowed);
+    limiter.release(&failed, now).await.unwrap();
+    assert_eq!(limiter.check(&a(), at(WINDOWS_START + 11)).await.unwrap(), Verdict::Allowed, "the retry is served");
+    assert_eq!(limiter.check(&a(), at(WINDOWS_START + 12)).await.unwrap(), Verdict::IdentifierLimited);
+    let counters = Limits::default().counters(&failed, now);
     let counted = counts(&dynamodb, &table).await;
     assert_eq!(counted[&counters[0].key], 3, "the client's count is never given back");
     assert_eq!(counted[&counters[1].key], 1);
     assert_eq!(counted[&counters[2].key], 1);
 
-    // Giving back what was never counted neither fails nor creates a counter below zero.
+    // Giving back what was never counted neither fails nor creates a counter below zero, and a
+    // request gives back only its own count, once.
     let stranger = subject("198.51.100.1", "stranger@example.com");
     limiter.release(&stranger, now).await.unwrap();
-    limiter.release(&a, now).await.unwrap();
-    limiter.release(&a, now).await.unwrap();
+    limiter.release(&failed, now).await.unwrap();
+    limiter.release(&a(), now).await.unwrap();
     let counted = counts(&dynamodb, &table).await;
     assert_eq!(counted.len(), 3, "no item for the stranger: {counted:?}");
     assert!(counted.values().all(|count| *count >= 0), "{counted:?}");
-    assert_eq!(counted[&counters[1].key], 0);
+    assert_eq!(counted[&counters[1].key], 1, "the served retry's count stays");
 }
 
 #[tokio::test]
@@ -282,45 +287,63 @@ async fn every_item_expires_a_little_after_its_window_ends() {
 
 /// A stand-in for DynamoDB's JSON protocol (`x-amz-target`, `application/x-amz-json-1.0`). It
 /// answers `TransactWriteItems` from a script, or else as DynamoDB does: atomically, each update's
-/// condition checked against the counts under one lock, and `TransactionCanceledException` with one
-/// cancellation reason per item when any condition fails. `UpdateItem` adds one.
+/// condition (under the limit, the request's marker not there yet) checked against the counts under
+/// one lock, and `TransactionCanceledException` with one cancellation reason per item when any
+/// condition fails, a failed item as it stood. With `hold`, a transaction holds its items that long,
+/// and any other write to one of them meanwhile is cancelled with `TransactionConflict`, as
+/// DynamoDB's are. `UpdateItem` counts the client alone, or gives a request's count back.
 #[derive(Default)]
 struct FakeDynamo {
     script: Mutex<VecDeque<Answer>>,
     /// What every `TransactWriteItems` gets once the script is spent; `None`: evaluate atomically.
     otherwise: Option<Answer>,
-    /// What `UpdateItem` answers; `None`: add one to the item's count.
+    /// What `UpdateItem` answers; `None`: evaluate it.
     update_item: Option<Answer>,
-    counts: Mutex<HashMap<String, u32>>,
+    hold: Option<Duration>,
+    table: Mutex<Table>,
     calls: Mutex<Vec<(String, Value)>>,
+}
+
+/// The fake's items: each counter's count and the markers of the requests it counted, and the
+/// items a transaction holds now.
+#[derive(Default)]
+struct Table {
+    counts: HashMap<String, u32>,
+    markers: HashMap<String, HashSet<String>>,
+    held: HashSet<String>,
 }
 
 #[derive(Clone, Debug)]
 enum Answer {
     Cancelled(Vec<&'static str>),
+    /// Cancellation reasons as DynamoDB writes them, items included.
+    Reasons(Vec<Value>),
     Error(StatusCode, &'static str),
     Done,
 }
 
 const NAMESPACE: &str = "com.amazonaws.dynamodb.v20120810";
+const UNDER_LIMIT: &str = "(attribute_not_exists(#count) OR #count < :max) AND NOT contains(#requests, :marker)";
+
+/// DynamoDB's reason for one item: `None` for an item that was fine.
+fn reason(code: &str) -> Value {
+    match code {
+        "None" => json!({"Code": "None"}),
+        "ConditionalCheckFailed" => {
+            json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"})
+        }
+        other => json!({"Code": other, "Message": format!("{other} on this item")}),
+    }
+}
 
 impl Answer {
     fn response(&self) -> Response {
         let (status, body) = match self {
             Self::Done => (StatusCode::OK, json!({})),
-            // DynamoDB's answer, field for field: the reasons in the order of the items, `None` for
-            // an item that was fine.
-            Self::Cancelled(codes) => {
-                let reasons: Vec<Value> = codes
-                    .iter()
-                    .map(|code| match *code {
-                        "None" => json!({"Code": "None"}),
-                        "ConditionalCheckFailed" => {
-                            json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"})
-                        }
-                        other => json!({"Code": other, "Message": format!("{other} on this item")}),
-                    })
-                    .collect();
+            Self::Cancelled(codes) => return Self::Reasons(codes.iter().map(|code| reason(code)).collect()).response(),
+            // DynamoDB's answer, field for field: the reasons in the order of the items.
+            Self::Reasons(reasons) => {
+                let codes: Vec<&str> = reasons.iter().map(|r| r["Code"].as_str().unwrap_or("None")).collect();
                 let message = format!(
                     "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
                     codes.join(", ")
@@ -346,6 +369,31 @@ impl Answer {
     }
 }
 
+/// One update of the check's transaction: its counter, its limit and the request's marker.
+struct Bump {
+    key: String,
+    max: u32,
+    marker: String,
+}
+
+fn bumps(body: &Value) -> Vec<Bump> {
+    let items = body["TransactItems"].as_array().unwrap();
+    items
+        .iter()
+        .map(|item| {
+            let update = &item["Update"];
+            assert_eq!(update["ConditionExpression"], UNDER_LIMIT, "{update}");
+            assert_eq!(update["ReturnValuesOnConditionCheckFailure"], "ALL_OLD", "{update}");
+            let values = &update["ExpressionAttributeValues"];
+            Bump {
+                key: update["Key"]["pk"]["S"].as_str().unwrap().to_owned(),
+                max: values[":max"]["N"].as_str().unwrap().parse().unwrap(),
+                marker: values[":marker"]["S"].as_str().unwrap().to_owned(),
+            }
+        })
+        .collect()
+}
+
 impl FakeDynamo {
     fn scripted(answers: impl IntoIterator<Item = Answer>) -> Self {
         Self { script: Mutex::new(answers.into_iter().collect()), ..Self::default() }
@@ -356,43 +404,79 @@ impl FakeDynamo {
         calls.iter().filter(|(op, _)| op == operation).map(|(_, body)| body.clone()).collect()
     }
 
-    fn transact(&self, body: &Value) -> Answer {
+    fn count(&self, key: &str) -> u32 {
+        self.table.lock().unwrap().counts.get(key).copied().unwrap_or(0)
+    }
+
+    async fn transact(&self, body: &Value) -> Answer {
         let scripted = self.script.lock().unwrap().pop_front();
         if let Some(answer) = scripted.or_else(|| self.otherwise.clone()) {
             return answer;
         }
-        let mut counts = self.counts.lock().unwrap();
-        let mut updates = Vec::new();
-        for item in body["TransactItems"].as_array().unwrap() {
-            let update = &item["Update"];
-            assert_eq!(update["ConditionExpression"], "attribute_not_exists(#count) OR #count < :max", "{update}");
-            let key = update["Key"]["pk"]["S"].as_str().unwrap().to_owned();
-            let max: u32 = update["ExpressionAttributeValues"][":max"]["N"].as_str().unwrap().parse().unwrap();
-            updates.push((key, max));
+        let bumps = bumps(body);
+        if let Some(hold) = self.hold {
+            {
+                let mut table = self.table.lock().unwrap();
+                if bumps.iter().any(|bump| table.held.contains(&bump.key)) {
+                    let codes =
+                        bumps.iter().map(|b| if table.held.contains(&b.key) { "TransactionConflict" } else { "None" });
+                    return Answer::Reasons(codes.map(reason).collect());
+                }
+                table.held.extend(bumps.iter().map(|bump| bump.key.clone()));
+            }
+            tokio::time::sleep(hold).await;
         }
-        let codes: Vec<&'static str> = updates
+        let mut table = self.table.lock().unwrap();
+        for bump in &bumps {
+            table.held.remove(&bump.key);
+        }
+        let reasons: Vec<Value> = bumps
             .iter()
-            .map(
-                |(key, max)| {
-                    if counts.get(key).copied().unwrap_or(0) < *max { "None" } else { "ConditionalCheckFailed" }
-                },
-            )
+            .map(|bump| {
+                let markers = table.markers.get(&bump.key).cloned().unwrap_or_default();
+                let count = table.counts.get(&bump.key).copied().unwrap_or(0);
+                if count < bump.max && !markers.contains(&bump.marker) {
+                    return reason("None");
+                }
+                let mut failed = reason("ConditionalCheckFailed");
+                let mut item = json!({"pk": {"S": bump.key}, "count": {"N": count.to_string()}});
+                if !markers.is_empty() {
+                    item["requests"] = json!({"SS": markers.iter().collect::<Vec<_>>()});
+                }
+                failed["Item"] = item;
+                failed
+            })
             .collect();
-        if codes.iter().any(|code| *code != "None") {
-            return Answer::Cancelled(codes);
+        if reasons.iter().any(|r| r["Code"] != "None") {
+            return Answer::Reasons(reasons);
         }
-        for (key, _) in updates {
-            *counts.entry(key).or_default() += 1;
+        for bump in bumps {
+            *table.counts.entry(bump.key.clone()).or_default() += 1;
+            table.markers.entry(bump.key).or_default().insert(bump.marker);
         }
         Answer::Done
     }
 
+    /// Counting the client alone (`:one`, only where the marker is not there yet) or giving a
+    /// count back (`:minus_one`, only where it is).
     fn update(&self, body: &Value) -> Answer {
         if let Some(answer) = &self.update_item {
             return answer.clone();
         }
         let key = body["Key"]["pk"]["S"].as_str().unwrap().to_owned();
-        *self.counts.lock().unwrap().entry(key).or_default() += 1;
+        let marker = body["ExpressionAttributeValues"][":marker"]["S"].as_str().unwrap().to_owned();
+        let give_back = body["ExpressionAttributeValues"].get(":minus_one").is_some();
+        let mut table = self.table.lock().unwrap();
+        if table.held.contains(&key) {
+            return Answer::Error(StatusCode::BAD_REQUEST, "TransactionConflictException");
+        }
+        let markers = table.markers.entry(key.clone()).or_default();
+        let applies = if give_back { markers.remove(&marker) } else { markers.insert(marker) };
+        if !applies {
+            return Answer::Error(StatusCode::BAD_REQUEST, "ConditionalCheckFailedException");
+        }
+        let count = table.counts.entry(key).or_default();
+        *count = if give_back { count.saturating_sub(1) } else { *count + 1 };
         Answer::Done
     }
 }
@@ -404,7 +488,7 @@ async fn dynamo_endpoint(fake: FakeDynamo) -> (Arc<FakeDynamo>, String) {
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         fake.calls.lock().unwrap().push((operation.clone(), body.clone()));
         let answer = match operation.as_str() {
-            "TransactWriteItems" => fake.transact(&body),
+            "TransactWriteItems" => fake.transact(&body).await,
             "UpdateItem" => fake.update(&body),
             _ => Answer::Error(StatusCode::BAD_REQUEST, "UnknownOperationException"),
         };
@@ -448,10 +532,13 @@ async fn dynamodbs_cancellation_reasons_decide_between_identifier_limited_and_ip
         assert_eq!(verdict.unwrap(), want, "{reasons:?}");
         let counted = fake.calls("UpdateItem");
         if want == Verdict::IdentifierLimited {
-            // Over its identifier limit, the request still counts against its client, unconditionally.
+            // Over its identifier limit, the request still counts against its client, whatever the
+            // client's limit, and once: only where its marker is not there yet.
             assert_eq!(counted.len(), 1, "{reasons:?}");
             assert_eq!(counted[0]["Key"]["pk"]["S"], ip_key.as_str());
-            assert!(counted[0].get("ConditionExpression").is_none(), "{}", counted[0]);
+            assert_eq!(counted[0]["ConditionExpression"], "NOT contains(#requests, :marker)", "{}", counted[0]);
+            assert_eq!(counted[0]["ExpressionAttributeValues"][":marker"]["S"], a.request.as_str());
+            assert!(counted[0]["ExpressionAttributeValues"].get(":max").is_none(), "{}", counted[0]);
         } else {
             assert!(counted.is_empty(), "an IP over its limit is not counted again: {reasons:?}");
         }
@@ -476,23 +563,46 @@ async fn every_counter_of_a_request_is_bumped_in_one_transaction_each_conditiona
         assert_eq!(update["Key"]["pk"]["S"], counter.key.as_str());
         assert_eq!(update["ExpressionAttributeValues"][":max"]["N"], counter.max.to_string().as_str());
         assert_eq!(update["ExpressionAttributeValues"][":ttl"]["N"], (counter.window_end + 300).to_string().as_str());
+        assert_eq!(update["ExpressionAttributeValues"][":marker"]["S"], a.request.as_str(), "the request's marker");
+        assert_eq!(update["ExpressionAttributeValues"][":request"]["SS"], json!([a.request]));
     }
 }
 
+/// How many times the limiter tries a transaction that other transactions keep cancelling.
+const CONFLICT_ATTEMPTS: usize = 7;
+
 #[tokio::test]
-async fn a_transaction_conflict_is_retried_and_if_it_persists_the_identifier_fails_closed() {
+async fn a_conflict_on_an_identifiers_counter_is_retried_and_if_it_persists_the_identifier_fails_closed() {
     let conflict = || Answer::Cancelled(vec!["None", "TransactionConflict", "None"]);
     let now = at(WINDOWS_START);
-    let a = subject("198.51.100.1", "a@example.com");
+    let a = || subject("198.51.100.1", "a@example.com");
 
     let (fake, endpoint) = dynamo_endpoint(FakeDynamo::scripted([conflict(), Answer::Done])).await;
-    assert_eq!(limiter_on(&endpoint, Limits::default()).await.check(&a, now).await.unwrap(), Verdict::Allowed);
+    assert_eq!(limiter_on(&endpoint, Limits::default()).await.check(&a(), now).await.unwrap(), Verdict::Allowed);
     assert_eq!(fake.calls("TransactWriteItems").len(), 2);
 
     let (fake, endpoint) = dynamo_endpoint(FakeDynamo { otherwise: Some(conflict()), ..FakeDynamo::default() }).await;
-    let verdict = limiter_on(&endpoint, Limits::default()).await.check(&a, now).await.unwrap();
+    let verdict = limiter_on(&endpoint, Limits::default()).await.check(&a(), now).await.unwrap();
     assert_eq!(verdict, Verdict::IdentifierLimited, "no second token while another request holds the item");
-    assert_eq!(fake.calls("TransactWriteItems").len(), 3);
+    assert_eq!(fake.calls("TransactWriteItems").len(), CONFLICT_ATTEMPTS);
+}
+
+#[tokio::test]
+async fn a_conflict_on_the_client_counter_alone_is_retried_and_if_it_persists_the_check_fails() {
+    let conflict = || Answer::Cancelled(vec!["TransactionConflict", "None", "None"]);
+    let now = at(WINDOWS_START);
+    let a = || subject("198.51.100.1", "a@example.com");
+
+    let script = std::iter::repeat_n(conflict(), CONFLICT_ATTEMPTS - 1).chain([Answer::Done]);
+    let (fake, endpoint) = dynamo_endpoint(FakeDynamo::scripted(script)).await;
+    let verdict = limiter_on(&endpoint, Limits::default()).await.check(&a(), now).await.unwrap();
+    assert_eq!(verdict, Verdict::Allowed, "waited out");
+    assert_eq!(fake.calls("TransactWriteItems").len(), CONFLICT_ATTEMPTS);
+
+    let (fake, endpoint) = dynamo_endpoint(FakeDynamo { otherwise: Some(conflict()), ..FakeDynamo::default() }).await;
+    let verdict = limiter_on(&endpoint, Limits::default()).await.check(&a(), now).await;
+    assert!(verdict.is_err(), "never an identifier verdict for the client's contention: {verdict:?}");
+    assert_eq!(fake.calls("TransactWriteItems").len(), CONFLICT_ATTEMPTS);
 }
 
 #[tokio::test]
@@ -536,7 +646,10 @@ async fn giving_back_touches_only_the_identifiers_counters_tolerates_a_missing_o
     let keys: Vec<&str> = updates.iter().map(|u| u["Key"]["pk"]["S"].as_str().unwrap()).collect();
     assert_eq!(keys, [counters[1].key.as_str(), counters[2].key.as_str()], "never the client's counter");
     for update in &updates {
-        assert_eq!(update["ConditionExpression"], "#count > :zero", "never below zero: {update}");
+        // Only where this request counted: never below zero, never twice.
+        assert_eq!(update["ConditionExpression"], "contains(#requests, :marker)", "{update}");
+        assert_eq!(update["UpdateExpression"], "ADD #count :minus_one DELETE #requests :request", "{update}");
+        assert_eq!(update["ExpressionAttributeValues"][":marker"]["S"], a.request.as_str());
         assert_eq!(update["ExpressionAttributeValues"][":minus_one"]["N"], "-1");
     }
     assert!(fake.calls("TransactWriteItems").is_empty());
@@ -553,20 +666,206 @@ async fn fifty_concurrent_checks_in_one_fixed_window_on_an_atomic_dynamodb_allow
     let limiter = Arc::new(limiter_on(&endpoint, limits.clone()).await);
     // The test's clock: all fifty fall in one minute whatever the wall clock does meanwhile.
     let now = at(WINDOWS_START + 30);
-    let a = subject("198.51.100.1", "a@example.com");
+    let a = || subject("198.51.100.1", "a@example.com");
     let mut checks = tokio::task::JoinSet::new();
     for _ in 0..50 {
-        let (limiter, a) = (limiter.clone(), a.clone());
+        let (limiter, a) = (limiter.clone(), a());
         checks.spawn(async move { limiter.check(&a, now).await.unwrap() });
     }
     let verdicts = checks.join_all().await;
     assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Allowed).count(), 1, "{verdicts:?}");
     assert!(verdicts.iter().all(|v| matches!(v, Verdict::Allowed | Verdict::IdentifierLimited)), "{verdicts:?}");
-    let counts = fake.counts.lock().unwrap();
-    let counters = limits.counters(&a, now);
-    assert_eq!(counts[&counters[0].key], 50, "every request counted against the client");
-    assert_eq!(counts[&counters[1].key], 1);
-    assert_eq!(counts[&counters[2].key], 1);
+    let counters = limits.counters(&a(), now);
+    assert_eq!(fake.count(&counters[0].key), 50, "every request counted against the client");
+    assert_eq!(fake.count(&counters[1].key), 1);
+    assert_eq!(fake.count(&counters[2].key), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twelve_concurrent_requests_for_one_address_on_a_contended_dynamodb_give_twelve_201s_and_one_reset() {
+    // Each transaction holds its items a while, so the twelve meet on both counters, as on DynamoDB.
+    let fake = FakeDynamo { hold: Some(Duration::from_millis(2)), ..FakeDynamo::default() };
+    let (_, endpoint) = dynamo_endpoint(fake).await;
+    let limits = Limits { per_ip: Limit { max: 1_000, window: Duration::from_secs(300) }, ..Limits::default() };
+    let (app, mut events) = route_with(limiter_on(&endpoint, limits).await, &[]);
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let app = app.clone();
+        requests
+            .spawn(async move { send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await.0.status() });
+    }
+    let statuses = requests.join_all().await;
+    assert!(statuses.iter().all(|status| *status == StatusCode::CREATED), "{statuses:?}");
+    let resets = std::iter::from_fn(|| events.try_recv().ok()).filter(|e| matches!(e, AuthEvent::PasswordReset(_)));
+    assert_eq!(resets.count(), 1, "one e-mail for twelve requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twelve_shoppers_behind_one_address_at_once_each_get_their_reset_or_a_500_never_a_silent_201() {
+    // Each transaction holds the client's counter about as long as one on DynamoDB does.
+    let fake = FakeDynamo { hold: Some(Duration::from_millis(10)), ..FakeDynamo::default() };
+    let (fake, endpoint) = dynamo_endpoint(fake).await;
+    let limits = Limits { per_ip: Limit { max: 1_000, window: Duration::from_secs(300) }, ..Limits::default() };
+    let (app, mut events) = route_with(limiter_on(&endpoint, limits).await, &[]);
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..12 {
+        let app = app.clone();
+        requests.spawn(async move {
+            let body = json!({ "identifier": format!("shopper{n}@example.com") }).to_string();
+            (n, send(&app, post_json(ROUTE, &body)).await.0.status())
+        });
+    }
+    let statuses = requests.join_all().await;
+    let published: HashSet<String> = std::iter::from_fn(|| events.try_recv().ok())
+        .filter_map(|event| match event {
+            AuthEvent::PasswordReset(reset) => Some(reset.entity_id),
+            _ => None,
+        })
+        .collect();
+    for (n, status) in &statuses {
+        let address = format!("shopper{n}@example.com");
+        match *status {
+            StatusCode::CREATED => assert!(published.contains(&address), "{address}: 201 and nothing sent"),
+            StatusCode::INTERNAL_SERVER_ERROR => assert!(!published.contains(&address), "{address}"),
+            other => panic!("{address}: {other}"),
+        }
+    }
+    let served = statuses.iter().filter(|(_, status)| *status == StatusCode::CREATED).count();
+    assert!(served >= 1, "{statuses:?}");
+    let conflicts = fake.calls("TransactWriteItems").len() - 12;
+    eprintln!(
+        "twelve shoppers behind one address: {served} served, {} answered 500, {conflicts} conflicts",
+        12 - served
+    );
+}
+
+/// The limiter on moto behind the fault proxy, the same table without it, and the table's client.
+struct ThroughFaults {
+    aws: HttpFaultProxy,
+    limiter: DynamoLimiter,
+    direct: DynamoLimiter,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+async fn through_faults(limits: Limits) -> ThroughFaults {
+    let moto = moto_sdk_config().await;
+    let table = rate_limit_table(&moto).await;
+    let aws = HttpFaultProxy::start(&moto_endpoint()).await;
+    let faulty = sdk_config_for(&aws.endpoint).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&moto);
+    ThroughFaults {
+        limiter: DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&faulty), table.clone(), limits.clone()),
+        direct: DynamoLimiter::new(dynamodb.clone(), table.clone(), limits),
+        aws,
+        dynamodb,
+        table,
+    }
+}
+
+const TRANSACT: &str = "DynamoDB_20120810.TransactWriteItems";
+const UPDATE_ITEM: &str = "DynamoDB_20120810.UpdateItem";
+
+#[tokio::test]
+async fn a_lost_reply_to_the_check_counts_the_request_once_and_its_repeat_is_allowed() {
+    let now = at(WINDOWS_START + 10);
+    let a = || subject("198.51.100.1", "a@example.com");
+    let clean = through_faults(two_items()).await;
+    assert_eq!(clean.limiter.check(&a(), now).await.unwrap(), Verdict::Allowed);
+    assert_eq!(clean.limiter.check(&a(), now).await.unwrap(), Verdict::IdentifierLimited);
+    let without_the_fault = counts(&clean.dynamodb, &clean.table).await;
+
+    let faulty = through_faults(two_items()).await;
+    faulty.aws.inject(TRANSACT, Fault::LoseReply, 1);
+    let verdict = faulty.limiter.check(&a(), now).await.unwrap();
+    assert_eq!(verdict, Verdict::Allowed, "the SDK's repeat finds the first attempt applied");
+    let seen = faulty.aws.seen();
+    assert!(matches!(seen[0].fault, Some(Fault::LoseReply)) && seen.len() == 2, "applied, lost, repeated: {seen:?}");
+    assert_eq!(faulty.limiter.check(&a(), now).await.unwrap(), Verdict::IdentifierLimited);
+    assert_eq!(counts(&faulty.dynamodb, &faulty.table).await, without_the_fault, "counted as without the fault");
+}
+
+#[tokio::test]
+async fn a_lost_reply_to_counting_the_client_alone_counts_it_once() {
+    let now = at(WINDOWS_START + 10);
+    let a = || subject("198.51.100.1", "a@example.com");
+    let faulty = through_faults(two_items()).await;
+    assert_eq!(faulty.limiter.check(&a(), now).await.unwrap(), Verdict::Allowed);
+    faulty.aws.inject(UPDATE_ITEM, Fault::LoseReply, 1);
+    assert_eq!(faulty.limiter.check(&a(), now).await.unwrap(), Verdict::IdentifierLimited);
+    assert_eq!(faulty.aws.count(UPDATE_ITEM), 2, "the lost one was repeated");
+    let client = &two_items().counters(&a(), now)[0];
+    assert_eq!(counts(&faulty.dynamodb, &faulty.table).await[&client.key], 2, "two requests, two counts");
+}
+
+#[tokio::test]
+async fn a_lost_reply_to_a_give_back_gives_back_once() {
+    let now = at(WINDOWS_START + 10);
+    let limits =
+        Limits { per_identifier: vec![Limit { max: 2, window: Duration::from_secs(60) }], ..Limits::default() };
+    let a = || subject("198.51.100.1", "a@example.com");
+    let faulty = through_faults(limits.clone()).await;
+    let (failed, served) = (a(), a());
+    assert_eq!(faulty.limiter.check(&failed, now).await.unwrap(), Verdict::Allowed);
+    assert_eq!(faulty.limiter.check(&served, now).await.unwrap(), Verdict::Allowed);
+    faulty.aws.inject(UPDATE_ITEM, Fault::LoseReply, 1);
+    faulty.limiter.release(&failed, now).await.unwrap();
+    assert_eq!(faulty.aws.count(UPDATE_ITEM), 2, "the lost one was repeated");
+    let identifier = &limits.counters(&failed, now)[1];
+    assert_eq!(counts(&faulty.dynamodb, &faulty.table).await[&identifier.key], 1, "the served request's count stays");
+    assert_eq!(faulty.limiter.check(&a(), now).await.unwrap(), Verdict::Allowed, "the failed one's share is back");
+    assert_eq!(faulty.limiter.check(&a(), now).await.unwrap(), Verdict::IdentifierLimited, "and only that");
+}
+
+#[tokio::test]
+async fn a_conflict_on_the_client_counter_that_clears_is_waited_out_and_the_reset_is_published() {
+    let faulty = through_faults(Limits::default()).await;
+    let (app, mut events) = route_with(faulty.limiter.clone(), &[]);
+    faulty.aws.inject(TRANSACT, Fault::transaction_cancelled(&["TransactionConflict", "None", "None"]), 3);
+    let (response, _) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(
+        matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(e)) if e.entity_id == "a@example.com"),
+        "the reset is published"
+    );
+    assert_eq!(faulty.aws.count(TRANSACT), 4, "three cancelled, the fourth applied");
+}
+
+#[tokio::test]
+async fn a_conflict_on_the_client_counter_that_persists_is_a_500_with_the_identifiers_counts_given_back() {
+    let faulty = through_faults(Limits::default()).await;
+    let (app, mut events) = route_with(faulty.limiter.clone(), &[]);
+    // The first attempt is applied and its reply lost; every attempt after it finds the client's
+    // counter held by other transactions.
+    faulty.aws.inject(TRANSACT, Fault::LoseReply, 1);
+    faulty.aws.inject(TRANSACT, Fault::transaction_cancelled(&["TransactionConflict", "None", "None"]), 1_000);
+    let body = r#"{"identifier":"a@example.com"}"#;
+    let (response, answer) = send(&app, post_json(ROUTE, body)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(serde_json::from_str::<Value>(&answer).unwrap()["type"], "unknown_error");
+    assert!(events.try_recv().is_err());
+    let counted = counts(&faulty.dynamodb, &faulty.table).await;
+    assert_eq!(counted.len(), 3, "{counted:?}");
+    for (key, count) in &counted {
+        let want = if key.starts_with("ip#") { 1 } else { 0 };
+        assert_eq!(*count, want, "the client's count stays, the identifier's come back: {counted:?}");
+    }
+    // The contention over, the user's retry right after is served.
+    let (direct, mut direct_events) = route_with(faulty.direct.clone(), &[]);
+    let (retry, _) = send(&direct, post_json(ROUTE, body)).await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert!(matches!(direct_events.try_recv(), Ok(AuthEvent::PasswordReset(_))), "the retry's e-mail");
+}
+
+#[tokio::test]
+async fn a_conflict_on_the_identifiers_counter_that_persists_answers_201_and_sends_nothing() {
+    let faulty = through_faults(Limits::default()).await;
+    let (app, mut events) = route_with(faulty.limiter.clone(), &[]);
+    faulty.aws.inject(TRANSACT, Fault::transaction_cancelled(&["None", "TransactionConflict", "None"]), 1_000);
+    let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    assert_eq!((response.status(), body.as_str()), (StatusCode::CREATED, "Created"));
+    assert!(events.try_recv().is_err(), "the request holding the counter sends the e-mail, not this one");
+    assert_eq!(faulty.aws.count(TRANSACT), CONFLICT_ATTEMPTS);
 }
 
 /// `make run`: the compiled local runner, in-memory limits, a second request within the minute.

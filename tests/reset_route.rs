@@ -6,10 +6,12 @@ use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use medusa_reset::domain::event::{AuthEvent, PasswordResetEvent};
-use medusa_reset::identity::MemoryStore;
+use medusa_reset::identity::{IdentityStore, IssuedToken, Lookup, MemoryStore, StoreError, TokenRecord};
 use medusa_reset::publish::ChannelPublisher;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use support::{SECRET, api_config, post_json, send, verify_independently};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -148,6 +150,80 @@ async fn a_publish_failure_is_medusas_unknown_error() {
         serde_json::from_str::<Value>(&body).unwrap(),
         json!({"code": "unknown_error", "type": "unknown_error", "message": "An unknown error occurred."})
     );
+}
+
+#[tokio::test]
+async fn failures_take_no_less_than_the_response_floor_as_successes_do() {
+    let floor = Duration::from_millis(200);
+    let overrides = [("RESPONSE_FLOOR_MS", "200"), ("RATE_LIMIT_PER_IP", "2/300")];
+    let (app, events) = app_with(&overrides);
+    let timed = async |identifier: &str| {
+        let started = Instant::now();
+        let body = json!({ "identifier": identifier }).to_string();
+        let (response, _) = send(&app, post_json(ROUTE, &body)).await;
+        (response.status(), started.elapsed())
+    };
+    // The bus is gone, so resets fail with a 500; after two the client is over its limit: a 429.
+    drop(events);
+    for identifier in ["a@example.com", "b@example.com"] {
+        let (status, elapsed) = timed(identifier).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(elapsed >= floor, "{status} after {elapsed:?}, before the floor");
+    }
+    let (status, elapsed) = timed("c@example.com").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(elapsed >= floor, "{status} after {elapsed:?}, before the floor");
+}
+
+/// The store calls a request made, in order.
+#[derive(Clone)]
+struct RecordingStore {
+    inner: Arc<MemoryStore>,
+    calls: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl RecordingStore {
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+impl IdentityStore for RecordingStore {
+    async fn find(&self, entity_id: &str, provider: &str) -> Result<Lookup, StoreError> {
+        self.calls.lock().unwrap().push("find");
+        self.inner.find(entity_id, provider).await
+    }
+
+    async fn issue(&self, record: &TokenRecord<'_>) -> Result<Option<IssuedToken>, StoreError> {
+        self.calls.lock().unwrap().push("issue");
+        self.inner.issue(record).await
+    }
+
+    async fn withdraw(&self, issued: &IssuedToken) -> Result<(), StoreError> {
+        self.calls.lock().unwrap().push("withdraw");
+        self.inner.withdraw(issued).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_publish_takes_the_same_store_steps_for_a_known_and_an_unknown_identifier() {
+    let store = RecordingStore {
+        inner: Arc::new(MemoryStore::with_identities([("known@example.com", "emailpass")])),
+        calls: Arc::default(),
+    };
+    let (publisher, events) = ChannelPublisher::new();
+    drop(events);
+    let app = support::app(&api_config(&[]), publisher, store.clone());
+    let mut steps = Vec::new();
+    for identifier in ["known@example.com", "nobody@example.com"] {
+        let body = json!({ "identifier": identifier }).to_string();
+        let (response, _) = send(&app, post_json(ROUTE, &body)).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{identifier}");
+        steps.push(store.take());
+    }
+    assert_eq!(steps[0], ["find", "issue", "withdraw"], "the known path takes its row back");
+    assert_eq!(steps[1], steps[0], "the unknown path makes the same calls");
+    assert_eq!(store.inner.live_token_hash("known@example.com", "emailpass"), None);
 }
 
 #[tokio::test]

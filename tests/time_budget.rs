@@ -1,7 +1,8 @@
 //! Every wait fits in the function's time: the template's timeout holds the worst case of the
 //! default configuration, and a dependency that accepts the connection and never answers
 //! (PostgreSQL, EventBridge, the DynamoDB rate-limit table) ends in Medusa's 500 within the budget,
-//! with nothing published, the token row withdrawn and the identifier's count given back.
+//! with nothing published, the token row withdrawn and the identifier's count given back. So does a
+//! reused database connection that died silently in front of a database that is stuck.
 //! Needs the machine's PostgreSQL and moto: `tools/with-moto cargo test --test time_budget`.
 
 mod support;
@@ -15,14 +16,15 @@ use http::StatusCode;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::{IdentityStore, MedusaDatabase, MemoryStore};
+use medusa_reset::identity::{DatabaseSettings, IdentityStore, MedusaDatabase, MemoryStore};
 use medusa_reset::publish::{ChannelPublisher, EventBridgePublisher, EventPublisher};
 use medusa_reset::ratelimit::Limiter;
 use medusa_reset::reset::budget::MARGIN;
 use medusa_reset::{aws, wiring};
 use serde_json::Value;
 use support::aws_fixtures::rate_limit_table;
-use support::medusa_db::TestDb;
+use support::faults::TcpFaultProxy;
+use support::medusa_db::{TestDb, connect_to};
 use support::runtime_api::RuntimeApi;
 use support::{api_config, moto_sdk_config, post_json, sdk_config_for, send};
 use tokio::net::TcpListener;
@@ -211,5 +213,35 @@ async fn a_stuck_rate_limit_table_is_a_500_within_the_budget_with_nothing_record
     assert!(elapsed <= config.time_budget.worst_case(), "{elapsed:?} over {:?}", config.time_budget.worst_case());
     assert!(events.try_recv().is_err(), "nothing published");
     assert!(db.reset_rows("stuck-table@example.com").await.is_empty(), "nothing recorded");
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_dead_connection_before_a_stuck_database_is_a_500_within_the_budget_the_fresh_one_given_the_whole_time_out() {
+    let db = TestDb::create().await;
+    db.add_identity("dead-then-stuck@example.com", "emailpass").await;
+    let proxy = TcpFaultProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let url = db.url.replacen("127.0.0.1:5432", &proxy.addr.to_string(), 1);
+    let config = api_config(&[("MEDUSA_DATABASE_URL", &url)]);
+    let database = support::database_settings(&config);
+    let (timeout, first_try) = (database.timeout(), DatabaseSettings::first_try_limit(database.timeout()));
+    let (publisher, mut events) = ChannelPublisher::new();
+    let app = support::app(&config, publisher, MedusaDatabase::new(database));
+    assert_eq!(reset(&app, "dead-then-stuck@example.com").await.0, StatusCode::CREATED);
+    assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(_))));
+
+    // The environment's connection dies silently, and another session holds the identities' table.
+    proxy.kill_silently();
+    let blocker = connect_to(&db.url).await;
+    blocker.batch_execute("BEGIN; LOCK TABLE provider_identity IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let (status, kind, elapsed) = reset(&app, "dead-then-stuck@example.com").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(kind.as_deref(), Some("unknown_error"));
+    assert!(elapsed >= first_try + timeout, "the fresh connection had the whole time-out: {elapsed:?}");
+    assert!(elapsed <= config.time_budget.worst_case(), "{elapsed:?} over {:?}", config.time_budget.worst_case());
+    assert_eq!(proxy.accepted(), 2, "one fresh connection");
+    assert!(events.try_recv().is_err(), "nothing published");
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    drop(blocker);
     db.drop_database().await;
 }

@@ -91,7 +91,9 @@ EXTRAS = {
     "MailFrom": "no-reply@shop.example.com",
     "UserResetUrlTemplate": "https://medusa.example.com/app/reset-password?token={token}&email={email}",
     "AuthProviders": "customer=emailpass;user=emailpass",
+    # The defaults cap the reset function and leave the notifier uncapped: the optional inputs turn both.
     "ResetFunctionReservedConcurrency": "-1",
+    "NotifierReservedConcurrency": "5",
 }
 SEALED_EXTRAS = {"TokenReaderRoleArns": "arn:aws:iam::123456789012:role/crm-notifier"}
 DATABASE_EXTRAS = {"MedusaDatabaseSecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab"}

@@ -51,7 +51,7 @@ pub struct ApiConfig {
     /// Every well-formed identifier gets a token: `make run` without a database, or on Lambda only
     /// with `SKIP_IDENTITY_CHECK=true`.
     pub identity_check_skipped: bool,
-    /// The least time a successful reset answer takes, so known and unknown identifiers look alike.
+    /// The least time a reset answer takes, failures included, so known and unknown identifiers look alike.
     pub response_floor: Duration,
     /// The longest one request may wait, as configured; checked against `FUNCTION_TIMEOUT_SECONDS`.
     pub time_budget: TimeBudget,
@@ -202,6 +202,7 @@ fn time_budget<F: Fn(&str) -> Option<String>>(
     let budget = TimeBudget::new(Waits {
         rate_limit: if limits.table.is_some() { RATE_LIMIT_TIME_LIMIT } else { Duration::ZERO },
         database,
+        database_first_try: DatabaseSettings::first_try_limit(database),
         seal: aws_call(seals),
         publish: aws_call(true),
         floor,
@@ -432,9 +433,11 @@ mod tests {
             config(Profile::Lambda, &everything.iter().chain(extra).copied().collect::<Vec<_>>())
         };
         let fits = with(&[("FUNCTION_TIMEOUT_SECONDS", "15")]).unwrap();
-        // Four AWS calls (check, seal, publish, give-back), three database exchanges, the floor.
-        let expected = aws::OPERATION_TIMEOUT * 4 + Duration::from_millis(3 * 1_000 + 50);
+        // Four AWS calls (check, seal, publish, give-back), three database exchanges, a quarter of the
+        // database time-out for each of the lookup's and the first tries, the floor.
+        let expected = aws::OPERATION_TIMEOUT * 4 + Duration::from_millis(3 * 1_000 + 2 * 250 + 50);
         assert_eq!(fits.time_budget.worst_case(), expected);
+        assert!(with(&[("FUNCTION_TIMEOUT_SECONDS", "11")]).is_ok(), "the template's least timeout holds it");
 
         let slow_database = with(&[("FUNCTION_TIMEOUT_SECONDS", "15"), ("MEDUSA_DATABASE_TIMEOUT_MS", "5000")]);
         let error = slow_database.unwrap_err();
@@ -442,13 +445,14 @@ mod tests {
         assert!(error.reason.contains("lower MEDUSA_DATABASE_TIMEOUT_MS"), "{error}");
         let long_floor = with(&[("FUNCTION_TIMEOUT_SECONDS", "10"), ("RESPONSE_FLOOR_MS", "2000")]).unwrap_err();
         assert!(long_floor.reason.contains("RESPONSE_FLOOR_MS"), "{long_floor}");
-        // Without the sealing and the table a database time-out almost as long fits.
+        // Without the sealing and the table a database time-out of 3 s fits in the same 15 s:
+        // 3 × 3000 + 2 × 750 + 1500 + 50 ms, and the margin.
         let lean = config(
             Profile::Lambda,
             &[
                 ("JWT_SECRET", SECRET),
                 ("MEDUSA_DATABASE_URL", "postgres://medusa@db/medusa"),
-                ("MEDUSA_DATABASE_TIMEOUT_MS", "4000"),
+                ("MEDUSA_DATABASE_TIMEOUT_MS", "3000"),
                 ("FUNCTION_TIMEOUT_SECONDS", "15"),
             ],
         );

@@ -1,6 +1,13 @@
 //! DynamoDB claims: a conditional `PutItem` takes a reset only when no live record holds it, so two
 //! execution environments handed the same event cannot both send. Items carry the TTL attribute
 //! `expires_at` (epoch seconds): an attempt's deadline while in progress, the token's expiry once done.
+//!
+//! The SDK retries a call whose reply was lost, and the retry then meets what the first try wrote.
+//! Every write here is safe to repeat: a claim whose condition fails on a record with this ticket's
+//! `owner` is this attempt's own claim; marking done writes the same item again; a give-back whose
+//! condition fails finds the record gone (its own first try, or TTL), done, or another attempt's,
+//! and none of those is its to delete. A claim that ends undecided (every try failed, and one may
+//! have landed) gives back whatever of its own landed, as the attempt fails without sending.
 
 use std::time::SystemTime;
 
@@ -10,7 +17,7 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{Claim, ClaimError, ClaimStore, Holder, ResetKey, Ticket, epoch_secs, epoch_secs_ceil};
+use super::{Claim, ClaimError, ClaimStore, ResetKey, Ticket, epoch_secs, epoch_secs_ceil};
 
 /// The table's key attribute and its TTL attribute (as the rate-limit table has them).
 const KEY: &str = "pk";
@@ -61,16 +68,26 @@ impl ClaimStore for DynamoClaims {
             Ok(_) => Ok(Claim::Claimed(ticket)),
             Err(error) => match error.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(held)) => {
-                    let done = held.item().and_then(|item| item.get(STATE)).and_then(|s| s.as_s().ok());
-                    Ok(Claim::Held(if done.is_some_and(|s| s == DONE) { Holder::Done } else { Holder::InProgress }))
+                    let text = |name: &str| held.item().and_then(|item| item.get(name)).and_then(|v| v.as_s().ok());
+                    let done = text(STATE).is_some_and(|state| state == DONE);
+                    Ok(Claim::over(ticket, text(OWNER).map(String::as_str), done))
                 }
-                _ => Err(Self::failed(&error)),
+                _ => {
+                    // Undecided: a try whose reply was lost may have written this ticket's record. The
+                    // attempt fails without sending, so whatever of its own landed is given back, or an
+                    // early redelivery would find the reset held until this attempt's deadline.
+                    if let Err(release) = self.release(&ticket).await {
+                        tracing::debug!(cause = %release, "an undecided claim was not given back: it ends at its deadline");
+                    }
+                    Err(Self::failed(&error))
+                }
             },
         }
     }
 
     async fn complete(&self, ticket: &Ticket, keep_until: SystemTime) -> Result<(), ClaimError> {
-        // Unconditional: the e-mail went out, so the reset is done whoever holds the record now.
+        // Unconditional: the e-mail went out, so the reset is done whoever holds the record now,
+        // and a retry whose first try landed writes the very same item.
         self.client
             .put_item()
             .table_name(&self.table)
@@ -95,17 +112,25 @@ impl ClaimStore for DynamoClaims {
             .expression_attribute_names("#state", STATE)
             .expression_attribute_values(":owner", AttributeValue::S(ticket.owner.clone()))
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            // Gone already, taken over after our deadline, or done: nothing of ours to give back.
-            Err(error)
-                if matches!(error.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(Self::failed(&error)),
+            Err(error) => match error.as_service_error() {
+                Some(DeleteItemError::ConditionalCheckFailedException(found)) => {
+                    let text = |name: &str| found.item().and_then(|item| item.get(name)).and_then(|v| v.as_s().ok());
+                    // Nothing of this attempt's is left in progress to give back.
+                    let left = match (found.item(), text(OWNER) == Some(&ticket.owner)) {
+                        (None, _) => "gone already (this release's own first try, or TTL)",
+                        (Some(_), true) => "this attempt's, and done",
+                        (Some(_), false) => "another attempt's",
+                    };
+                    tracing::debug!(left, "nothing to give back: the claim is no longer this attempt's in progress");
+                    Ok(())
+                }
+                _ => Err(Self::failed(&error)),
+            },
         }
     }
 }

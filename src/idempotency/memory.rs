@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use super::{Claim, ClaimError, ClaimStore, Holder, ResetKey, Ticket, epoch_secs, epoch_secs_ceil};
+use super::{Claim, ClaimError, ClaimStore, ResetKey, Ticket, epoch_secs, epoch_secs_ceil};
 
 /// One claim: who holds it, whether its e-mail went out, and until when it counts.
 #[derive(Debug, Clone)]
@@ -32,10 +32,10 @@ impl ClaimStore for MemoryClaims {
         let mut records = self.records()?;
         // Expired records go, as TTL would take them, so memory stays bounded by live tokens.
         records.retain(|_, record| record.expires_at > now);
-        if let Some(record) = records.get(key) {
-            return Ok(Claim::Held(if record.done { Holder::Done } else { Holder::InProgress }));
-        }
         let ticket = Ticket::new(key);
+        if let Some(record) = records.get(key) {
+            return Ok(Claim::over(ticket, Some(&record.owner), record.done));
+        }
         let record = Record { owner: ticket.owner.clone(), done: false, expires_at: epoch_secs_ceil(until) };
         records.insert(key.clone(), record);
         Ok(Claim::Claimed(ticket))
@@ -59,6 +59,7 @@ impl ClaimStore for MemoryClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idempotency::Holder;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn at(secs: u64) -> SystemTime {

@@ -81,6 +81,18 @@ pub enum Claim {
     Held(Holder),
 }
 
+impl Claim {
+    /// What a claim that met a live record holds: the record's `owner` and whether it is done.
+    /// A record this very ticket wrote is this attempt's claim, not a duplicate: the store's client
+    /// retried a write whose first try landed and whose reply was lost, and the retry met it.
+    fn over(ticket: Ticket, owner: Option<&str>, done: bool) -> Self {
+        if owner == Some(ticket.owner.as_str()) {
+            return Self::Claimed(ticket);
+        }
+        Self::Held(if done { Holder::Done } else { Holder::InProgress })
+    }
+}
+
 /// Claims resets so that each is sent once.
 pub trait ClaimStore: Send + Sync + 'static {
     /// Claims `key` until `until` (the attempt's deadline), unless a record that has not expired
@@ -188,6 +200,16 @@ mod tests {
         assert_eq!(epoch_secs_ceil(at(12_300)), 13);
         assert_eq!(epoch_secs_ceil(at(12_000)), 12);
         assert_eq!(epoch_secs(at(12_999)), 12);
+    }
+
+    #[test]
+    fn a_record_this_ticket_wrote_is_its_claim_and_any_other_holds_the_reset() {
+        let ticket = Ticket::new(&ResetKey::parse("j").unwrap());
+        let own = ticket.owner.clone();
+        assert_eq!(Claim::over(ticket.clone(), Some(&own), false), Claim::Claimed(ticket.clone()));
+        assert_eq!(Claim::over(ticket.clone(), Some("another"), false), Claim::Held(Holder::InProgress));
+        assert_eq!(Claim::over(ticket.clone(), Some("another"), true), Claim::Held(Holder::Done));
+        assert_eq!(Claim::over(ticket, None, false), Claim::Held(Holder::InProgress), "no owner is not ours");
     }
 
     #[test]

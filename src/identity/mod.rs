@@ -27,6 +27,15 @@ pub struct IssuedToken {
     pub row_id: Option<String>,
 }
 
+impl IssuedToken {
+    /// What the unknown path withdraws when its publish fails: no row. Withdrawing it makes the
+    /// calls a withdrawal of a recorded token makes and removes nothing, so a failure costs both
+    /// paths the same.
+    pub fn nothing() -> Self {
+        Self { row_id: None }
+    }
+}
+
 /// A new `auth_password_reset_token` id in Medusa's format: `authprt_` and a ULID.
 pub fn new_row_id() -> String {
     format!("authprt_{}", ulid::Ulid::generate())
@@ -51,7 +60,8 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// For a known identity: replace its outstanding reset tokens with this one. `None`: no such identity.
     fn issue(&self, record: &TokenRecord<'_>) -> impl Future<Output = Result<Option<IssuedToken>, StoreError>> + Send;
 
-    /// Removes a token recorded by `issue`, when its e-mail could not be set in motion.
+    /// Removes a token recorded by `issue`, when its e-mail could not be set in motion. Given
+    /// `IssuedToken::nothing()`, makes the same round trips and removes nothing.
     fn withdraw(&self, issued: &IssuedToken) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -3,9 +3,15 @@
 //! server session between transactions (no named prepared statements, no session settings) and no
 //! start-up options are sent, so a transaction pooler (PgBouncer, Supavisor) may hand each
 //! transaction to another server connection and RDS Proxy can multiplex it without pinning.
+//!
+//! A reused connection may have died while the environment was frozen: reset (the next bytes meet an
+//! RST) or silently (they vanish). A lookup, and an issue up to its first statement, have written
+//! nothing yet, so when the reused connection fails there, or gives no answer within a quarter of the
+//! time-out, they start over once on a fresh connection with the whole time-out. TCP keepalive probes
+//! close a connection that dies while the environment runs, so the next request does not meet it.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
@@ -16,7 +22,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls};
 
 use self::tls::{TrustedRoots, Verification};
-use self::url::{ParsedUrl, RootCert, SslMode};
+use self::url::{Keepalive, ParsedUrl, RootCert, SslMode};
 
 use super::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord, new_row_id};
 use crate::domain::token::jti_hash;
@@ -68,12 +74,29 @@ const WITHDRAW_SQL: &str = "DELETE FROM auth_password_reset_token WHERE id = $1"
 /// exchange is a few round trips of a millisecond or two, and opening a TLS connection a few more;
 /// a second leaves room for a cold connection through RDS Proxy and a short wait on the identity's
 /// lock, and keeps a stuck database from holding the request (`reset::budget` counts it three
-/// times: the lookup, the issue and, after a failed publish, the withdrawal).
+/// times: the lookup, the issue and, after a failed publish, the withdrawal, and the first tries of
+/// the lookup and the issue on a reused connection on top).
 const TIMEOUT_VAR: &str = "MEDUSA_DATABASE_TIMEOUT_MS";
 const URL_VAR: &str = "MEDUSA_DATABASE_URL";
 const CA_FILE_VAR: &str = "MEDUSA_DATABASE_CA_FILE";
 const DEFAULT_TIMEOUT_MS: u64 = 1_000;
 const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=10_000;
+
+/// The first try on a reused connection gets this share of the time-out (a quarter: 250 ms by
+/// default). It is one statement that waits for no other session (a read, or `BEGIN` and its
+/// settings), which a live connection answers in a few milliseconds; a silently dead one never
+/// answers, and waiting the whole time-out on it would leave the fresh connection nothing within
+/// the function's time.
+const FIRST_TRY_DIVISOR: u32 = 4;
+
+/// TCP keepalive where the URL says nothing: the first probe after 30 s of silence, then one every
+/// 10 s, the connection given up after 3 unanswered. A connection that dies while the environment
+/// runs is so closed within a minute, and the next request opens a fresh one at once; the probes
+/// also keep a running environment's connection known to a NAT gateway, which forgets one idle for
+/// 350 s. A frozen environment's probes may not go out, which the short first try covers.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_COUNT: u32 = 3;
 
 /// How to reach Medusa's database. `Debug` shows no credentials.
 #[derive(Clone)]
@@ -103,15 +126,16 @@ impl DatabaseSettings {
             return Ok(None);
         };
         // The URL holds a password: the parser's messages quote nothing from it.
-        let ParsedUrl { mut config, ssl_mode, root_cert } = url::parse(&url).map_err(|e| {
+        let ParsedUrl { mut config, ssl_mode, root_cert, keepalive } = url::parse(&url).map_err(|e| {
             ConfigError::new(
                 URL_VAR,
                 format!("{e} (expected e.g. postgres://user:password@host:5432/medusa?sslmode=verify-full)"),
             )
         })?;
         let timeout = Self::timeout_from_vars(vars)?;
-        // Only the TCP connect; the overall limit in `with_connection` covers DNS, TLS and start-up.
+        // Only the TCP connect; the overall limit in `exchange` covers DNS, TLS and start-up.
         config.connect_timeout(timeout);
+        apply_keepalive(&mut config, keepalive);
         let roots = roots_from_vars(vars, root_cert)?;
         Ok(Some(Self { config, ssl_mode, roots, timeout }))
     }
@@ -138,13 +162,16 @@ impl DatabaseSettings {
         }
     }
 
-    /// The longest one `issue` or `withdraw` takes, connecting included.
+    /// `MEDUSA_DATABASE_TIMEOUT_MS`: the longest a fresh connection's exchange takes, connecting
+    /// included, and a withdrawal's on any connection.
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
-    fn timeout_ms(&self) -> u64 {
-        u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
+    /// How long the first statement of a lookup or an issue waits on a connection an earlier exchange
+    /// opened before the exchange starts over on a fresh connection: a quarter of `timeout`.
+    pub fn first_try_limit(timeout: Duration) -> Duration {
+        timeout / FIRST_TRY_DIVISOR
     }
 
     /// Opens a connection as the `sslmode` says: plain, TLS if offered, or TLS checked as far as asked.
@@ -182,6 +209,24 @@ impl DatabaseSettings {
             config.ssl_mode(mode).connect(tls).await.map_err(|e| StoreError::Connect(with_causes(&e)))?;
         tokio::spawn(watch(connection));
         Ok(client)
+    }
+}
+
+/// The URL's keepalive parameters, and ours where it gives none. A zero asks for the system's
+/// default: tokio-postgres always sets the idle time, so there it is two hours, Linux's default.
+fn apply_keepalive(config: &mut tokio_postgres::Config, asked: Keepalive) {
+    let seconds = |asked: Option<u64>, ours: Duration| match asked {
+        None => Some(ours),
+        Some(0) => None,
+        Some(secs) => Some(Duration::from_secs(secs)),
+    };
+    config.keepalives(asked.on.unwrap_or(true));
+    config.keepalives_idle(seconds(asked.idle_secs, KEEPALIVE_IDLE).unwrap_or(Duration::from_secs(2 * 60 * 60)));
+    if let Some(interval) = seconds(asked.interval_secs, KEEPALIVE_INTERVAL) {
+        config.keepalives_interval(interval);
+    }
+    if let Some(count) = asked.count.or(Some(KEEPALIVE_COUNT)).filter(|count| *count != 0) {
+        config.keepalives_retries(count);
     }
 }
 
@@ -292,48 +337,97 @@ impl MedusaDatabase {
         Ok(Connection { client, schema })
     }
 
-    /// Runs `work` on the environment's connection, opening it if needed, all of it (the wait for
-    /// the connection, DNS, TLS, start-up, every statement) within the configured time-out: the
-    /// figure the time budget counts. A connection that failed or timed out is dropped, so the next
-    /// request starts afresh (and the server rolls back whatever it left open).
-    async fn with_connection<T>(
+    /// Runs an exchange on the environment's connection, opening one where there is none: `first`,
+    /// the statement that opens it, then `rest` with what that returned. All of it (the wait for the
+    /// connection, DNS, TLS, start-up, every statement) is held to the time-out, plus the first-try
+    /// limit where `retry` allows one: the figures the time budget counts. A connection that failed
+    /// or was cut is dropped, so the next exchange starts afresh (and the server rolls back what it
+    /// left open).
+    async fn exchange<A, T>(
         &self,
-        work: impl AsyncFnOnce(&mut Connection) -> Result<T, tokio_postgres::Error>,
+        retry: Retry,
+        first: impl AsyncFnOnce(&mut Connection) -> Result<A, tokio_postgres::Error> + Clone,
+        rest: impl AsyncFnOnce(&mut Connection, A) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
-        let limit = self.settings.timeout;
-        let holding = AtomicBool::new(false);
+        let first_try = match retry {
+            Retry::FirstStatement => DatabaseSettings::first_try_limit(self.settings.timeout),
+            Retry::Never => Duration::ZERO,
+        };
+        let limit = self.settings.timeout + first_try;
         let attempt = async {
             let mut slot = self.connection.lock().await;
-            holding.store(true, Ordering::Relaxed);
-            let result = async {
-                if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
-                    *slot = Some(self.connect().await?);
-                }
-                let connection = slot.as_mut().ok_or_else(|| StoreError::Connect("no connection".into()))?;
-                work(connection).await.map_err(|e| StoreError::Query(e.to_string()))
-            }
-            .await;
-            (result, slot)
+            // Out of the slot while in use, so an exchange cut anywhere drops it too.
+            let reused = slot.take().filter(|connection| !connection.client.is_closed());
+            let (mut connection, opened) = self.begin(reused, first_try, first).await?;
+            let result = rest(&mut connection, opened).await.map_err(query_error)?;
+            *slot = Some(connection);
+            Ok(result)
         };
-        match tokio::time::timeout(limit, attempt).await {
-            Ok((result, mut slot)) => {
-                if result.is_err() {
-                    *slot = None;
-                }
-                result
-            }
-            Err(_) => {
-                // Cut wherever it stood, the exchange leaves a connection that cannot be trusted
-                // (unless it never got the connection); dropping the exchange let go of the slot.
-                if holding.load(Ordering::Relaxed)
-                    && let Ok(mut slot) = self.connection.try_lock()
-                {
-                    *slot = None;
-                }
-                Err(StoreError::Timeout(self.settings.timeout_ms()))
-            }
-        }
+        tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| Err(StoreError::Timeout(millis(limit))))
     }
+
+    /// `first` on the reused connection, if there is one; with a first try, where that fails as a
+    /// lost connection does or gives no answer within it, `first` once more on a fresh connection.
+    /// Nothing is written until `first` has answered, so starting over cannot write twice.
+    async fn begin<A>(
+        &self,
+        reused: Option<Connection>,
+        first_try: Duration,
+        first: impl AsyncFnOnce(&mut Connection) -> Result<A, tokio_postgres::Error> + Clone,
+    ) -> Result<(Connection, A), StoreError> {
+        if let Some(mut connection) = reused {
+            if first_try.is_zero() {
+                let opened = first(&mut connection).await.map_err(query_error)?;
+                return Ok((connection, opened));
+            }
+            let reason = match tokio::time::timeout(first_try, first.clone()(&mut connection)).await {
+                Ok(Ok(opened)) => return Ok((connection, opened)),
+                Ok(Err(error)) if !connection_lost(&error) => return Err(query_error(error)),
+                Ok(Err(error)) => with_causes(&error),
+                Err(_) => format!("no answer within {} ms", first_try.as_millis()),
+            };
+            drop(connection);
+            tracing::warn!(%reason, "the reused Medusa database connection failed before writing; trying a fresh one");
+        }
+        let mut connection = self.connect().await?;
+        let opened = first(&mut connection).await.map_err(query_error)?;
+        Ok((connection, opened))
+    }
+}
+
+/// Whether an exchange may start over on a fresh connection when its reused one fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Its first statement writes nothing (a lookup; an issue's `BEGIN`), so a reused connection gets
+    /// the first-try limit for it, and a fresh one the whole time-out after.
+    FirstStatement,
+    /// A withdrawal: it follows the issue on the connection the issue has just used, and the time
+    /// budget counts no second try for it.
+    Never,
+}
+
+/// Whether `error` says the connection is gone (closed, a socket error, the server ending the
+/// session), rather than that the server answered and refused the statement, which a fresh
+/// connection would not change.
+fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    if let Some(db) = error.as_db_error() {
+        // Class 08 is connection exceptions; 57P the server ending the session (a shutdown, a
+        // crash, `idle_session_timeout`).
+        let code = db.code().code();
+        return code.starts_with("08") || code.starts_with("57P");
+    }
+    std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>())
+}
+
+fn query_error(error: tokio_postgres::Error) -> StoreError {
+    StoreError::Query(error.to_string())
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 async fn watch<C: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: C) {
@@ -345,12 +439,11 @@ async fn watch<C: std::future::Future<Output = Result<(), tokio_postgres::Error>
 impl IdentityStore for MedusaDatabase {
     /// One statement, on either schema: the rate limits count against the id it finds.
     async fn find(&self, entity_id: &str, provider: &str) -> Result<Lookup, StoreError> {
-        let found = self
-            .with_connection(async |c: &mut Connection| {
-                let params: [(&(dyn ToSql + Sync), Type); 2] = [(&entity_id, Type::TEXT), (&provider, Type::TEXT)];
-                c.client.query_typed_opt(LOOKUP_SQL, &params).await?.map(|row| row.try_get::<_, String>(0)).transpose()
-            })
-            .await?;
+        let lookup = async |c: &mut Connection| {
+            let params: [(&(dyn ToSql + Sync), Type); 2] = [(&entity_id, Type::TEXT), (&provider, Type::TEXT)];
+            c.client.query_typed_opt(LOOKUP_SQL, &params).await?.map(|row| row.try_get::<_, String>(0)).transpose()
+        };
+        let found = self.exchange(Retry::FirstStatement, lookup, async |_: &mut Connection, found| Ok(found)).await?;
         Ok(found.map_or(Lookup::NoAccount, Lookup::Account))
     }
 
@@ -358,15 +451,17 @@ impl IdentityStore for MedusaDatabase {
         let row_id = new_row_id();
         let token_hash = jti_hash(&record.jti);
         let lock_key = format!("{}\n{}", record.provider, record.entity_id);
-        let timeout_ms = self.settings.timeout_ms();
-        self.with_connection(async |c: &mut Connection| {
-            // One round trip opens the transaction with its own time limits (SET LOCAL ends with it).
+        let timeout_ms = millis(self.settings.timeout);
+        // One round trip opens the transaction with its own time limits (SET LOCAL ends with it). A
+        // connection that dies silently mid-transaction leaves its session idle there, holding the
+        // identity's lock until the server ends it: the idle limit has it do so within the time-out.
+        let begin = format!(
+            "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}; \
+             SET LOCAL idle_in_transaction_session_timeout = {timeout_ms}"
+        );
+        let open = async |c: &mut Connection| c.client.batch_execute(&begin).await;
+        let write = async |c: &mut Connection, ()| {
             // Both schemas take the lock and a transaction id, so neither path is quicker.
-            c.client
-                .batch_execute(&format!(
-                    "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}"
-                ))
-                .await?;
             c.client.query_typed_one(LOCK_SQL, &[(&lock_key, Type::TEXT)]).await?;
             let params: [(&(dyn ToSql + Sync), Type); 5] = [
                 (&record.entity_id, Type::TEXT),
@@ -383,20 +478,23 @@ impl IdentityStore for MedusaDatabase {
                     c.client.query_typed_opt(LOOKUP_SQL, &params[..2]).await?.map(|_| IssuedToken { row_id: None })
                 }
             };
+            // Once sent it may have committed, whatever becomes of its answer: nothing after `open`
+            // starts over.
             c.client.batch_execute("COMMIT").await?;
             Ok(issued)
-        })
-        .await
+        };
+        self.exchange(Retry::FirstStatement, open, write).await
     }
 
+    /// Without a row (`IssuedToken::nothing()`, the unknown path's) a fresh id is deleted: it matches
+    /// nothing and costs the round trip a withdrawal costs. The lookup-only schema has no rows.
     async fn withdraw(&self, issued: &IssuedToken) -> Result<(), StoreError> {
-        let Some(row_id) = &issued.row_id else {
-            return Ok(());
+        let row_id = issued.row_id.clone().unwrap_or_else(new_row_id);
+        let delete = async |c: &mut Connection| match c.schema {
+            Schema::WithTokenTable => c.client.execute_typed(WITHDRAW_SQL, &[(&row_id, Type::TEXT)]).await.map(|_| ()),
+            Schema::LookupOnly => Ok(()),
         };
-        self.with_connection(async |c: &mut Connection| {
-            c.client.execute_typed(WITHDRAW_SQL, &[(row_id, Type::TEXT)]).await.map(|_| ())
-        })
-        .await
+        self.exchange(Retry::Never, delete, async |_: &mut Connection, _| Ok(())).await
     }
 }
 
@@ -484,6 +582,28 @@ mod tests {
         assert_eq!(settings.ssl_mode, SslMode::VerifyFull);
         assert!(matches!(settings.roots, TrustedRoots::Shipped), "the RDS bundle is among the shipped roots");
         assert!(settings.verifies_server());
+    }
+
+    #[test]
+    fn connections_probe_a_silent_server_after_30_seconds_unless_the_url_says_otherwise() {
+        let secs = Duration::from_secs;
+        let ours = settings(&[("MEDUSA_DATABASE_URL", &url(""))]).unwrap().config;
+        assert!(ours.get_keepalives());
+        assert_eq!(ours.get_keepalives_idle(), secs(30));
+        assert_eq!(ours.get_keepalives_interval(), Some(secs(10)));
+        assert_eq!(ours.get_keepalives_retries(), Some(3));
+        let query = "?keepalives_idle=120&keepalives_interval=20&keepalives_count=5";
+        let given = settings(&[("MEDUSA_DATABASE_URL", &url(query))]).unwrap().config;
+        assert_eq!(given.get_keepalives_idle(), secs(120));
+        assert_eq!(given.get_keepalives_interval(), Some(secs(20)));
+        assert_eq!(given.get_keepalives_retries(), Some(5));
+        // libpq's zero: the system's defaults (Linux's two hours for the idle time, which is always set).
+        let query = "?keepalives_idle=0&keepalives_interval=0&keepalives_count=0";
+        let system = settings(&[("MEDUSA_DATABASE_URL", &url(query))]).unwrap().config;
+        assert_eq!(system.get_keepalives_idle(), secs(7_200));
+        assert_eq!((system.get_keepalives_interval(), system.get_keepalives_retries()), (None, None));
+        let off = settings(&[("MEDUSA_DATABASE_URL", &url("?keepalives=0"))]).unwrap().config;
+        assert!(!off.get_keepalives());
     }
 
     #[test]

@@ -49,11 +49,24 @@ pub trait Mailer: Send + Sync + 'static {
     fn send(&self, email: &Email) -> impl Future<Output = Result<String, MailError>> + Send;
 }
 
-/// Permanent failures are dropped after logging; transient ones are returned so Lambda retries.
+/// Permanent failures are dropped after logging; the others are returned so Lambda retries. Of
+/// those, only `Throttled` is known not to have been accepted, and so is safe to send again at once.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error("the message was refused: {0}")]
     Permanent(String),
+    /// Failed in a way that may or may not have sent it (a 5xx, a time-out): only a later attempt,
+    /// after the claim is given back, tries again.
     #[error("sending failed, worth retrying: {0}")]
     Transient(String),
+    /// Refused for the account's sending rate ("Maximum sending rate exceeded"): not accepted.
+    #[error("SES throttled the send (not accepted): {0}")]
+    Throttled(String),
+    /// Refused for the account's 24-hour quota ("Daily message quota exceeded"): not accepted, and
+    /// nothing will be until the quota allows, so waiting within the invocation cannot help.
+    #[error(
+        "SES's daily sending quota is used up (not accepted); not retried in this invocation: Lambda retries \
+         the event, then parks it in the dead-letter queue for `make replay` once the quota allows: {0}"
+    )]
+    DailyQuota(String),
 }

@@ -1,10 +1,12 @@
 //! SES v2 `SendEmail` with simple content (subject, text, HTML), classifying failures for retries.
 //! One SDK attempt per call: a retried send whose first attempt in fact went out (a time-out after
-//! SES accepted it) would be a second e-mail, so retries are Lambda's, after the claim is released.
+//! SES accepted it) would be a second e-mail. So an ambiguous failure is retried only by Lambda,
+//! after the claim is released; a throttled send, which SES did not accept, is told apart so that
+//! the notifier can pace it within the invocation, and the daily quota from the sending rate.
 
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::config::retry::RetryConfig;
-use aws_sdk_sesv2::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 
@@ -51,15 +53,31 @@ impl Mailer for SesMailer {
     }
 }
 
-/// `MessageRejected` and `BadRequest` will fail the same way again; throttling, 5xx, time-outs
-/// and everything unrecognised are retried (and end in the dead-letter queue, not lost).
+/// The error codes with which AWS refuses a request for its rate or quota: SES v2's 429
+/// `TooManyRequestsException`, and the `Throttling` names SES's documentation and other AWS APIs use.
+const THROTTLING_CODES: [&str; 3] = ["TooManyRequestsException", "ThrottlingException", "Throttling"];
+
+/// `MessageRejected` and `BadRequest` will fail the same way again. Throttling was not accepted:
+/// the daily quota's message ("Daily message quota exceeded") sets it apart from the sending rate's
+/// ("Maximum sending rate exceeded"). 5xx, time-outs and everything unrecognised are transient (and
+/// end in the dead-letter queue, not lost).
 fn classify(error: SdkError<SendEmailError>) -> MailError {
-    let permanent = matches!(
+    let description = DisplayErrorContext(&error).to_string();
+    if matches!(
         error.as_service_error(),
         Some(SendEmailError::MessageRejected(_) | SendEmailError::BadRequestException(_))
-    );
-    let description = DisplayErrorContext(&error).to_string();
-    if permanent { MailError::Permanent(description) } else { MailError::Transient(description) }
+    ) {
+        return MailError::Permanent(description);
+    }
+    let Some(service) = error.as_service_error() else { return MailError::Transient(description) };
+    if !service.code().is_some_and(|code| THROTTLING_CODES.contains(&code)) {
+        return MailError::Transient(description);
+    }
+    if service.message().is_some_and(|message| message.to_ascii_lowercase().contains("daily message quota")) {
+        MailError::DailyQuota(description)
+    } else {
+        MailError::Throttled(description)
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //!   log lines' outcome labels, so that a new label needs no change here;
 //! - `RequestLatency`, `DatabaseLatency`, `RateLimiterLatency`, `PublishLatency`, `SesLatency`
 //!   (Milliseconds, every value of the invocation) without dimensions;
+//! - `SesThrottledAttempts` (Count) without dimensions, one per `SendEmail` that SES refused for
+//!   the account's sending rate (the notifier paces and repeats those within the invocation);
 //! - `ColdStarts` (Count) with the dimension `function`, once per execution environment.
 
 mod timed;
@@ -36,6 +38,7 @@ pub const FUNCTION: &str = "function";
 pub const REQUESTS: &str = "Requests";
 pub const EMAILS: &str = "Emails";
 pub const COLD_STARTS: &str = "ColdStarts";
+pub const SES_THROTTLED: &str = "SesThrottledAttempts";
 pub const REQUEST_LATENCY: &str = "RequestLatency";
 
 /// A call to a real part whose time is worth a metric of its own.
@@ -112,6 +115,7 @@ impl Metrics {
         describe_counter!(REQUESTS, Unit::Count, "reset requests by outcome");
         describe_counter!(EMAILS, Unit::Count, "notifier events by outcome");
         describe_counter!(COLD_STARTS, Unit::Count, "execution environments started");
+        describe_counter!(SES_THROTTLED, Unit::Count, "sends SES refused for the account's sending rate");
         describe_histogram!(REQUEST_LATENCY, Unit::Milliseconds, "reset request, answer included");
         for latency in Latency::ALL {
             describe_histogram!(latency.name(), Unit::Milliseconds, "one call");
@@ -154,6 +158,11 @@ pub fn request(outcome: &'static str, latency: Duration) {
 /// One notifier event: its outcome label (the notifier log's).
 pub fn email(outcome: &'static str) {
     counter!(EMAILS, OUTCOME => outcome).increment(1);
+}
+
+/// One `SendEmail` that SES refused for the account's sending rate.
+pub fn ses_throttled() {
+    counter!(SES_THROTTLED).increment(1);
 }
 
 /// One call to a real part.

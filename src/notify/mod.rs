@@ -4,6 +4,7 @@ pub mod claims;
 pub mod link;
 pub mod locale;
 pub mod notifier;
+pub mod pacing;
 pub mod templates;
 
 pub use notifier::{Delivery, DropReason, FailedInvocation, Handled, Notifier, NotifyError};

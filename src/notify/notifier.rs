@@ -1,9 +1,11 @@
 //! One `auth.password_reset` event in, one reset e-mail out, or a logged reason not to send it.
 //!
-//! Only failures a retry may cure (throttling, SES unavailable) are returned as errors, so that
-//! Lambda retries them and finally parks the event in the dead-letter queue. Everything a retry
-//! cannot fix (a malformed event, an identifier that is not an address, an expired token, a
-//! rejected message) is logged and dropped. The bus is not trusted to carry only the route's events:
+//! Only failures a retry may cure (SES unavailable or throttled, its daily quota used up) are
+//! returned as errors, so that Lambda retries them and finally parks the event in the dead-letter
+//! queue. A send SES throttled for its sending rate was not accepted, so it is first sent again
+//! within the invocation, paced, while the deadline allows. Everything a retry cannot fix (a
+//! malformed event, an identifier that is not an address, an expired token, a rejected message) is
+//! logged and dropped. The bus is not trusted to carry only the route's events:
 //! a token whose claims are about another event is dropped, and with sealing on, so is a plain one.
 //!
 //! Exactly one e-mail per token: before sending, the reset is claimed by its token's `jti` until the
@@ -21,12 +23,13 @@ use serde_json::Value;
 use super::claims::{self, ClaimsProblem};
 use super::link::LinkTemplates;
 use super::locale::Locale;
+use super::pacing::Pacing;
 use super::templates::{EmailContext, EmailTemplates};
 use crate::domain::event::{PasswordResetEvent, SealedPasswordResetEvent};
 use crate::domain::identifier::mask;
 use crate::domain::recipient::Recipient;
 use crate::idempotency::{Claim, ClaimError, ClaimStore, Claims, Holder, ResetKey};
-use crate::mail::{MailError, Mailer};
+use crate::mail::{Email, MailError, Mailer};
 use crate::seal::{KmsOpener, UnsealError};
 
 /// What became of one event.
@@ -266,51 +269,17 @@ impl<M: Mailer> Notifier<M> {
         attempt: impl Into<Attempt>,
     ) -> Result<Delivery, NotifyError> {
         let attempt = attempt.into();
-        let Ok(recipient) = Recipient::parse(&event.entity_id) else {
-            return Ok(Delivery::dropped(DropReason::NotAnEmail));
+        let ready = match self.compose(event, attempt.now) {
+            Ok(ready) => ready,
+            Err(dropped) => return Ok(dropped),
         };
-        // The signature cannot be checked here (no secret), but a token about another event can be told.
-        let (expires_at, key) = match claims::check(event) {
-            Ok(facts) => match ResetKey::parse(&facts.jti) {
-                Ok(key) => (facts.expires_at, key),
-                Err(_) => return Ok(Delivery::dropped(DropReason::UnreadableToken)),
-            },
-            Err(ClaimsProblem::Unreadable) => return Ok(Delivery::dropped(DropReason::UnreadableToken)),
-            Err(ClaimsProblem::Disagrees(claim)) => {
-                let cause = format!("the token's `{claim}` claim is not the event's");
-                return Ok(Delivery::Dropped { reason: DropReason::ClaimsMismatch, cause: Some(cause) });
-            }
-        };
-        let now = attempt.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if expires_at <= now {
-            return Ok(Delivery::dropped(DropReason::TokenExpired));
-        }
-        let Some(link) = self.links.link(&event.actor_type, event.token.expose(), recipient.as_str()) else {
-            return Ok(Delivery::dropped(DropReason::NoLinkTemplate));
-        };
-        let locale = event.metadata.as_ref().and_then(|m| m.get_str("locale")).and_then(Locale::parse);
-        let context = EmailContext {
-            link: &link,
-            email: recipient.as_str(),
-            actor_type: &event.actor_type,
-            expires_minutes: (expires_at - now).div_ceil(60),
-            metadata: event.metadata.as_ref(),
-        };
-        let email = match self.templates.render(locale.as_ref(), &context) {
-            Ok(rendered) => {
-                rendered.addressed_to(recipient.clone(), &event.actor_type, self.templates.locale_for(locale.as_ref()))
-            }
-            Err(error) => {
-                return Ok(Delivery::Dropped { reason: DropReason::RenderFailed, cause: Some(error.to_string()) });
-            }
-        };
-        let ticket = match self.claims.claim(&key, attempt.deadline, attempt.now).await? {
+        let ticket = match self.claims.claim(&ready.key, attempt.deadline, attempt.now).await? {
             Claim::Claimed(ticket) => ticket,
             Claim::Held(holder) => return Ok(Delivery::Duplicate { holder }),
         };
-        match self.mailer.send(&email).await {
+        match self.send_paced(&ready.email, attempt.deadline).await {
             Ok(message_id) => {
-                let keep_until = UNIX_EPOCH + Duration::from_secs(expires_at);
+                let keep_until = UNIX_EPOCH + Duration::from_secs(ready.expires_at);
                 if let Err(error) = self.claims.complete(&ticket, keep_until).await {
                     // Failing the invocation now would make Lambda's retry send it a second time.
                     tracing::warn!(
@@ -329,11 +298,89 @@ impl<M: Mailer> Notifier<M> {
                     MailError::Permanent(cause) => {
                         Ok(Delivery::Dropped { reason: DropReason::Rejected, cause: Some(cause) })
                     }
-                    transient => Err(transient.into()),
+                    retry => Err(retry.into()),
                 }
             }
         }
     }
+
+    /// The e-mail an event asks for, with its claim's key and its token's expiry, or the drop that
+    /// says why there is none: every check that needs no claim and sends nothing.
+    fn compose(&self, event: &PasswordResetEvent, at: SystemTime) -> Result<Composed, Delivery> {
+        let Ok(recipient) = Recipient::parse(&event.entity_id) else {
+            return Err(Delivery::dropped(DropReason::NotAnEmail));
+        };
+        // The signature cannot be checked here (no secret), but a token about another event can be told.
+        let (expires_at, key) = match claims::check(event) {
+            Ok(facts) => match ResetKey::parse(&facts.jti) {
+                Ok(key) => (facts.expires_at, key),
+                Err(_) => return Err(Delivery::dropped(DropReason::UnreadableToken)),
+            },
+            Err(ClaimsProblem::Unreadable) => return Err(Delivery::dropped(DropReason::UnreadableToken)),
+            Err(ClaimsProblem::Disagrees(claim)) => {
+                let cause = format!("the token's `{claim}` claim is not the event's");
+                return Err(Delivery::Dropped { reason: DropReason::ClaimsMismatch, cause: Some(cause) });
+            }
+        };
+        let now = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if expires_at <= now {
+            return Err(Delivery::dropped(DropReason::TokenExpired));
+        }
+        let Some(link) = self.links.link(&event.actor_type, event.token.expose(), recipient.as_str()) else {
+            return Err(Delivery::dropped(DropReason::NoLinkTemplate));
+        };
+        let locale = event.metadata.as_ref().and_then(|m| m.get_str("locale")).and_then(Locale::parse);
+        let context = EmailContext {
+            link: &link,
+            email: recipient.as_str(),
+            actor_type: &event.actor_type,
+            expires_minutes: (expires_at - now).div_ceil(60),
+            metadata: event.metadata.as_ref(),
+        };
+        match self.templates.render(locale.as_ref(), &context) {
+            Ok(rendered) => {
+                let locale = self.templates.locale_for(locale.as_ref());
+                let email = rendered.addressed_to(recipient.clone(), &event.actor_type, locale);
+                Ok(Composed { email, key, expires_at })
+            }
+            Err(error) => Err(Delivery::Dropped { reason: DropReason::RenderFailed, cause: Some(error.to_string()) }),
+        }
+    }
+
+    /// Sends, and while SES throttles the send (refused for the account's sending rate, so not
+    /// accepted) sends it again after a jittered, growing wait, for as long as the attempt's
+    /// deadline leaves room. Each send is one SDK attempt, so a send that may have gone out (a
+    /// time-out, a 5xx) is never repeated here; neither is one refused for the daily quota, which
+    /// no wait within an invocation can cure.
+    async fn send_paced(&self, email: &Email, deadline: SystemTime) -> Result<String, MailError> {
+        let mut pacing = Pacing::until(deadline);
+        let mut sends: u32 = 1;
+        loop {
+            match self.mailer.send(email).await {
+                Err(MailError::Throttled(cause)) => {
+                    crate::metrics::ses_throttled();
+                    let Some(wait) = pacing.next_wait() else {
+                        return Err(MailError::Throttled(format!(
+                            "{cause} (throttled {sends} times; the attempt's deadline leaves no room for another send)"
+                        )));
+                    };
+                    let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                    tracing::debug!(sends, wait_ms, "SES throttled the send: sending it again after the wait");
+                    tokio::time::sleep(wait).await;
+                    sends += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+}
+
+/// An e-mail ready to claim and send: what `compose` hands `deliver`.
+struct Composed {
+    email: Email,
+    key: ResetKey,
+    /// The token's `exp`, seconds since the epoch: how long a done claim is kept.
+    expires_at: u64,
 }
 
 /// Where a JSON error is, without serde's message, which can quote the offending value.
@@ -360,6 +407,7 @@ fn report(event_id: &str, recipient: Option<&str>, outcome: &Result<Delivery, No
         Ok(Delivery::Ignored) => "ignored",
         Ok(Delivery::Duplicate { .. }) => "duplicate_skipped",
         Ok(Delivery::Dropped { reason, .. }) => reason.label(),
+        Err(NotifyError::Mail(MailError::DailyQuota(_))) => "parked_daily_quota",
         Err(_) => "failed_will_retry",
     });
     match outcome {
@@ -375,6 +423,11 @@ fn report(event_id: &str, recipient: Option<&str>, outcome: &Result<Delivery, No
             let cause = cause.as_deref().map(cause_of);
             tracing::warn!(event_id, outcome = reason.label(), recipient, cause, latency_us, "event")
         }
+        // Its cause says that it is parked: Lambda's retries, then the dead-letter queue.
+        Err(error @ NotifyError::Mail(MailError::DailyQuota(_))) => {
+            let cause = cause_of(&error.to_string());
+            tracing::error!(event_id, outcome = "parked_daily_quota", recipient, cause, latency_us, "event")
+        }
         Err(error) => {
             let cause = cause_of(&error.to_string());
             tracing::error!(event_id, outcome = "failed_will_retry", recipient, cause, latency_us, "event")
@@ -388,7 +441,6 @@ mod tests {
     use crate::config::{NotifierConfig, Profile, Vars};
     use crate::domain::metadata::Metadata;
     use crate::domain::token::{RESET_PURPOSE, ResetClaims, ResetToken};
-    use crate::mail::Email;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use proptest::prelude::*;
     use serde_json::json;
@@ -402,10 +454,21 @@ mod tests {
         fail: Option<fn() -> MailError>,
         /// Fails this many calls transiently before it sends.
         flaky: Mutex<usize>,
+        /// Throttles this many calls (for the sending rate) before it sends.
+        throttled: Mutex<usize>,
+        /// Every call, whatever came of it.
+        calls: Mutex<usize>,
     }
 
     impl Mailer for FakeMailer {
         async fn send(&self, email: &Email) -> Result<String, MailError> {
+            *self.calls.lock().unwrap() += 1;
+            let mut throttled = self.throttled.lock().unwrap();
+            if *throttled > 0 {
+                *throttled -= 1;
+                return Err(MailError::Throttled("TooManyRequestsException: Maximum sending rate exceeded.".into()));
+            }
+            drop(throttled);
             if let Some(fail) = self.fail {
                 return Err(fail());
             }
@@ -591,6 +654,56 @@ mod tests {
         let redelivered = notifier.deliver(&event, attempt(NOW + 2, NOW + 12)).await.unwrap();
         assert_eq!(redelivered, Delivery::Duplicate { holder: Holder::Done });
         assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 1);
+    }
+
+    /// An attempt from the wall clock's now, as pacing reads the deadline against it.
+    fn live_attempt(deadline_in: Duration) -> (PasswordResetEvent, Attempt) {
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        (event("a@example.com", secs + 900, None), Attempt { now, deadline: now + deadline_in })
+    }
+
+    #[tokio::test]
+    async fn a_send_throttled_for_the_rate_is_sent_again_within_the_attempt_once_and_only_once() {
+        let notifier = notifier(FakeMailer { throttled: Mutex::new(2), ..Default::default() });
+        let (event, attempt) = live_attempt(Duration::from_secs(10));
+        let outcome = notifier.deliver(&event, attempt).await.unwrap();
+        assert!(matches!(outcome, Delivery::Sent { .. }), "{outcome:?}");
+        assert_eq!(*notifier.mailer.calls.lock().unwrap(), 3, "two throttled sends, then the one SES took");
+        assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 1);
+        let again = notifier.deliver(&event, attempt).await.unwrap();
+        assert_eq!(again, Delivery::Duplicate { holder: Holder::Done });
+    }
+
+    #[tokio::test]
+    async fn throttling_past_the_deadline_is_left_to_lambda_with_the_claim_given_back() {
+        let notifier = notifier(FakeMailer { throttled: Mutex::new(usize::MAX), ..Default::default() });
+        // Room for waits in the first half second only.
+        let deadline_in = super::super::pacing::RESEND_RESERVE + Duration::from_millis(500);
+        let (event, attempt) = live_attempt(deadline_in);
+        let started = Instant::now();
+        let Err(NotifyError::Mail(MailError::Throttled(cause))) = notifier.deliver(&event, attempt).await else {
+            panic!("expected a throttled send for Lambda to retry");
+        };
+        let calls = *notifier.mailer.calls.lock().unwrap();
+        assert!(calls >= 2 && cause.contains(&format!("throttled {calls} times")), "{calls}: {cause}");
+        assert!(started.elapsed() < Duration::from_millis(700), "{:?}", started.elapsed());
+        // Given back: a retry, here at once, may send.
+        *notifier.mailer.throttled.lock().unwrap() = 0;
+        assert!(matches!(notifier.deliver(&event, attempt).await.unwrap(), Delivery::Sent { .. }));
+    }
+
+    #[tokio::test]
+    async fn the_daily_quota_is_not_sent_again_within_the_attempt_and_gives_the_claim_back() {
+        let quota = || MailError::DailyQuota("TooManyRequestsException: Daily message quota exceeded.".into());
+        let notifier = notifier(FakeMailer { fail: Some(quota), ..Default::default() });
+        let (event, attempt) = live_attempt(Duration::from_secs(10));
+        let outcome = notifier.deliver(&event, attempt).await;
+        assert!(matches!(outcome, Err(NotifyError::Mail(MailError::DailyQuota(_)))), "{outcome:?}");
+        assert_eq!(*notifier.mailer.calls.lock().unwrap(), 1);
+        let retry = notifier.deliver(&event, attempt).await;
+        assert!(matches!(retry, Err(NotifyError::Mail(MailError::DailyQuota(_)))), "not held as a duplicate");
+        assert_eq!(*notifier.mailer.calls.lock().unwrap(), 2);
     }
 
     #[test]

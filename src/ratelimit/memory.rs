@@ -1,17 +1,25 @@
 //! In-memory rate limiter: exact within one process, for `make run` and tests (and, without a
 //! table, per Lambda execution environment only).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{LimitError, Limits, RateLimiter, Subject, Verdict, retry_after};
+use super::{Counter, LimitError, Limits, RateLimiter, Subject, Verdict, retry_after};
+
+/// One counter: its count, when its window ends, and the requests it counted (as the DynamoDB
+/// items keep them, so both limiters answer a repeated call alike).
+#[derive(Debug)]
+struct Tally {
+    count: u32,
+    window_end: u64,
+    requests: HashSet<String>,
+}
 
 #[derive(Debug)]
 pub struct MemoryLimiter {
     limits: Limits,
-    /// key → (count, window end)
-    counts: Mutex<HashMap<String, (u32, u64)>>,
+    counts: Mutex<HashMap<String, Tally>>,
 }
 
 impl MemoryLimiter {
@@ -20,24 +28,48 @@ impl MemoryLimiter {
     }
 }
 
+/// What a check already made for this request decided, if it counted anything: everything
+/// counted is `Allowed`, the client's count alone is `IdentifierLimited`.
+fn earlier_verdict(
+    counts: &HashMap<String, Tally>,
+    ip: &Counter,
+    identity: &[Counter],
+    request: &str,
+) -> Option<Verdict> {
+    let counted = |counter: &Counter| counts.get(&counter.key).is_some_and(|tally| tally.requests.contains(request));
+    if !counted(ip) {
+        return None;
+    }
+    Some(if identity.iter().all(counted) { Verdict::Allowed } else { Verdict::IdentifierLimited })
+}
+
 impl RateLimiter for MemoryLimiter {
     async fn check(&self, subject: &Subject, now: SystemTime) -> Result<Verdict, LimitError> {
         let counters = self.limits.counters(subject, now);
         let mut counts = self.counts.lock().map_err(|e| LimitError(e.to_string()))?;
         // Ended windows are dropped so memory stays bounded by the traffic of the current windows.
         let seconds = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        counts.retain(|_, (_, window_end)| *window_end > seconds);
-        let count = |key: &str| counts.get(key).map_or(0, |(count, _)| *count);
+        counts.retain(|_, tally| tally.window_end > seconds);
         let Some((ip, identity)) = counters.split_first() else {
             return Ok(Verdict::Allowed);
         };
+        if let Some(verdict) = earlier_verdict(&counts, ip, identity, &subject.request) {
+            return Ok(verdict);
+        }
+        let count = |key: &str| counts.get(key).map_or(0, |tally| tally.count);
         if count(&ip.key) >= ip.max {
             return Ok(Verdict::IpLimited { retry_after: retry_after(ip.window_end, now) });
         }
         let limited = identity.iter().any(|c| count(&c.key) >= c.max);
         let bumped = if limited { &counters[..1] } else { &counters[..] };
         for counter in bumped {
-            counts.entry(counter.key.clone()).or_insert((0, counter.window_end)).0 += 1;
+            let tally = counts.entry(counter.key.clone()).or_insert_with(|| Tally {
+                count: 0,
+                window_end: counter.window_end,
+                requests: HashSet::new(),
+            });
+            tally.count += 1;
+            tally.requests.insert(subject.request.clone());
         }
         Ok(if limited { Verdict::IdentifierLimited } else { Verdict::Allowed })
     }
@@ -46,8 +78,10 @@ impl RateLimiter for MemoryLimiter {
         let counters = self.limits.counters(subject, now);
         let mut counts = self.counts.lock().map_err(|e| LimitError(e.to_string()))?;
         for counter in counters.iter().skip(1) {
-            if let Some((count, _)) = counts.get_mut(&counter.key) {
-                *count = count.saturating_sub(1);
+            if let Some(tally) = counts.get_mut(&counter.key)
+                && tally.requests.remove(&subject.request)
+            {
+                tally.count = tally.count.saturating_sub(1);
             }
         }
         Ok(())
@@ -77,14 +111,14 @@ mod tests {
     #[tokio::test]
     async fn one_token_a_minute_and_five_an_hour_per_identifier() {
         let limiter = MemoryLimiter::new(Limits::default());
-        let a = subject("198.51.100.1", "a@example.com");
-        assert_eq!(limiter.check(&a, at(3_600)).await.unwrap(), Verdict::Allowed);
-        assert_eq!(limiter.check(&a, at(3_659)).await.unwrap(), Verdict::IdentifierLimited);
+        let a = || subject("198.51.100.1", "a@example.com");
+        assert_eq!(limiter.check(&a(), at(3_600)).await.unwrap(), Verdict::Allowed);
+        assert_eq!(limiter.check(&a(), at(3_659)).await.unwrap(), Verdict::IdentifierLimited);
         for minute in 1..5 {
-            assert_eq!(limiter.check(&a, at(3_600 + 60 * minute)).await.unwrap(), Verdict::Allowed, "{minute}");
+            assert_eq!(limiter.check(&a(), at(3_600 + 60 * minute)).await.unwrap(), Verdict::Allowed, "{minute}");
         }
-        assert_eq!(limiter.check(&a, at(3_600 + 60 * 5)).await.unwrap(), Verdict::IdentifierLimited);
-        assert_eq!(limiter.check(&a, at(7_200)).await.unwrap(), Verdict::Allowed, "the hour rolled over");
+        assert_eq!(limiter.check(&a(), at(3_600 + 60 * 5)).await.unwrap(), Verdict::IdentifierLimited);
+        assert_eq!(limiter.check(&a(), at(7_200)).await.unwrap(), Verdict::Allowed, "the hour rolled over");
     }
 
     #[tokio::test]
@@ -105,22 +139,23 @@ mod tests {
     async fn identifier_limited_requests_still_count_against_the_ip() {
         let limits = Limits { per_ip: Limit { max: 2, window: Duration::from_secs(300) }, ..Limits::default() };
         let limiter = MemoryLimiter::new(limits);
-        let a = subject("198.51.100.1", "a@example.com");
-        assert_eq!(limiter.check(&a, at(0)).await.unwrap(), Verdict::Allowed);
-        assert_eq!(limiter.check(&a, at(1)).await.unwrap(), Verdict::IdentifierLimited);
-        assert!(matches!(limiter.check(&a, at(2)).await.unwrap(), Verdict::IpLimited { .. }));
+        let a = || subject("198.51.100.1", "a@example.com");
+        assert_eq!(limiter.check(&a(), at(0)).await.unwrap(), Verdict::Allowed);
+        assert_eq!(limiter.check(&a(), at(1)).await.unwrap(), Verdict::IdentifierLimited);
+        assert!(matches!(limiter.check(&a(), at(2)).await.unwrap(), Verdict::IpLimited { .. }));
     }
 
     #[tokio::test]
     async fn a_released_count_lets_the_identifier_try_again_in_the_same_window() {
         let limits = Limits { per_ip: Limit { max: 3, window: Duration::from_secs(300) }, ..Limits::default() };
         let limiter = MemoryLimiter::new(limits);
-        let a = subject("198.51.100.1", "a@example.com");
-        assert_eq!(limiter.check(&a, at(600)).await.unwrap(), Verdict::Allowed);
+        let a = || subject("198.51.100.1", "a@example.com");
+        let failed = a();
+        assert_eq!(limiter.check(&failed, at(600)).await.unwrap(), Verdict::Allowed);
         // The reset failed after the check: the identifier's count comes back.
-        limiter.release(&a, at(600)).await.unwrap();
-        assert_eq!(limiter.check(&a, at(601)).await.unwrap(), Verdict::Allowed, "the retry is served");
-        assert_eq!(limiter.check(&a, at(602)).await.unwrap(), Verdict::IdentifierLimited, "and counted");
+        limiter.release(&failed, at(600)).await.unwrap();
+        assert_eq!(limiter.check(&a(), at(601)).await.unwrap(), Verdict::Allowed, "the retry is served");
+        assert_eq!(limiter.check(&a(), at(602)).await.unwrap(), Verdict::IdentifierLimited, "and counted");
         // The client's count was not given back: three checks, three counted.
         let b = subject("198.51.100.1", "b@example.com");
         assert!(matches!(limiter.check(&b, at(603)).await.unwrap(), Verdict::IpLimited { .. }));
@@ -129,11 +164,46 @@ mod tests {
     #[tokio::test]
     async fn releasing_what_was_never_counted_changes_nothing() {
         let limiter = MemoryLimiter::new(Limits::default());
-        let a = subject("198.51.100.1", "a@example.com");
-        limiter.release(&a, at(600)).await.unwrap();
-        limiter.release(&a, at(600)).await.unwrap();
-        assert_eq!(limiter.check(&a, at(600)).await.unwrap(), Verdict::Allowed);
-        assert_eq!(limiter.check(&a, at(601)).await.unwrap(), Verdict::IdentifierLimited, "no credit was banked");
+        let a = || subject("198.51.100.1", "a@example.com");
+        limiter.release(&a(), at(600)).await.unwrap();
+        limiter.release(&a(), at(600)).await.unwrap();
+        assert_eq!(limiter.check(&a(), at(600)).await.unwrap(), Verdict::Allowed);
+        assert_eq!(limiter.check(&a(), at(601)).await.unwrap(), Verdict::IdentifierLimited, "no credit was banked");
+    }
+
+    #[tokio::test]
+    async fn a_repeated_check_answers_as_the_first_did_and_counts_nothing_more() {
+        let limits = Limits { per_ip: Limit { max: 3, window: Duration::from_secs(300) }, ..Limits::default() };
+        let limiter = MemoryLimiter::new(limits);
+        let allowed = subject("198.51.100.1", "a@example.com");
+        let limited = subject("198.51.100.1", "a@example.com");
+        assert_eq!(limiter.check(&allowed, at(600)).await.unwrap(), Verdict::Allowed);
+        assert_eq!(limiter.check(&limited, at(600)).await.unwrap(), Verdict::IdentifierLimited);
+        for _ in 0..3 {
+            assert_eq!(limiter.check(&allowed, at(601)).await.unwrap(), Verdict::Allowed);
+            assert_eq!(limiter.check(&limited, at(601)).await.unwrap(), Verdict::IdentifierLimited);
+        }
+        // Two requests counted against the client, so a third still fits and a fourth does not.
+        assert_eq!(limiter.check(&subject("198.51.100.1", "b@example.com"), at(602)).await.unwrap(), Verdict::Allowed);
+        let fourth = limiter.check(&subject("198.51.100.1", "c@example.com"), at(602)).await.unwrap();
+        assert!(matches!(fourth, Verdict::IpLimited { .. }), "{fourth:?}");
+    }
+
+    #[tokio::test]
+    async fn a_give_back_takes_back_only_what_its_own_request_counted_and_only_once() {
+        let limits =
+            Limits { per_identifier: vec![Limit { max: 2, window: Duration::from_secs(60) }], ..Limits::default() };
+        let limiter = MemoryLimiter::new(limits);
+        let a = || subject("198.51.100.1", "a@example.com");
+        let (first, second) = (a(), a());
+        assert_eq!(limiter.check(&first, at(600)).await.unwrap(), Verdict::Allowed);
+        assert_eq!(limiter.check(&second, at(600)).await.unwrap(), Verdict::Allowed);
+        limiter.release(&first, at(600)).await.unwrap();
+        limiter.release(&first, at(600)).await.unwrap();
+        // A request that was never counted has nothing to give back, though its identifier has counts.
+        limiter.release(&a(), at(600)).await.unwrap();
+        assert_eq!(limiter.check(&a(), at(601)).await.unwrap(), Verdict::Allowed, "one count came back");
+        assert_eq!(limiter.check(&a(), at(601)).await.unwrap(), Verdict::IdentifierLimited, "and only one");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -109,7 +109,9 @@ impl Share<'_> {
     }
 }
 
-/// Who is asking: the client's network and a keyed hash of the share they ask about.
+/// Who is asking, in one request: the client's network, a keyed hash of the share they ask about,
+/// and a marker of the request. One subject is one request: check it and give its counts back with
+/// the same subject, and make a new one for the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     /// An IPv4 address as it is; an IPv6 one as its /64, which is what one client holds.
@@ -117,6 +119,10 @@ pub struct Subject {
     /// HMAC-SHA256 hex of actor type, provider and the share (see `Share`): the table never holds
     /// an address or an account id.
     pub identity: String,
+    /// 16 random hex digits, kept beside every count this request makes: a write repeated after its
+    /// reply was lost finds its own marker and changes nothing, and a give-back takes back only
+    /// what this request counted. Random, so it tells nothing about the client or the share.
+    pub request: String,
 }
 
 impl Subject {
@@ -124,7 +130,10 @@ impl Subject {
     pub fn new(key: &IdentityKey, client_ip: &str, actor_type: &str, provider: &str, share: Share<'_>) -> Self {
         let material = share.material(actor_type, provider);
         let identity = hex::encode(hmac::sign(&key.0, material.as_bytes()));
-        Self { client_ip: client_network(client_ip), identity }
+        // The low half of a v4 UUID: 62 random bits, plenty to keep apart the few hundred requests
+        // one counter sees in a window.
+        let request = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1);
+        Self { client_ip: client_network(client_ip), identity, request }
     }
 }
 
@@ -186,12 +195,14 @@ pub fn retry_after(window_end: u64, now: SystemTime) -> Duration {
     Duration::from_secs(window_end.saturating_sub(now).max(1))
 }
 
-/// Decides whether a request may go ahead, counting it.
+/// Decides whether a request may go ahead, counting it. Both calls are safe to repeat for one
+/// subject: a repeated check counts nothing more, a repeated give-back takes nothing more back.
 pub trait RateLimiter: Send + Sync + 'static {
     fn check(&self, subject: &Subject, now: SystemTime) -> impl Future<Output = Result<Verdict, LimitError>> + Send;
 
-    /// Gives back the identifier's counts of an allowed request that then failed (a 5xx), so the
-    /// user's retry is not swallowed; `now` is the time the request was checked at. The client's
+    /// Gives back the identifier's counts this request made, when it then failed (a 5xx, the
+    /// check's own failure included), so the user's retry is not swallowed; `now` is the time the
+    /// request was checked at. Nothing this request did not count is given back, and the client's
     /// count stays: failures must not become free requests.
     fn release(&self, subject: &Subject, now: SystemTime) -> impl Future<Output = Result<(), LimitError>> + Send;
 }

@@ -139,14 +139,24 @@ pub async fn verified_sender(config: &SdkConfig) -> String {
     format!("no-reply@{domain}")
 }
 
+/// moto's whole state, `GET /moto-api/data.json`. moto serializes it while other tests change it and
+/// then and again answers a 500 page instead: asked again, it answers.
+async fn moto_data(endpoint: &str) -> Value {
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let answer = reqwest::get(format!("{endpoint}/moto-api/data.json")).await.expect("moto answers");
+        match answer.json::<Value>().await {
+            Ok(data) => return data,
+            Err(error) => last_error = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("moto's data.json is not JSON, five times over: {last_error}")
+}
+
 /// The messages moto's SES accepted from `sender`, read back from `GET /moto-api/data.json`.
 pub async fn sent_messages(endpoint: &str, sender: &str) -> Vec<Value> {
-    let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
-        .await
-        .expect("moto answers")
-        .json()
-        .await
-        .expect("moto's data is JSON");
+    let data = moto_data(endpoint).await;
     // data.json: {"ses": {"Message": [{"source", "destinations", "subject", "body"}, …]}}
     data["ses"]["Message"]
         .as_array()

@@ -217,7 +217,9 @@ impl HttpFaultProxy {
 
     /// Applies `fault` to the next `times` requests whose operation contains `matches`.
     pub fn inject(&self, matches: &str, fault: Fault, times: usize) {
-        self.plan.rules.lock().unwrap().push_back(Rule { matches: matches.to_owned(), fault, times });
+        if times > 0 {
+            self.plan.rules.lock().unwrap().push_back(Rule { matches: matches.to_owned(), fault, times });
+        }
     }
 
     /// Every request seen so far, in order.

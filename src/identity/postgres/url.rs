@@ -1,9 +1,10 @@
 //! A PostgreSQL connection URL read as libpq reads it (`postgres://` or `postgresql://`, percent-encoded
-//! parts, `sslmode` with all six of libpq's values, `sslrootcert`, `channel_binding`), into
-//! tokio-postgres settings. tokio-postgres's own parser knows only three `sslmode`s, so this one
-//! stands in for it. One departure from libpq's defaults: an RDS endpoint named without `sslmode`
-//! is verified in full, since RDS's certificates are known (the shipped bundle) and a connection to
-//! RDS that anyone on the path could answer is never what was meant.
+//! parts, `sslmode` with all six of libpq's values, `sslrootcert`, `channel_binding`, the TCP
+//! keepalive parameters), into tokio-postgres settings. tokio-postgres's own parser knows only
+//! three `sslmode`s, so this one stands in for it. One departure from libpq's defaults: an RDS
+//! endpoint named without `sslmode` is verified in full, since RDS's certificates are known (the
+//! shipped bundle) and a connection to RDS that anyone on the path could answer is never what was
+//! meant. The keepalive figures are handed on as given; the settings fill in their own defaults.
 
 use percent_encoding::percent_decode_str;
 use tokio_postgres::config::{ChannelBinding, TargetSessionAttrs};
@@ -48,12 +49,27 @@ pub enum RootCert {
     File(String),
 }
 
+/// libpq's TCP keepalive parameters as the URL gives them: `None` where it says nothing, and for the
+/// three figures `Some(0)` where it asks for the system's default, as libpq reads a zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keepalive {
+    /// `keepalives`: a whole number, 0 turning the probes off and any other turning them on.
+    pub on: Option<bool>,
+    /// `keepalives_idle`: seconds of silence before the first probe.
+    pub idle_secs: Option<u64>,
+    /// `keepalives_interval`: seconds between unanswered probes.
+    pub interval_secs: Option<u64>,
+    /// `keepalives_count`: unanswered probes before the connection is given up.
+    pub count: Option<u32>,
+}
+
 /// What a URL asks for.
 #[derive(Debug)]
 pub struct ParsedUrl {
     pub config: tokio_postgres::Config,
     pub ssl_mode: SslMode,
     pub root_cert: Option<RootCert>,
+    pub keepalive: Keepalive,
 }
 
 /// Why a URL was refused. The text never repeats a value from the URL, which may hold a password.
@@ -101,6 +117,7 @@ struct Parts {
     dbname: Option<String>,
     ssl_mode: Option<SslMode>,
     root_cert: Option<RootCert>,
+    keepalive: Keepalive,
 }
 
 /// Reads `postgres[ql]://[user[:password]@][host][:port][/dbname][?param=value&...]`.
@@ -152,7 +169,7 @@ pub fn parse(url: &str) -> Result<ParsedUrl, UrlError> {
     if let Some(dbname) = parts.dbname {
         config.dbname(dbname);
     }
-    Ok(ParsedUrl { config, ssl_mode, root_cert: parts.root_cert })
+    Ok(ParsedUrl { config, ssl_mode, root_cert: parts.root_cert, keepalive: parts.keepalive })
 }
 
 /// One query parameter, `raw` still percent-encoded, into `parts` or `config`.
@@ -184,6 +201,14 @@ fn apply(parts: &mut Parts, config: &mut tokio_postgres::Config, name: &str, raw
         // The settings' own time-out bounds connecting; libpq's is accepted so its URLs work.
         "connect_timeout" => {
             value()?.parse::<u64>().map_err(|_| refuse("connect_timeout must be whole seconds"))?;
+        }
+        "keepalives" => parts.keepalive.on = Some(whole_number(&value()?, name)? != 0),
+        "keepalives_idle" => parts.keepalive.idle_secs = Some(whole_number(&value()?, name)?),
+        "keepalives_interval" => parts.keepalive.interval_secs = Some(whole_number(&value()?, name)?),
+        "keepalives_count" => {
+            let count =
+                u32::try_from(whole_number(&value()?, name)?).map_err(|_| refuse("keepalives_count is too large"))?;
+            parts.keepalive.count = Some(count);
         }
         // tokio-postgres enforces it: `require` fails any authentication that is not SCRAM bound
         // to the TLS channel (tls-server-end-point), trust and plain connections included.
@@ -241,6 +266,11 @@ fn split_host_port(hostport: &str) -> Result<(Option<String>, Option<u16>), UrlE
     let host = Some(decode(host, "host")?).filter(|h| !h.is_empty());
     let port = port.filter(|p| !p.is_empty()).map(parse_port).transpose()?;
     Ok((host, port))
+}
+
+/// A keepalive parameter's value: a whole number, 0 or more.
+fn whole_number(value: &str, name: &str) -> Result<u64, UrlError> {
+    value.trim().parse::<u64>().map_err(|_| refuse(format!("{name} must be a whole number, 0 or more")))
 }
 
 fn parse_port(port: &str) -> Result<u16, UrlError> {
@@ -374,6 +404,23 @@ mod tests {
                 let parsed = parse(&format!("postgres://u@h/d?channel_binding={value}{mode}")).unwrap();
                 assert_eq!(parsed.config.get_channel_binding(), binding, "{value}{mode}");
             }
+        }
+    }
+
+    #[test]
+    fn libpqs_keepalive_parameters_are_read_as_libpq_reads_them() {
+        assert_eq!(parse("postgres://u@h/d").unwrap().keepalive, Keepalive::default());
+        let given = parse("postgres://u@h/d?keepalives=1&keepalives_idle=45&keepalives_interval=5&keepalives_count=4");
+        let expected = Keepalive { on: Some(true), idle_secs: Some(45), interval_secs: Some(5), count: Some(4) };
+        assert_eq!(given.unwrap().keepalive, expected);
+        // Any integer but 0 turns them on; a zero figure asks for the system's default.
+        let zeros = parse("postgres://u@h/d?keepalives=0&keepalives_idle=0&keepalives_interval=0&keepalives_count=0");
+        let expected = Keepalive { on: Some(false), idle_secs: Some(0), interval_secs: Some(0), count: Some(0) };
+        assert_eq!(zeros.unwrap().keepalive, expected);
+        assert_eq!(parse("postgres://u@h/d?keepalives=7").unwrap().keepalive.on, Some(true));
+        for bad in ["keepalives=on", "keepalives_idle=-1", "keepalives_interval=1.5", "keepalives_count=4294967296"] {
+            let error = parse(&format!("postgres://u:hunter2@h/d?{bad}")).unwrap_err().to_string();
+            assert!(error.contains(bad.split('=').next().unwrap()) && !error.contains("hunter2"), "{bad}: {error}");
         }
     }
 
