@@ -132,7 +132,7 @@ async fn app(db: &TestDb, sdk: &SdkConfig, table: &str, scenario: &Scenario, key
         "JWT_SECRET" => Some(SECRET.to_owned()),
         "MEDUSA_DATABASE_URL" => Some(url.clone()),
         "RATE_LIMIT_TABLE" => Some(table.clone()),
-        "RATE_LIMIT_PER_IDENTIFIER" | "RATE_LIMIT_PER_IP" => Some("1000000/3600".to_owned()),
+        "RATE_LIMIT_PER_IDENTIFIER" | "RATE_LIMIT_PER_IP" => Some("10000/3600".to_owned()),
         "RESPONSE_FLOOR_MS" => floor.map(str::to_owned),
         "TOKEN_KMS_KEY_ID" => key_id.clone(),
         _ => None,

@@ -390,10 +390,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_spellings_are_limited_on_their_own_key() {
+    async fn an_unknown_spelling_is_limited_on_its_exact_key_so_a_second_spelling_tells_nothing() {
         let (service, _events) = service(MemoryStore::with_identities([("alice@example.com", "emailpass")]));
+        // Another spelling first, then the address itself: both allowed whether or not the address
+        // has an account, so that neither answer's work tells the two apart.
+        assert_eq!(reset(&service, "NOBODY@example.com").await.unwrap(), ResetOutcome::UnknownIdentity);
         assert_eq!(reset(&service, "nobody@example.com").await.unwrap(), ResetOutcome::UnknownIdentity);
-        assert_eq!(reset(&service, "NOBODY@example.com").await.unwrap(), ResetOutcome::RateLimited);
+        assert_eq!(reset(&service, "ALICE@example.com").await.unwrap(), ResetOutcome::UnknownIdentity);
+        assert_eq!(reset(&service, "alice@example.com").await.unwrap(), ResetOutcome::TokenPublished);
+        // The same spelling again is limited on either path.
+        assert_eq!(reset(&service, "nobody@example.com").await.unwrap(), ResetOutcome::RateLimited);
+        assert_eq!(reset(&service, "alice@example.com").await.unwrap(), ResetOutcome::RateLimited);
     }
 
     /// Never answers.

@@ -78,22 +78,7 @@ impl ApiConfig {
 
     pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
         let development_mode = super::development_mode(profile, vars)?;
-        let value = |raw: String| {
-            let secret = SigningSecret::parse(raw).map_err(|e: SecretTooShort| ConfigError::new("JWT_SECRET", e))?;
-            refuse_development_secret(&secret, development_mode, "JWT_SECRET")?;
-            Ok(SecretSource::Value(secret))
-        };
-        let (secret, uses_development_secret) = match (vars.raw("JWT_SECRET"), vars.get("JWT_SECRET_ARN")) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::new("JWT_SECRET_ARN", "set either JWT_SECRET or JWT_SECRET_ARN, not both"));
-            }
-            (None, Some(arn)) => (SecretSource::SecretsManager { arn }, false),
-            (Some(raw), None) => (value(raw)?, false),
-            (None, None) if profile == Profile::Local => (value(DEVELOPMENT_SECRET.to_owned())?, true),
-            (None, None) => {
-                return Err(ConfigError::new("JWT_SECRET", "is required (at least 32 bytes), or JWT_SECRET_ARN"));
-            }
-        };
+        let (secret, uses_development_secret) = signing_secret(profile, vars, development_mode)?;
         let lifetime = vars.parse_or("RESET_TOKEN_TTL_SECONDS", DEFAULT_TOKEN_LIFETIME_SECS)?;
         if !TOKEN_LIFETIME_RANGE.contains(&lifetime) {
             return Err(ConfigError::new(
@@ -172,6 +157,29 @@ impl ApiConfig {
     /// checked when configured.
     pub fn check_resolved_secret(&self, secret: &SigningSecret) -> Result<(), ConfigError> {
         refuse_development_secret(secret, self.development_mode, "JWT_SECRET_ARN")
+    }
+}
+
+/// `JWT_SECRET` or `JWT_SECRET_ARN` (not both); `make run` without either signs with the public
+/// development secret, and says so (the `bool`).
+fn signing_secret<F: Fn(&str) -> Option<String>>(
+    profile: Profile,
+    vars: &Vars<F>,
+    development_mode: bool,
+) -> Result<(SecretSource, bool), ConfigError> {
+    let value = |raw: String| {
+        let secret = SigningSecret::parse(raw).map_err(|e: SecretTooShort| ConfigError::new("JWT_SECRET", e))?;
+        refuse_development_secret(&secret, development_mode, "JWT_SECRET")?;
+        Ok(SecretSource::Value(secret))
+    };
+    match (vars.raw("JWT_SECRET"), vars.get("JWT_SECRET_ARN")) {
+        (Some(_), Some(_)) => {
+            Err(ConfigError::new("JWT_SECRET_ARN", "set either JWT_SECRET or JWT_SECRET_ARN, not both"))
+        }
+        (None, Some(arn)) => Ok((SecretSource::SecretsManager { arn }, false)),
+        (Some(raw), None) => Ok((value(raw)?, false)),
+        (None, None) if profile == Profile::Local => Ok((value(DEVELOPMENT_SECRET.to_owned())?, true)),
+        (None, None) => Err(ConfigError::new("JWT_SECRET", "is required (at least 32 bytes), or JWT_SECRET_ARN")),
     }
 }
 

@@ -353,13 +353,22 @@ impl MedusaDatabase {
             Retry::FirstStatement => DatabaseSettings::first_try_limit(self.settings.timeout),
             Retry::Never => Duration::ZERO,
         };
+        let started = tokio::time::Instant::now();
         let limit = self.settings.timeout + first_try;
         let attempt = async {
             let mut slot = self.connection.lock().await;
             // Out of the slot while in use, so an exchange cut anywhere drops it too.
             let reused = slot.take().filter(|connection| !connection.client.is_closed());
-            let (mut connection, opened) = self.begin(reused, first_try, first).await?;
-            let result = rest(&mut connection, opened).await.map_err(query_error)?;
+            // Only a reused connection gets the first try on top of the time-out.
+            let own_limit = if reused.is_some() { limit } else { self.settings.timeout };
+            let work = async {
+                let (mut connection, opened) = self.begin(reused, first_try, first).await?;
+                let result = rest(&mut connection, opened).await.map_err(query_error)?;
+                Ok((connection, result))
+            };
+            let (connection, result) = tokio::time::timeout_at(started + own_limit, work)
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Timeout(millis(own_limit))))?;
             *slot = Some(connection);
             Ok(result)
         };

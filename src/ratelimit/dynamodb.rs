@@ -75,6 +75,8 @@ enum Cancelled {
     IdentifierContended,
     /// Another transaction holds the client IP's counter, and no other.
     IpContended,
+    /// DynamoDB throttled one of the items: nothing was written, and a later attempt may pass.
+    Throttled,
     Unexpected(Vec<String>),
 }
 
@@ -99,6 +101,8 @@ impl Cancelled {
             Self::IpOver
         } else if any_identity("ConditionalCheckFailed") {
             Self::IdentifierOver
+        } else if codes.iter().any(|code| code == "ThrottlingError") {
+            Self::Throttled
         } else if any_identity("TransactionConflict") {
             Self::IdentifierContended
         } else if ip_code == "TransactionConflict" && identity_codes.iter().all(|code| code == "None") {
@@ -261,7 +265,7 @@ impl RateLimiter for DynamoLimiter {
                     return Ok(Verdict::IdentifierLimited);
                 }
                 Cancelled::Unexpected(codes) => return Err(LimitError(format!("transaction cancelled: {codes:?}"))),
-                Cancelled::IdentifierContended | Cancelled::IpContended => {}
+                Cancelled::IdentifierContended | Cancelled::IpContended | Cancelled::Throttled => {}
             }
         }
         if last == Cancelled::IdentifierContended {
@@ -269,9 +273,7 @@ impl RateLimiter for DynamoLimiter {
             // the e-mail, so this one answers as usual and sends nothing.
             return Ok(Verdict::IdentifierLimited);
         }
-        Err(LimitError(format!(
-            "the client's counter stayed held by other transactions over {CONFLICT_ATTEMPTS} attempts"
-        )))
+        Err(LimitError(format!("the counters stayed held or throttled over {CONFLICT_ATTEMPTS} attempts: {last:?}")))
     }
 
     async fn release(&self, subject: &Subject, now: SystemTime) -> Result<(), LimitError> {
@@ -316,7 +318,13 @@ mod tests {
         assert_eq!(read(&[(conflict, None), (conflict, None), ("None", None)]), Cancelled::IdentifierContended);
         assert_eq!(read(&[("None", None), ("None", None), (conflict, None)]), Cancelled::IdentifierContended);
         assert_eq!(read(&[(conflict, None), ("None", None), ("None", None)]), Cancelled::IpContended);
-        assert!(matches!(read(&[(conflict, None), ("ThrottlingError", None)]), Cancelled::Unexpected(_)));
+        assert_eq!(
+            read(&[(conflict, None), ("ThrottlingError", None)]),
+            Cancelled::Throttled,
+            "tried again, not dropped"
+        );
+        assert_eq!(read(&[("ThrottlingError", None), ("None", None)]), Cancelled::Throttled);
+        assert!(matches!(read(&[(conflict, None), ("ValidationError", None)]), Cancelled::Unexpected(_)));
         assert!(matches!(read(&[]), Cancelled::Unexpected(_)));
     }
 

@@ -18,6 +18,10 @@ mod memory;
 pub use dynamodb::DynamoLimiter;
 pub use memory::MemoryLimiter;
 
+/// The most requests one window may allow with the counters in DynamoDB: each leaves a marker of
+/// about 20 bytes on its counter's item, and this many stay well inside an item's 400 KB.
+pub const MAX_TABLE_COUNT: u32 = 10_000;
+
 /// At most `max` requests per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
@@ -89,8 +93,10 @@ impl fmt::Debug for IdentityKey {
 pub enum Share<'a> {
     /// An account the identity store found, by its id: only requests that reach it count.
     Account(&'a str),
-    /// An identifier with no account: counted apart from every account, on its trimmed and
-    /// case-folded spelling, so that the unknown path makes the same limiter call as the known one.
+    /// An identifier with no account: counted apart from every account, on its exact spelling, as
+    /// an account is counted on the one spelling Medusa's lookup matches. Folding it would answer
+    /// `ALICE@x` then `alice@x` with "limited" exactly when no account is `alice@x`, and a limited
+    /// request does less work than an allowed one: the difference would tell accounts apart.
     NoAccount(&'a str),
     /// No identity store (`make run`, `SKIP_IDENTITY_CHECK`): every spelling of one address, trimmed
     /// and case-folded, shares one count.
@@ -103,7 +109,7 @@ impl Share<'_> {
         let folded = |identifier: &str| identifier.trim().to_lowercase();
         match self {
             Self::Account(id) => format!("account\n{actor_type}\n{provider}\n{id}"),
-            Self::NoAccount(identifier) => format!("unknown\n{actor_type}\n{provider}\n{}", folded(identifier)),
+            Self::NoAccount(identifier) => format!("unknown\n{actor_type}\n{provider}\n{identifier}"),
             Self::Identifier(identifier) => format!("{actor_type}\n{provider}\n{}", folded(identifier)),
         }
     }
@@ -269,7 +275,21 @@ impl RateLimitSettings {
             None => defaults.per_ip,
             Some(raw) => raw.parse().map_err(|e: String| ConfigError::new("RATE_LIMIT_PER_IP", e))?,
         };
-        Ok(Self { limits: Limits { per_identifier, per_ip }, table: vars.get("RATE_LIMIT_TABLE") })
+        let table = vars.get("RATE_LIMIT_TABLE");
+        if table.is_some() {
+            let over = |limits: &[Limit]| limits.iter().any(|limit| limit.max > MAX_TABLE_COUNT);
+            for (var, limits) in
+                [("RATE_LIMIT_PER_IDENTIFIER", per_identifier.as_slice()), ("RATE_LIMIT_PER_IP", &[per_ip])]
+            {
+                if over(limits) {
+                    return Err(ConfigError::new(
+                        var,
+                        format!("with RATE_LIMIT_TABLE, a count may be at most {MAX_TABLE_COUNT} per window"),
+                    ));
+                }
+            }
+        }
+        Ok(Self { limits: Limits { per_identifier, per_ip }, table })
     }
 }
 
@@ -285,6 +305,21 @@ mod tests {
 
     fn subject(ip: &str, actor_type: &str, provider: &str, identifier: &str) -> Subject {
         Subject::new(&test_key(), ip, actor_type, provider, Share::Identifier(identifier))
+    }
+
+    #[test]
+    fn with_a_table_a_count_past_what_an_item_holds_stops_start_up_naming_the_variable() {
+        let settings = |pairs: &'static [(&'static str, &'static str)]| {
+            RateLimitSettings::from_vars(&Vars::new(|var: &str| {
+                pairs.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
+            }))
+        };
+        let error = settings(&[("RATE_LIMIT_TABLE", "limits"), ("RATE_LIMIT_PER_IP", "10001/60")]).unwrap_err();
+        assert_eq!(error.var, "RATE_LIMIT_PER_IP");
+        let error = settings(&[("RATE_LIMIT_TABLE", "limits"), ("RATE_LIMIT_PER_IDENTIFIER", "1/60,20000/3600")]);
+        assert_eq!(error.unwrap_err().var, "RATE_LIMIT_PER_IDENTIFIER");
+        assert!(settings(&[("RATE_LIMIT_TABLE", "limits"), ("RATE_LIMIT_PER_IP", "10000/60")]).is_ok());
+        assert!(settings(&[("RATE_LIMIT_PER_IP", "4000000000/86400")]).is_ok(), "in memory, no item to fill");
     }
 
     #[test]
@@ -367,7 +402,9 @@ mod tests {
             assert_ne!(share(Share::NoAccount(spelling)), account, "{spelling}");
             assert_ne!(share(Share::NoAccount(spelling)), share(Share::Identifier(spelling)), "{spelling}");
         }
-        assert_eq!(share(Share::NoAccount("ALICE@example.com")), share(Share::NoAccount(" alice@example.COM")));
+        assert_eq!(share(Share::NoAccount("ALICE@example.com")), share(Share::NoAccount("ALICE@example.com")));
+        // Exact, as the account's lookup is: another spelling is another count.
+        assert_ne!(share(Share::NoAccount("ALICE@example.com")), share(Share::NoAccount("alice@example.com")));
     }
 
     #[test]
