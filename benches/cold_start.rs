@@ -203,7 +203,7 @@ async fn measure(root: &Path, function: &Function) -> Result<Run, String> {
     let mut command = api.command(&binary, function.name);
     command.envs(function.env.iter().map(|(k, v)| (*k, v.as_str()))).stdout(std::process::Stdio::null());
     // As on Lambda, which names no trust store: this machine's would swap the SDK's shipped roots
-    // for a read of the system's store (src/aws_roots.rs).
+    // for a read of the system's store (src/aws/roots.rs).
     command.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
     let spawned = Instant::now();
     let mut child = command

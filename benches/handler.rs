@@ -7,16 +7,17 @@ use std::hint::black_box;
 use axum::body::Body;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
+use medusa_reset::api;
+use medusa_reset::app::wiring;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::reset_request::ResetRequest;
 use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::MemoryStore;
+use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::notify::link::LinkTemplates;
 use medusa_reset::notify::locale::Locale;
 use medusa_reset::notify::templates::{EmailContext, EmailTemplates};
 use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::ratelimit::MemoryLimiter;
-use medusa_reset::{api, wiring};
+use medusa_reset::ratelimit::MemoryRateLimiter;
 use tower::ServiceExt;
 
 const BODY: &str = r#"{"identifier":"customer@example.com","metadata":{"locale":"de","cart_id":"cart_01JDX"}}"#;
@@ -47,8 +48,8 @@ fn handler(c: &mut Criterion) {
     let (publisher, mut events) = ChannelPublisher::new();
     let config = config();
     let secret = SigningSecret::parse(SECRET).expect("secret");
-    let limiter = MemoryLimiter::new(config.limits.limits.clone());
-    let app = wiring::app(&config, &secret, publisher, MemoryStore::open(), limiter);
+    let limiter = MemoryRateLimiter::new(config.limits.limits.clone());
+    let app = wiring::app(&config, &secret, publisher, MemoryIdentityStore::open(), limiter);
     // Drained on the same runtime, as a subscriber would, so events do not pile up in memory.
     runtime.spawn(async move { while events.recv().await.is_some() {} });
 

@@ -21,8 +21,8 @@ use axum::Router;
 use axum::body::Body;
 use http::Request;
 use medusa_db::TestDb;
+use medusa_reset::app::wiring;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
-use medusa_reset::wiring;
 use tower::ServiceExt;
 
 const ROUNDS: usize = 300;

@@ -1,28 +1,29 @@
 //! Medusa's password-reset token route as AWS Lambdas: the domain, its ports and their adapters.
 //!
-//! `domain` holds the parsed types and the token; `publish` is the event port with its EventBridge
-//! and in-process adapters; `reset` is the use case; `api` is the axum router that both the Lambda
-//! and the local server run; `config` reads the environment once at start-up.
+//! - `domain`: the parsed types (identifier, actor type, metadata, request), the token and the events.
+//! - `reset`: the use case (lookup, rate limits, mint, record, publish) and its time budget.
+//! - `notify`: the notifier use case, one event to one e-mail.
+//! - `api`: the axum router both the Lambda and `make run` serve.
+//! - Ports, each with an AWS or PostgreSQL adapter and an in-process one: `publish` (events),
+//!   `identity` (Medusa's accounts), `ratelimit`, `idempotency` (one e-mail per token), `mail`.
+//! - `aws`: the SDK's loader and trust roots, Secrets Manager, KMS sealing.
+//! - `observability`: logs, traces and metrics.
+//! - `config`: the environment, read once into typed settings; `vars`: how it is read.
+//! - `app`: the wiring of each binary, and its exit; `local`: `make run`'s stand-ins; `ops`: `make replay`.
 
 pub mod api;
+pub mod app;
 pub mod aws;
-pub mod aws_roots;
 pub mod config;
 pub mod domain;
-pub mod exit;
 pub mod idempotency;
 pub mod identity;
 pub mod local;
 pub mod mail;
-pub mod metrics;
 pub mod notify;
+pub mod observability;
+pub mod ops;
 pub mod publish;
 pub mod ratelimit;
-pub mod replay;
 pub mod reset;
-pub mod seal;
-pub mod secret;
-pub mod telemetry;
-pub mod trace;
 pub mod vars;
-pub mod wiring;

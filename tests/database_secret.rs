@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use medusa_reset::secret::{DatabaseSource, resolve_database};
+use medusa_reset::aws::secrets::{DatabaseSource, resolve_database};
 use serde_json::{Value, json};
 use support::aws_fixtures::{BusToQueue, secret};
 use support::medusa_db::TestDb;
@@ -52,7 +52,7 @@ async fn a_url_secret_and_an_rds_json_secret_both_reach_the_database() {
         let settings = resolve_database(Some(source(arn)), &config).await.unwrap().expect("a database");
         assert!(!format!("{settings:?}").contains("p@ss"), "Debug hides the password");
         let (publisher, mut events) = medusa_reset::publish::ChannelPublisher::new();
-        let store = medusa_reset::identity::MedusaDatabase::new(settings);
+        let store = medusa_reset::identity::PostgresIdentityStore::new(settings);
         let app = support::app(&support::api_config(&[("MEDUSA_DATABASE_URL", &db.url)]), publisher, store);
         let (response, _) = support::send(
             &app,

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use medusa_reset::config::Vars;
-use medusa_reset::identity::{DatabaseSettings, IdentityStore, MedusaDatabase, TokenRecord};
+use medusa_reset::identity::{DatabaseSettings, IdentityStore, PostgresIdentityStore, TokenRecord};
 use support::medusa_db::TestDb;
 use support::pgbouncer::PgBouncer;
 use support::tls_front::{Authority, TlsFront};
@@ -36,14 +36,14 @@ fn record() -> TokenRecord<'static> {
 }
 
 /// An environment's store on `url` (and `MEDUSA_DATABASE_CA_FILE`), which connects on first use.
-fn store(url: &str, ca_file: Option<&str>) -> MedusaDatabase {
+fn store(url: &str, ca_file: Option<&str>) -> PostgresIdentityStore {
     let (url, ca_file) = (url.to_owned(), ca_file.map(str::to_owned));
     let vars = Vars::new(move |var: &str| match var {
         "MEDUSA_DATABASE_URL" => Some(url.clone()),
         "MEDUSA_DATABASE_CA_FILE" => ca_file.clone(),
         _ => None,
     });
-    MedusaDatabase::new(DatabaseSettings::from_vars(&vars).unwrap().unwrap())
+    PostgresIdentityStore::new(DatabaseSettings::from_vars(&vars).unwrap().unwrap())
 }
 
 /// Records a token for the known identity through a store on `url`. Err: why it could not connect.

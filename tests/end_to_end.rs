@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use http::StatusCode;
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
-use medusa_reset::identity::MemoryStore;
+use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::mail::SesMailer;
-use medusa_reset::metrics::Timed;
 use medusa_reset::notify::Notifier;
+use medusa_reset::observability::metrics::Timed;
 use medusa_reset::publish::EventBridgePublisher;
 use support::aws_fixtures::{BusToQueue, idempotency_table, rate_limit_table, sent_messages, verified_sender};
 use support::faults::{Fault, HttpFaultProxy, TcpFaultProxy};
@@ -28,7 +28,7 @@ async fn a_reset_request_ends_as_an_email_whose_link_carries_a_valid_token() {
     // The reset-password side, publishing to the bus.
     let api_config = api_config(&[("EVENT_BUS_NAME", fixture.bus_name.as_str())]);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), api_config.events.clone());
-    let app = support::app(&api_config, publisher, MemoryStore::open());
+    let app = support::app(&api_config, publisher, MemoryIdentityStore::open());
     let body = r#"{"identifier":"shopper@example.com","metadata":{"locale":"de"}}"#;
     let (response, _) = send(&app, post_json("/auth/customer/emailpass/reset-password", body)).await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -44,7 +44,7 @@ async fn a_reset_request_ends_as_an_email_whose_link_carries_a_valid_token() {
     });
     let notifier_config = NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap();
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), notifier_config.sender.clone(), None);
-    let notifier = medusa_reset::wiring::notifier(notifier_config, mailer, None);
+    let notifier = medusa_reset::app::wiring::notifier(notifier_config, mailer, None);
     let events = fixture.drain(Duration::from_secs(2)).await;
     assert_eq!(events.len(), 1);
     notifier.handle_envelope(events[0].clone()).await.expect("the e-mail is sent");
@@ -73,7 +73,7 @@ async fn a_request_without_metadata_puts_an_event_with_an_empty_metadata_object_
     let fixture = BusToQueue::create(&config, "medusa.auth", "auth.password_reset").await;
     let api_config = api_config(&[("EVENT_BUS_NAME", fixture.bus_name.as_str())]);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), api_config.events.clone());
-    let app = support::app(&api_config, publisher, MemoryStore::open());
+    let app = support::app(&api_config, publisher, MemoryIdentityStore::open());
     let (response, _) =
         send(&app, post_json("/auth/customer/emailpass/reset-password", r#"{"identifier":"plain@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -150,7 +150,7 @@ async fn under_a_mix_of_faults_every_accepted_reset_ends_in_one_email_or_the_dea
         ("RATE_LIMIT_TABLE", limits.as_str()),
         ("MEDUSA_DATABASE_URL", url.as_str()),
     ]);
-    let router = medusa_reset::wiring::reset_password_lambda(&config, &through_faults).await.unwrap();
+    let router = medusa_reset::app::wiring::reset_password_lambda(&config, &through_faults).await.unwrap();
 
     let mut accepted = Vec::new();
     for i in 0..SOAK_REQUESTS {
@@ -175,7 +175,7 @@ async fn under_a_mix_of_faults_every_accepted_reset_ends_in_one_email_or_the_dea
         "IDEMPOTENCY_TABLE" => Some(claims.clone()),
         _ => None,
     });
-    let notifier = medusa_reset::wiring::notifier_lambda(
+    let notifier = medusa_reset::app::wiring::notifier_lambda(
         NotifierConfig::from_vars(Profile::Lambda, &notifier_vars).unwrap(),
         &through_faults,
     );

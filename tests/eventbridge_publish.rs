@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::post;
 use http::StatusCode;
-use medusa_reset::identity::MemoryStore;
+use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::publish::EventBridgePublisher;
 use serde_json::{Value, json};
 use support::aws_fixtures::BusToQueue;
@@ -23,7 +23,7 @@ const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 async fn app_publishing_to(config: &aws_config::SdkConfig, bus_name: &str) -> Router {
     let api_config = api_config(&[("EVENT_BUS_NAME", bus_name), ("EVENT_SOURCE", "shop.auth")]);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), api_config.events.clone());
-    support::app(&api_config, publisher, MemoryStore::open())
+    support::app(&api_config, publisher, MemoryIdentityStore::open())
 }
 
 #[tokio::test]

@@ -42,8 +42,8 @@ fn notifier_config(sender: &str, table: &str) -> NotifierConfig {
 fn notifier(ses: &SdkConfig, dynamodb: &SdkConfig, sender: &str, table: &str) -> Notifier<SesMailer> {
     let config = notifier_config(sender, table);
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(ses), config.sender.clone(), None);
-    let claims = medusa_reset::wiring::claims(&config.idempotency, dynamodb);
-    medusa_reset::wiring::notifier(config, mailer, None).claiming_with(claims)
+    let claims = medusa_reset::app::wiring::claims(&config.idempotency, dynamodb);
+    medusa_reset::app::wiring::notifier(config, mailer, None).claiming_with(claims)
 }
 
 fn exp_of(event: &Value) -> u64 {

@@ -14,15 +14,15 @@ use axum::body::Body;
 use axum::routing::post;
 use http::{Request, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use medusa_reset::aws::seal::KmsOpener;
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::domain::event::{AuthEvent, PasswordResetEvent};
 use medusa_reset::domain::token::{RESET_PURPOSE, ResetClaims, ResetToken, SigningSecret};
-use medusa_reset::identity::{DatabaseSettings, MedusaDatabase, MemoryStore};
+use medusa_reset::identity::{DatabaseSettings, MemoryIdentityStore, PostgresIdentityStore};
 use medusa_reset::mail::{OutboxMailer, SesMailer};
+use medusa_reset::observability::logs::{self, LogSettings};
 use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::ratelimit::{DynamoLimiter, Limits, MemoryLimiter};
-use medusa_reset::seal::KmsOpener;
-use medusa_reset::telemetry::{self, LogSettings};
+use medusa_reset::ratelimit::{DynamoDbRateLimiter, Limits, MemoryRateLimiter};
 use serde_json::{Value, json};
 use support::{SECRET, api_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
 
@@ -119,10 +119,10 @@ async fn every_reset_outcome() -> Vec<String> {
         ("RATE_LIMIT_PER_IP", "6/300"),
         ("AUTH_CORS", ORIGIN),
     ]);
-    let limiter = || MemoryLimiter::new(config.limits.limits.clone());
+    let limiter = || MemoryRateLimiter::new(config.limits.limits.clone());
     let (publisher, mut events) = ChannelPublisher::new();
-    let store = MemoryStore::with_identities([(VICTIM, "emailpass")]);
-    let app = medusa_reset::wiring::app(&config, &secret, publisher, store, limiter());
+    let store = MemoryIdentityStore::with_identities([(VICTIM, "emailpass")]);
+    let app = medusa_reset::app::wiring::app(&config, &secret, publisher, store, limiter());
     let body = format!(r#"{{"identifier":"{VICTIM}","metadata":{{"note":"{VICTIM}"}}}}"#);
     send(&app, post_json(ROUTE, &body)).await; // token published
     send(&app, post_json(ROUTE, &body)).await; // identifier rate-limited
@@ -156,21 +156,23 @@ async fn every_reset_outcome() -> Vec<String> {
 
     let (publisher, events) = ChannelPublisher::new();
     drop(events);
-    let unpublishable = medusa_reset::wiring::app(&config, &secret, publisher, MemoryStore::open(), limiter());
+    let unpublishable =
+        medusa_reset::app::wiring::app(&config, &secret, publisher, MemoryIdentityStore::open(), limiter());
     send(&unpublishable, post_json(ROUTE, r#"{"identifier":"victim.two@example.com"}"#)).await; // publish failure
 
     // A database and a rate limiter that cannot be reached.
     let down = unreachable_endpoint().replace("http://", "postgres://medusa:db-password@") + "/medusa?sslmode=disable";
     let url = down.clone();
     let vars = Vars::new(move |var: &str| (var == "MEDUSA_DATABASE_URL").then(|| url.clone()));
-    let database = MedusaDatabase::new(DatabaseSettings::from_vars(&vars).unwrap().unwrap());
+    let database = PostgresIdentityStore::new(DatabaseSettings::from_vars(&vars).unwrap().unwrap());
     let (publisher, _events) = ChannelPublisher::new();
-    let broken_db = medusa_reset::wiring::app(&config, &secret, publisher, database, limiter());
+    let broken_db = medusa_reset::app::wiring::app(&config, &secret, publisher, database, limiter());
     send(&broken_db, post_json(ROUTE, &body)).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
     let (publisher, _events) = ChannelPublisher::new();
-    let limiter = DynamoLimiter::new(dynamo, "limits".into(), Limits::default());
-    let broken_limiter = medusa_reset::wiring::app(&config, &secret, publisher, MemoryStore::open(), limiter);
+    let limiter = DynamoDbRateLimiter::new(dynamo, "limits".into(), Limits::default());
+    let broken_limiter =
+        medusa_reset::app::wiring::app(&config, &secret, publisher, MemoryIdentityStore::open(), limiter);
     send(&broken_limiter, post_json(ROUTE, &body)).await;
     tokens
 }
@@ -234,7 +236,7 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
     let sender = config.sender.clone();
     let notifier =
-        medusa_reset::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
+        medusa_reset::app::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
     notifier.handle("sent", &event(VICTIM, token)).await.unwrap();
     notifier.handle("redelivered", &event(VICTIM, token)).await.unwrap(); // the same token: a duplicate
     notifier.handle("not-an-email", &event(&format!("{VICTIM}\r\nBcc: x@y.z"), token)).await.unwrap();
@@ -263,7 +265,7 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(dir)).unwrap();
     let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
     let rendering =
-        medusa_reset::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
+        medusa_reset::app::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
     let mut with_metadata = serde_json::to_value(event(VICTIM, token)).unwrap();
     with_metadata["metadata"] = json!({"note": VICTIM});
     rendering.handle_envelope(envelope("auth.password_reset", with_metadata)).await.unwrap();
@@ -272,7 +274,7 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
 
     let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
     let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&rejecting_ses().await).await);
-    let rejecting = medusa_reset::wiring::notifier(config, SesMailer::new(ses, sender.clone(), None), None);
+    let rejecting = medusa_reset::app::wiring::notifier(config, SesMailer::new(ses, sender.clone(), None), None);
     rejecting.handle("rejected", &event(VICTIM, token)).await.unwrap();
 
     // Sealing on: a plain token on the bus is not the route's. (No KMS call is made for it.)
@@ -280,19 +282,20 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
     let kms = aws_sdk_kms::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
     let mailer = OutboxMailer::new(outbox.clone(), sender.clone()).unwrap();
-    let sealing = medusa_reset::wiring::notifier(config, mailer, Some(KmsOpener::new(kms, "alias/reset".to_owned())));
+    let sealing =
+        medusa_reset::app::wiring::notifier(config, mailer, Some(KmsOpener::new(kms, "alias/reset".to_owned())));
     let plain = serde_json::to_value(event(VICTIM, token)).unwrap();
     sealing.handle_envelope(envelope("auth.password_reset", plain)).await.unwrap();
     let _ = std::fs::remove_dir_all(&outbox);
 
     let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
     let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
-    let failing = medusa_reset::wiring::notifier(config, SesMailer::new(ses, sender.clone(), None), None);
+    let failing = medusa_reset::app::wiring::notifier(config, SesMailer::new(ses, sender.clone(), None), None);
     assert!(failing.handle("ses-down", &event(VICTIM, token)).await.is_err());
 
     let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
     let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&quota_spent_ses().await).await);
-    let parking = medusa_reset::wiring::notifier(config, SesMailer::new(ses, sender, None), None);
+    let parking = medusa_reset::app::wiring::notifier(config, SesMailer::new(ses, sender, None), None);
     assert!(parking.handle("daily-quota", &event(VICTIM, token)).await.is_err());
     vec![expired, for_user, for_someone_else]
 }
@@ -301,7 +304,7 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
 async fn no_log_line_of_any_outcome_holds_a_token_a_secret_or_an_identifier() {
     let capture = Capture::default();
     let writer = capture.clone();
-    let _guard = tracing::subscriber::set_default(telemetry::subscriber(&json_logs(), move || writer.clone()));
+    let _guard = tracing::subscriber::set_default(logs::subscriber(&json_logs(), move || writer.clone()));
 
     let mut tokens = every_reset_outcome().await;
     assert_eq!(tokens.len(), 1, "only the known identity's first request earns a token");
@@ -371,10 +374,10 @@ async fn the_rate_limit_metric_filter_matches_the_rate_limited_log_lines() {
 
     let capture = Capture::default();
     let writer = capture.clone();
-    let _guard = tracing::subscriber::set_default(telemetry::subscriber(&json_logs(), move || writer.clone()));
+    let _guard = tracing::subscriber::set_default(logs::subscriber(&json_logs(), move || writer.clone()));
     let config = api_config(&[("RATE_LIMIT_PER_IDENTIFIER", "1/60"), ("RATE_LIMIT_PER_IP", "3/300")]);
     let (publisher, _events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, MemoryStore::open());
+    let app = support::app(&config, publisher, MemoryIdentityStore::open());
     for identifier in ["a@example.com", "a@example.com", "b@example.com", "c@example.com"] {
         send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"{identifier}"}}"#))).await;
     }

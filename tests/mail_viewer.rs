@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::Request;
-use medusa_reset::identity::MemoryStore;
+use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::publish::ChannelPublisher;
 use support::local_runner::LocalRunner;
 
@@ -35,7 +35,7 @@ const BRAND: [u8; 3] = [0x25, 0x63, 0xeb];
 #[tokio::test]
 async fn the_lambda_router_answers_404_at_the_mail_viewers_paths() {
     let (publisher, _events) = ChannelPublisher::new();
-    let app = support::app(&support::api_config(&[]), publisher, MemoryStore::open());
+    let app = support::app(&support::api_config(&[]), publisher, MemoryIdentityStore::open());
     for path in ["/_dev/mail", "/_dev/mail/some-id", "/_dev/mail/some-id/html"] {
         let (response, body) = support::send(&app, Request::get(path).body(Body::empty()).unwrap()).await;
         assert_eq!(response.status(), 404, "{path}: {body}");

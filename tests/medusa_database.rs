@@ -14,10 +14,10 @@ use http::StatusCode;
 use medusa_reset::config::{Profile, Vars};
 use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::{DatabaseSettings, MedusaDatabase};
+use medusa_reset::identity::{DatabaseSettings, PostgresIdentityStore};
+use medusa_reset::observability::logs::{self, LogSettings};
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::{LimitError, RateLimiter, Subject, Verdict};
-use medusa_reset::telemetry::{self, LogSettings};
 use serde_json::Value;
 use support::faults::TcpFaultProxy;
 use support::medusa_db::{TestDb, settings_for};
@@ -49,7 +49,7 @@ impl Logs {
         let vars = Vars::new(|var: &str| (var == "LOG_FORMAT").then(|| "json".to_owned()));
         let settings = LogSettings::from_vars(Profile::Lambda, &vars).unwrap();
         let writer = logs.clone();
-        let guard = tracing::subscriber::set_default(telemetry::subscriber(&settings, move || writer.clone()));
+        let guard = tracing::subscriber::set_default(logs::subscriber(&settings, move || writer.clone()));
         (logs, guard)
     }
 
@@ -74,7 +74,7 @@ fn app(db: &TestDb) -> (Router, UnboundedReceiver<AuthEvent>) {
 /// One execution environment: its router and the events it publishes.
 fn app_on(settings: DatabaseSettings) -> (Router, UnboundedReceiver<AuthEvent>) {
     let (publisher, events) = ChannelPublisher::new();
-    (support::app(&api_config(&[]), publisher, MedusaDatabase::new(settings)), events)
+    (support::app(&api_config(&[]), publisher, PostgresIdentityStore::new(settings)), events)
 }
 
 async fn request(app: &Router, identifier: &str) -> StatusCode {
@@ -163,7 +163,7 @@ async fn spellings_medusa_does_not_know_leave_the_accounts_share_for_its_own_req
     let (publisher, mut events) = ChannelPublisher::new();
     // The shipped limits: one token a minute, five an hour, per identifier.
     let config = api_config(&[("RATE_LIMIT_PER_IDENTIFIER", "1/60,5/3600")]);
-    let app = support::app(&config, publisher, MedusaDatabase::new(db.settings()));
+    let app = support::app(&config, publisher, PostgresIdentityStore::new(db.settings()));
     for spelling in
         ["ALICE@example.com", "alice@EXAMPLE.com", "Alice@Example.com", "ALICE@EXAMPLE.COM", "aLiCe@example.com"]
     {
@@ -223,7 +223,7 @@ async fn a_database_that_is_down_is_a_500_quickly_and_publishes_nothing() {
     let down = unreachable_endpoint().replace("http://", "postgres://postgres@") + "/medusa?sslmode=disable";
     let config = api_config(&[("MEDUSA_DATABASE_URL", &down), ("MEDUSA_DATABASE_TIMEOUT_MS", "500")]);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, MedusaDatabase::new(support::database_settings(&config)));
+    let app = support::app(&config, publisher, PostgresIdentityStore::new(support::database_settings(&config)));
     let started = Instant::now();
     let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -244,7 +244,7 @@ async fn a_stuck_database_times_out_instead_of_hanging() {
     let url = db.url.clone();
     let config = api_config(&[("MEDUSA_DATABASE_URL", &url), ("MEDUSA_DATABASE_TIMEOUT_MS", "300")]);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, MedusaDatabase::new(support::database_settings(&config)));
+    let app = support::app(&config, publisher, PostgresIdentityStore::new(support::database_settings(&config)));
     let started = Instant::now();
     assert_eq!(request(&app, "a@example.com").await, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
@@ -381,7 +381,7 @@ async fn known_and_unknown_identifiers_get_identical_answers_no_sooner_than_the_
     ]);
     assert_eq!(config.response_floor, FLOOR);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, MedusaDatabase::new(support::database_settings(&config)));
+    let app = support::app(&config, publisher, PostgresIdentityStore::new(support::database_settings(&config)));
     // Status, body and every header, names and values in order, with the CORS headers an allowed
     // storefront gets; and how long the answer took.
     let answer = async |identifier: &str| {
@@ -591,8 +591,8 @@ async fn a_connection_that_dies_between_the_lookup_and_the_issue_is_replaced_bef
     let limiter = KillingLimiter { proxy: proxy.clone(), armed: armed.clone() };
     let (publisher, mut events) = ChannelPublisher::new();
     let secret = SigningSecret::parse(SECRET).unwrap();
-    let store = MedusaDatabase::new(settings_for(&url));
-    let app = medusa_reset::wiring::app(&api_config(&[]), &secret, publisher, store, limiter);
+    let store = PostgresIdentityStore::new(settings_for(&url));
+    let app = medusa_reset::app::wiring::app(&api_config(&[]), &secret, publisher, store, limiter);
     assert_recorded(&db, &app, &mut events, "a@example.com").await;
 
     armed.store(true, Ordering::SeqCst);

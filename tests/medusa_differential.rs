@@ -10,7 +10,7 @@ mod support;
 
 use axum::body::Body;
 use http::Request;
-use medusa_reset::identity::MemoryStore;
+use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::publish::ChannelPublisher;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -168,7 +168,7 @@ fn generated_requests_get_the_same_answer_from_medusa_and_from_us() {
         ("RATE_LIMIT_PER_IDENTIFIER", "100000/60"),
         ("RATE_LIMIT_PER_IP", "100000/60"),
     ]);
-    let app = support::app(&config, publisher, MemoryStore::open());
+    let app = support::app(&config, publisher, MemoryIdentityStore::open());
     let client = medusa::client();
 
     let mut seed_bytes = [0u8; 32];
@@ -195,7 +195,11 @@ fn generated_requests_get_the_same_answer_from_medusa_and_from_us() {
 #[tokio::test]
 async fn the_contracts_examples_get_the_same_answer_from_medusa_and_from_us() {
     let (publisher, _events) = ChannelPublisher::new();
-    let app = support::app(&support::api_config(&[("AUTH_PROVIDERS", AUTH_PROVIDERS)]), publisher, MemoryStore::open());
+    let app = support::app(
+        &support::api_config(&[("AUTH_PROVIDERS", AUTH_PROVIDERS)]),
+        publisher,
+        MemoryIdentityStore::open(),
+    );
     let client = medusa::client();
     let exactly = [
         "{}",

@@ -8,9 +8,9 @@ use axum::Router;
 use http::StatusCode;
 use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::MedusaDatabase;
+use medusa_reset::identity::PostgresIdentityStore;
 use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::ratelimit::MemoryLimiter;
+use medusa_reset::ratelimit::MemoryRateLimiter;
 use support::medusa::{self, AUTH_PROVIDERS};
 use support::medusa_db::connect_to;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -25,10 +25,10 @@ fn our_app() -> (Router, UnboundedReceiver<AuthEvent>) {
         ("JWT_SECRET", &secret),
     ]);
     let secret = SigningSecret::parse(secret).expect("Medusa's secret is long enough");
-    let store = MedusaDatabase::new(support::database_settings(&config));
+    let store = PostgresIdentityStore::new(support::database_settings(&config));
     let (publisher, events) = ChannelPublisher::new();
-    let limiter = MemoryLimiter::new(config.limits.limits.clone());
-    (medusa_reset::wiring::app(&config, &secret, publisher, store, limiter), events)
+    let limiter = MemoryRateLimiter::new(config.limits.limits.clone());
+    (medusa_reset::app::wiring::app(&config, &secret, publisher, store, limiter), events)
 }
 
 fn unique_email(actor_type: &str) -> String {

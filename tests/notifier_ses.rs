@@ -47,7 +47,7 @@ fn notifier_config_with(from: &str, table: Option<&str>) -> NotifierConfig {
 async fn notifier_against(config: &aws_config::SdkConfig, from: &str) -> Notifier<SesMailer> {
     let notifier_config = notifier_config(from);
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(config), notifier_config.sender.clone(), None);
-    medusa_reset::wiring::notifier(notifier_config, mailer, None)
+    medusa_reset::app::wiring::notifier(notifier_config, mailer, None)
 }
 
 fn sample(name: &str) -> Value {
@@ -138,7 +138,7 @@ async fn an_unverified_sender_is_a_permanent_rejection_not_a_retry() {
     let error = mailer.send(&email()).await.unwrap_err();
     assert!(matches!(error, MailError::Permanent(_)), "{error:?}");
     // Through the notifier, the rejection is logged and dropped: Lambda sees success, no retry.
-    let notifier = medusa_reset::wiring::notifier(notifier_config, mailer, None);
+    let notifier = medusa_reset::app::wiring::notifier(notifier_config, mailer, None);
     assert!(notifier.handle_envelope(sample("valid.json")).await.is_ok());
 }
 
@@ -222,8 +222,8 @@ fn claiming_notifier(
 ) -> Notifier<SesMailer> {
     let config = notifier_config_with(sender, Some(table));
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(ses), config.sender.clone(), None);
-    let claims = medusa_reset::wiring::claims(&config.idempotency, moto);
-    medusa_reset::wiring::notifier(config, mailer, None).claiming_with(claims)
+    let claims = medusa_reset::app::wiring::claims(&config.idempotency, moto);
+    medusa_reset::app::wiring::notifier(config, mailer, None).claiming_with(claims)
 }
 
 /// The notifier bootstrap under `api`, every AWS call through the fault proxy in front of moto.

@@ -24,7 +24,7 @@ const NOTIFIER: &str = env!("CARGO_BIN_EXE_notifier");
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Lambda sets no trust-store variable, so the SDK client trusts the Amazon roots it ships with
-/// (src/aws_roots.rs); this machine's own settings would swap in the system's store.
+/// (src/aws/roots.rs); this machine's own settings would swap in the system's store.
 fn as_on_lambda(command: &mut tokio::process::Command) -> &mut tokio::process::Command {
     command.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR")
 }

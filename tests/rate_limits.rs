@@ -17,10 +17,10 @@ use axum::routing::post;
 use http::{HeaderMap, StatusCode};
 use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::MemoryStore;
+use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::publish::{EventPublisher, PublishError};
-use medusa_reset::ratelimit::{DynamoLimiter, IdentityKey, Limit, Limits, RateLimiter, Share, Subject, Verdict};
+use medusa_reset::ratelimit::{DynamoDbRateLimiter, IdentityKey, Limit, Limits, RateLimiter, Share, Subject, Verdict};
 use serde_json::{Value, json};
 use support::aws_fixtures::rate_limit_table;
 use support::faults::{Fault, HttpFaultProxy};
@@ -42,10 +42,10 @@ fn subject(ip: &str, identifier: &str) -> Subject {
     Subject::new(&IdentityKey::new(b"rate-limit-test-key"), ip, "customer", "emailpass", Share::Identifier(identifier))
 }
 
-async fn limiter(limits: Limits) -> DynamoLimiter {
+async fn limiter(limits: Limits) -> DynamoDbRateLimiter {
     let config = moto_sdk_config().await;
     let table = rate_limit_table(&config).await;
-    DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&config), table, limits)
+    DynamoDbRateLimiter::new(aws_sdk_dynamodb::Client::new(&config), table, limits)
 }
 
 #[tokio::test]
@@ -92,11 +92,14 @@ async fn an_identifier_over_its_limit_still_counts_against_the_ip() {
     assert!(matches!(limiter.check(&a(), at(now + 2)).await.unwrap(), Verdict::IpLimited { .. }));
 }
 
-fn route_with(limiter: DynamoLimiter, overrides: &[(&str, &str)]) -> (axum::Router, UnboundedReceiver<AuthEvent>) {
+fn route_with(
+    limiter: DynamoDbRateLimiter,
+    overrides: &[(&str, &str)],
+) -> (axum::Router, UnboundedReceiver<AuthEvent>) {
     let config = api_config(overrides);
     let (publisher, events) = ChannelPublisher::new();
     let secret = SigningSecret::parse(SECRET).unwrap();
-    (medusa_reset::wiring::app(&config, &secret, publisher, MemoryStore::open(), limiter), events)
+    (medusa_reset::app::wiring::app(&config, &secret, publisher, MemoryIdentityStore::open(), limiter), events)
 }
 
 #[tokio::test]
@@ -125,7 +128,7 @@ async fn through_the_route_an_identifier_over_its_limit_gets_201_and_an_ip_over_
 #[tokio::test]
 async fn when_dynamodb_fails_the_route_fails_closed() {
     let config = sdk_config_for(&unreachable_endpoint()).await;
-    let limiter = DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&config), "limits".into(), Limits::default());
+    let limiter = DynamoDbRateLimiter::new(aws_sdk_dynamodb::Client::new(&config), "limits".into(), Limits::default());
     let (app, mut events) = route_with(limiter, &[]);
     let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -138,7 +141,7 @@ async fn the_table_holds_no_identifier_in_clear() {
     let config = moto_sdk_config().await;
     let table = rate_limit_table(&config).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let limiter = DynamoLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
+    let limiter = DynamoDbRateLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
     limiter.check(&subject("198.51.100.1", "secret.person@example.com"), SystemTime::now()).await.unwrap();
     let items = dynamodb.scan().table_name(&table).send().await.unwrap();
     assert_eq!(items.count(), 3);
@@ -162,7 +165,7 @@ async fn a_count_given_back_on_dynamodb_lets_the_retry_through_and_never_goes_be
     let config = moto_sdk_config().await;
     let table = rate_limit_table(&config).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let limiter = DynamoLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
+    let limiter = DynamoDbRateLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
     let now = at(WINDOWS_START + 10);
     let a = || subject("198.51.100.1", "a@example.com");
     let failed = a();
@@ -239,11 +242,11 @@ async fn through_the_route_a_500_gives_the_count_back_on_dynamodb_so_the_retry_g
     let (inner, mut events) = ChannelPublisher::new();
     let publisher = FlakyPublisher { failures: 1.into(), inner };
     let secret = SigningSecret::parse(SECRET).unwrap();
-    let app = medusa_reset::wiring::app(
+    let app = medusa_reset::app::wiring::app(
         &api_config(&[]),
         &secret,
         publisher,
-        MemoryStore::open(),
+        MemoryIdentityStore::open(),
         limiter(Limits::default()).await,
     );
     let body = r#"{"identifier":"a@example.com"}"#;
@@ -265,7 +268,7 @@ async fn every_item_expires_a_little_after_its_window_ends() {
     let config = moto_sdk_config().await;
     let table = rate_limit_table(&config).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let limiter = DynamoLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
+    let limiter = DynamoDbRateLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
     let now = at(WINDOWS_START + 61);
     let a = subject("198.51.100.1", "a@example.com");
     limiter.check(&a, now).await.unwrap();
@@ -499,9 +502,9 @@ async fn dynamo_endpoint(fake: FakeDynamo) -> (Arc<FakeDynamo>, String) {
     (fake, serve(app).await)
 }
 
-async fn limiter_on(endpoint: &str, limits: Limits) -> DynamoLimiter {
+async fn limiter_on(endpoint: &str, limits: Limits) -> DynamoDbRateLimiter {
     let config = sdk_config_for(endpoint).await;
-    DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&config), "limits".into(), limits)
+    DynamoDbRateLimiter::new(aws_sdk_dynamodb::Client::new(&config), "limits".into(), limits)
 }
 
 /// One identifier limit, so a transaction has two items: the client IP's, then the identifier's.
@@ -742,8 +745,8 @@ async fn twelve_shoppers_behind_one_address_at_once_each_get_their_reset_or_a_50
 /// The limiter on moto behind the fault proxy, the same table without it, and the table's client.
 struct ThroughFaults {
     aws: HttpFaultProxy,
-    limiter: DynamoLimiter,
-    direct: DynamoLimiter,
+    limiter: DynamoDbRateLimiter,
+    direct: DynamoDbRateLimiter,
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
 }
@@ -755,8 +758,8 @@ async fn through_faults(limits: Limits) -> ThroughFaults {
     let faulty = sdk_config_for(&aws.endpoint).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&moto);
     ThroughFaults {
-        limiter: DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&faulty), table.clone(), limits.clone()),
-        direct: DynamoLimiter::new(dynamodb.clone(), table.clone(), limits),
+        limiter: DynamoDbRateLimiter::new(aws_sdk_dynamodb::Client::new(&faulty), table.clone(), limits.clone()),
+        direct: DynamoDbRateLimiter::new(dynamodb.clone(), table.clone(), limits),
         aws,
         dynamodb,
         table,

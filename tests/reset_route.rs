@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use medusa_reset::domain::event::{AuthEvent, PasswordResetEvent};
-use medusa_reset::identity::{IdentityStore, IssuedToken, Lookup, MemoryStore, StoreError, TokenRecord};
+use medusa_reset::identity::{IdentityStore, IssuedToken, Lookup, MemoryIdentityStore, StoreError, TokenRecord};
 use medusa_reset::publish::ChannelPublisher;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -19,7 +19,7 @@ const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
 fn app_with(overrides: &[(&str, &str)]) -> (Router, UnboundedReceiver<AuthEvent>) {
     let (publisher, events) = ChannelPublisher::new();
-    (support::app(&api_config(overrides), publisher, MemoryStore::open()), events)
+    (support::app(&api_config(overrides), publisher, MemoryIdentityStore::open()), events)
 }
 
 /// The next published event, which must be a password reset.
@@ -99,7 +99,7 @@ async fn a_bare_json_string_is_refused_as_medusas_parser_refuses_it() {
 async fn unknown_identifier_gets_the_same_answer() {
     // A store that knows one identity, so the two requests take different paths inside.
     let (publisher, mut events) = ChannelPublisher::new();
-    let store = MemoryStore::with_identities([("customer@example.com", "emailpass")]);
+    let store = MemoryIdentityStore::with_identities([("customer@example.com", "emailpass")]);
     let app = support::app(&api_config(&[]), publisher, store);
     let (known, known_body) = send(&app, post_json(ROUTE, r#"{"identifier":"customer@example.com"}"#)).await;
     assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(_))), "the known identity got a token");
@@ -178,7 +178,7 @@ async fn failures_take_no_less_than_the_response_floor_as_successes_do() {
 /// The store calls a request made, in order.
 #[derive(Clone)]
 struct RecordingStore {
-    inner: Arc<MemoryStore>,
+    inner: Arc<MemoryIdentityStore>,
     calls: Arc<Mutex<Vec<&'static str>>>,
 }
 
@@ -208,7 +208,7 @@ impl IdentityStore for RecordingStore {
 #[tokio::test]
 async fn a_failed_publish_takes_the_same_store_steps_for_a_known_and_an_unknown_identifier() {
     let store = RecordingStore {
-        inner: Arc::new(MemoryStore::with_identities([("known@example.com", "emailpass")])),
+        inner: Arc::new(MemoryIdentityStore::with_identities([("known@example.com", "emailpass")])),
         calls: Arc::default(),
     };
     let (publisher, events) = ChannelPublisher::new();

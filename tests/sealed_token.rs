@@ -7,13 +7,13 @@ mod support;
 use std::time::Duration;
 
 use http::StatusCode;
+use medusa_reset::aws::seal::{KmsOpener, KmsSealer, SubjectKey};
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::MemoryStore;
+use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::mail::SesMailer;
 use medusa_reset::notify::{Delivery, DropReason, Notifier};
 use medusa_reset::publish::EventBridgePublisher;
-use medusa_reset::seal::{KmsOpener, KmsSealer, SubjectKey};
 use serde_json::Value;
 use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
 use support::{SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, read_event, send, verify_independently};
@@ -32,7 +32,7 @@ async fn notifier(config: &aws_config::SdkConfig, sender: &str, key_id: Option<&
     });
     let notifier_config = NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap();
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(config), notifier_config.sender.clone(), None);
-    let notifier = medusa_reset::wiring::notifier(notifier_config, mailer, None);
+    let notifier = medusa_reset::app::wiring::notifier(notifier_config, mailer, None);
     match key_id {
         Some(key_id) => notifier.unsealing_with(KmsOpener::new(aws_sdk_kms::Client::new(config), key_id.to_owned())),
         None => notifier,
@@ -48,7 +48,7 @@ async fn sealed_event(config: &aws_config::SdkConfig, key_id: &str, identifier: 
     let sealer = KmsSealer::new(aws_sdk_kms::Client::new(config), key_id.to_owned(), subjects);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), api_config.events.clone())
         .sealing_with(sealer);
-    let app = support::app(&api_config, publisher, MemoryStore::open());
+    let app = support::app(&api_config, publisher, MemoryIdentityStore::open());
     let body = format!(r#"{{"identifier":"{identifier}"}}"#);
     let (response, _) = send(&app, post_json("/auth/customer/emailpass/reset-password", &body)).await;
     assert_eq!(response.status(), StatusCode::CREATED);

@@ -18,9 +18,9 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use medusa_reset::app::wiring::reset_publisher;
 use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::MemoryStore;
-use medusa_reset::wiring::reset_publisher;
+use medusa_reset::identity::MemoryIdentityStore;
 use serde_json::{Value, json};
 use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve};
 
@@ -75,7 +75,7 @@ async fn sealing_app(stub: &KmsStub) -> Router {
     let endpoint = serve(Router::new().route("/", post(aws)).with_state(stub.clone())).await;
     let config = api_config(&[("TOKEN_KMS_KEY_ID", KEY_ID)]);
     let publisher = reset_publisher(&config, &secret(), &sdk_config_for(&endpoint).await);
-    support::app(&config, publisher, MemoryStore::with_identities([("known@example.com", "emailpass")]))
+    support::app(&config, publisher, MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]))
 }
 
 fn secret() -> SigningSecret {
@@ -153,7 +153,8 @@ async fn an_unknown_identifier_is_served_by_a_real_kms_too() {
     let key_id = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_owned();
     let config = api_config(&[("TOKEN_KMS_KEY_ID", &key_id)]);
     let publisher = reset_publisher(&config, &secret(), &sdk);
-    let app = support::app(&config, publisher, MemoryStore::with_identities([("known@example.com", "emailpass")]));
+    let app =
+        support::app(&config, publisher, MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]));
     assert_eq!(reset(&app, "known@example.com").await, StatusCode::CREATED);
     assert_eq!(reset(&app, "other@example.com").await, StatusCode::CREATED);
 }

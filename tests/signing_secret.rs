@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use medusa_reset::secret::SecretSource;
+use medusa_reset::aws::secrets::SecretSource;
 use support::aws_fixtures::{BusToQueue, secret};
 use support::runtime_api::{Answer, RuntimeApi};
 use support::{failed_start, moto_endpoint, moto_sdk_config, read_event, verify_independently};

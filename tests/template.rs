@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use medusa_reset::metrics::{COLD_STARTS, EMAILS, Latency, REQUEST_LATENCY, REQUESTS};
+use medusa_reset::observability::metrics::{COLD_STARTS, EMAILS, Latency, REQUEST_LATENCY, REQUESTS};
 use serde_json::{Value, json};
 
 fn template() -> Value {

@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use axum::Router;
 use http::StatusCode;
+use medusa_reset::app::wiring;
+use medusa_reset::aws;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::{DatabaseSettings, IdentityStore, MedusaDatabase, MemoryStore};
+use medusa_reset::identity::{DatabaseSettings, IdentityStore, MemoryIdentityStore, PostgresIdentityStore};
 use medusa_reset::publish::{ChannelPublisher, EventBridgePublisher, EventPublisher};
 use medusa_reset::ratelimit::Limiter;
 use medusa_reset::reset::budget::MARGIN;
-use medusa_reset::{aws, wiring};
 use serde_json::Value;
 use support::aws_fixtures::rate_limit_table;
 use support::faults::TcpFaultProxy;
@@ -148,7 +149,7 @@ fn with<'a>(pairs: &'a [(&'static str, String)], more: &[(&'static str, &'a str)
 async fn assert_count_was_given_back(sdk: &SdkConfig, table: &str, identifier: &str) {
     let config = api_config(&with(&limits(table), &[]));
     let (publisher, mut events) = ChannelPublisher::new();
-    let healthy = app(&config, sdk, publisher, MemoryStore::open());
+    let healthy = app(&config, sdk, publisher, MemoryIdentityStore::open());
     assert_eq!(reset(&healthy, identifier).await.0, StatusCode::CREATED);
     assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(e)) if e.entity_id == identifier), "the retry");
     assert_eq!(reset(&healthy, identifier).await.0, StatusCode::CREATED);
@@ -165,7 +166,7 @@ async fn a_stuck_database_is_a_500_within_the_budget_publishing_nothing_and_givi
     let database = support::database_settings(&config);
     let database_timeout = database.timeout();
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = app(&config, &sdk, publisher, MedusaDatabase::new(database));
+    let app = app(&config, &sdk, publisher, PostgresIdentityStore::new(database));
 
     let (status, kind, elapsed) = reset(&app, "stuck-db@example.com").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -185,7 +186,7 @@ async fn a_stuck_eventbridge_is_a_500_within_the_budget_withdrawing_the_row_and_
     let config = api_config(&with(&limits(&table), &[("MEDUSA_DATABASE_URL", &db.url)]));
     let stuck = sdk_config_for(&format!("http://{}", stuck_listener().await)).await;
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&stuck), config.events.clone());
-    let app = app(&config, &sdk, publisher, MedusaDatabase::new(db.settings()));
+    let app = app(&config, &sdk, publisher, PostgresIdentityStore::new(db.settings()));
 
     let (status, kind, elapsed) = reset(&app, "stuck-bus@example.com").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -204,7 +205,7 @@ async fn a_stuck_rate_limit_table_is_a_500_within_the_budget_with_nothing_record
     let stuck = sdk_config_for(&format!("http://{}", stuck_listener().await)).await;
     let config = api_config(&[("MEDUSA_DATABASE_URL", &db.url), ("RATE_LIMIT_TABLE", "limits")]);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = app(&config, &stuck, publisher, MedusaDatabase::new(db.settings()));
+    let app = app(&config, &stuck, publisher, PostgresIdentityStore::new(db.settings()));
 
     let (status, kind, elapsed) = reset(&app, "stuck-table@example.com").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -226,7 +227,7 @@ async fn a_dead_connection_before_a_stuck_database_is_a_500_within_the_budget_th
     let database = support::database_settings(&config);
     let (timeout, first_try) = (database.timeout(), DatabaseSettings::first_try_limit(database.timeout()));
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, MedusaDatabase::new(database));
+    let app = support::app(&config, publisher, PostgresIdentityStore::new(database));
     assert_eq!(reset(&app, "dead-then-stuck@example.com").await.0, StatusCode::CREATED);
     assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(_))));
 

@@ -32,7 +32,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let outcome = response.extensions().get::<Outcome>();
     let label = outcome.map_or(if method == http::Method::OPTIONS { "preflight" } else { "unlabelled" }, |o| o.label);
-    crate::metrics::request(label, elapsed);
+    crate::observability::metrics::request(label, elapsed);
     let cause = outcome.and_then(|o| o.cause.as_deref());
     let identifier = response.extensions().get::<MaskedIdentifier>().map(|m| m.0.as_str());
     let route = route.as_deref().unwrap_or("unmatched");

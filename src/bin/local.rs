@@ -4,13 +4,15 @@
 
 use std::process::ExitCode;
 
+use medusa_reset::app::{exit, wiring};
+use medusa_reset::aws;
 use medusa_reset::config::{ApiConfig, LocalSettings, NotifierConfig, Profile};
 use medusa_reset::identity::Identities;
 use medusa_reset::local;
 use medusa_reset::mail::OutboxMailer;
+use medusa_reset::observability::logs;
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::Limiter;
-use medusa_reset::{aws, exit, telemetry, wiring};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,7 +23,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let settings = LocalSettings::from_env()?;
     let config = ApiConfig::from_env(Profile::Local)?;
     let notifier_config = NotifierConfig::from_env(Profile::Local)?;
-    telemetry::init(&config.log);
+    logs::init(&config.log);
     let mailer = OutboxMailer::new(settings.outbox.clone(), notifier_config.sender.clone())?;
     let sent = mailer.sent();
     let (publisher, events) = ChannelPublisher::new();

@@ -4,9 +4,11 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use medusa_reset::app::{exit, wiring};
+use medusa_reset::aws;
 use medusa_reset::config::{NotifierConfig, Profile};
-use medusa_reset::metrics::{Metrics, MetricsSettings};
-use medusa_reset::{aws, exit, telemetry, wiring};
+use medusa_reset::observability::logs;
+use medusa_reset::observability::metrics::{Metrics, MetricsSettings};
 use serde_json::Value;
 
 #[tokio::main]
@@ -16,7 +18,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
     let config = NotifierConfig::from_env(Profile::Lambda)?;
-    telemetry::init(&config.log);
+    logs::init(&config.log);
     let metrics = Metrics::install(&MetricsSettings::from_env()?, "notifier")?;
     let sdk = aws::sdk_config().await;
     let notifier = &wiring::notifier_lambda(config, &sdk);

@@ -6,10 +6,10 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use aws_config::BehaviorVersion;
+use medusa_reset::app::{exit, wiring};
 use medusa_reset::config::{Profile, Vars, check_utf8, env_var};
-use medusa_reset::replay::ReplaySettings;
-use medusa_reset::telemetry::{self, LogSettings};
-use medusa_reset::{exit, wiring};
+use medusa_reset::observability::logs::{self, LogSettings};
+use medusa_reset::ops::replay::ReplaySettings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
     check_utf8(&["DEAD_LETTER_QUEUE_URL", "NOTIFIER_FUNCTION", "REPLAY_LIMIT"])?;
     let vars = Vars::new(env_var);
-    telemetry::init(&LogSettings::from_vars(Profile::Local, &vars)?);
+    logs::init(&LogSettings::from_vars(Profile::Local, &vars)?);
     let settings = ReplaySettings::from_vars(&vars)?;
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let summary = wiring::replayer(settings, &sdk).run().await?;

@@ -3,9 +3,11 @@
 use std::error::Error;
 use std::process::ExitCode;
 
+use medusa_reset::app::{exit, wiring};
+use medusa_reset::aws;
 use medusa_reset::config::{ApiConfig, Profile};
-use medusa_reset::metrics::{Metrics, MetricsSettings};
-use medusa_reset::{aws, exit, telemetry, wiring};
+use medusa_reset::observability::logs;
+use medusa_reset::observability::metrics::{Metrics, MetricsSettings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,7 +16,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
     let config = ApiConfig::from_env(Profile::Lambda)?;
-    telemetry::init(&config.log);
+    logs::init(&config.log);
     let metrics = Metrics::install(&MetricsSettings::from_env()?, "reset-password")?;
     let sdk = aws::sdk_config().await;
     lambda_http::run(metrics.flushing(wiring::reset_password_lambda(&config, &sdk).await?)).await

@@ -4,16 +4,16 @@ use std::time::Duration;
 
 use crate::api::{CorsError, CorsPolicy};
 use crate::aws;
+use crate::aws::secrets::{DatabaseSource, SecretSource};
 use crate::domain::actor::{PolicyError, ProviderPolicy};
 use crate::domain::event::{PASSWORD_RESET, PASSWORD_RESET_UNKNOWN};
 use crate::domain::token::{SecretTooShort, SigningSecret, TokenSettings};
 use crate::identity::DatabaseSettings;
+use crate::observability::logs::LogSettings;
 use crate::publish::EventTarget;
 use crate::ratelimit::RateLimitSettings;
 use crate::reset::RATE_LIMIT_TIME_LIMIT;
 use crate::reset::budget::{FUNCTION_TIMEOUT_VAR, TimeBudget, Waits};
-use crate::secret::{DatabaseSource, SecretSource};
-use crate::telemetry::LogSettings;
 
 use crate::vars::{ConfigError, Profile, Vars, check_utf8, env_var};
 
@@ -248,8 +248,8 @@ impl ApiConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observability::logs::LogFormat;
     use crate::ratelimit::{Limit, Limits};
-    use crate::telemetry::LogFormat;
     use std::collections::HashMap;
 
     /// The configuration from `pairs`; on Lambda without a database, the identity check is

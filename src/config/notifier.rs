@@ -13,7 +13,7 @@ use crate::notify::link::LinkTemplates;
 use crate::notify::locale::Locale;
 use crate::notify::templates::EmailTemplates;
 use crate::notify::templates::shop::{BrandColor, LogoUrl, Shop, ShopName};
-use crate::telemetry::LogSettings;
+use crate::observability::logs::LogSettings;
 
 use super::default_auth_providers;
 use crate::vars::{ConfigError, Profile, Vars, check_utf8, env_var};

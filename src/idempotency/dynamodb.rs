@@ -28,12 +28,12 @@ const IN_PROGRESS: &str = "in_progress";
 const DONE: &str = "done";
 
 #[derive(Debug, Clone)]
-pub struct DynamoClaims {
+pub struct DynamoDbClaimStore {
     client: Client,
     table: String,
 }
 
-impl DynamoClaims {
+impl DynamoDbClaimStore {
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
     }
@@ -45,7 +45,7 @@ impl DynamoClaims {
     }
 }
 
-impl ClaimStore for DynamoClaims {
+impl ClaimStore for DynamoDbClaimStore {
     async fn claim(&self, key: &ResetKey, until: SystemTime, now: SystemTime) -> Result<Claim, ClaimError> {
         let ticket = Ticket::new(key);
         let result = self

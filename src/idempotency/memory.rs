@@ -16,17 +16,17 @@ struct Record {
 }
 
 #[derive(Debug, Default)]
-pub struct MemoryClaims {
+pub struct MemoryClaimStore {
     records: Mutex<HashMap<ResetKey, Record>>,
 }
 
-impl MemoryClaims {
+impl MemoryClaimStore {
     fn records(&self) -> Result<std::sync::MutexGuard<'_, HashMap<ResetKey, Record>>, ClaimError> {
         self.records.lock().map_err(|e| ClaimError(e.to_string()))
     }
 }
 
-impl ClaimStore for MemoryClaims {
+impl ClaimStore for MemoryClaimStore {
     async fn claim(&self, key: &ResetKey, until: SystemTime, now: SystemTime) -> Result<Claim, ClaimError> {
         let now = epoch_secs(now);
         let mut records = self.records()?;
@@ -79,7 +79,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_claim_in_progress_holds_until_its_deadline_and_then_lets_a_retry_claim() {
-        let claims = MemoryClaims::default();
+        let claims = MemoryClaimStore::default();
         ticket(claims.claim(&key(), at(1_010), at(1_000)).await.unwrap());
         assert_eq!(claims.claim(&key(), at(1_020), at(1_009)).await.unwrap(), Claim::Held(Holder::InProgress));
         // The first attempt crashed: at its deadline the retry may send.
@@ -88,7 +88,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_done_claim_holds_until_the_token_expires() {
-        let claims = MemoryClaims::default();
+        let claims = MemoryClaimStore::default();
         let first = ticket(claims.claim(&key(), at(1_010), at(1_000)).await.unwrap());
         claims.complete(&first, at(1_900)).await.unwrap();
         assert_eq!(claims.claim(&key(), at(1_110), at(1_100)).await.unwrap(), Claim::Held(Holder::Done));
@@ -105,7 +105,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_release_frees_only_its_own_claim_in_progress() {
-        let claims = MemoryClaims::default();
+        let claims = MemoryClaimStore::default();
         let first = ticket(claims.claim(&key(), at(1_010), at(1_000)).await.unwrap());
         claims.release(&first).await.unwrap();
         let second = ticket(claims.claim(&key(), at(1_010), at(1_001)).await.unwrap());

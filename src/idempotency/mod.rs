@@ -12,8 +12,8 @@ use crate::vars::Vars;
 mod dynamodb;
 mod memory;
 
-pub use dynamodb::DynamoClaims;
-pub use memory::MemoryClaims;
+pub use dynamodb::DynamoDbClaimStore;
+pub use memory::MemoryClaimStore;
 
 /// One reset as the store keys it: `reset#` and its token's `jti`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -134,13 +134,13 @@ fn epoch_secs(at: SystemTime) -> u64 {
 /// type, so the notifier is one type either way.
 #[derive(Debug)]
 pub enum Claims {
-    Dynamo(DynamoClaims),
-    Memory(MemoryClaims),
+    Dynamo(DynamoDbClaimStore),
+    Memory(MemoryClaimStore),
 }
 
 impl Default for Claims {
     fn default() -> Self {
-        Self::Memory(MemoryClaims::default())
+        Self::Memory(MemoryClaimStore::default())
     }
 }
 

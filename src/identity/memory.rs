@@ -9,14 +9,14 @@ use super::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord, new_row
 use crate::domain::token::jti_hash;
 
 #[derive(Debug, Default)]
-pub struct MemoryStore {
+pub struct MemoryIdentityStore {
     /// `None`: everyone is known and nothing is recorded, so memory cannot grow with traffic.
     known: Option<HashSet<(String, String)>>,
     /// (entity_id, provider) → (row id, token hash) of the one live token.
     live: Mutex<HashMap<(String, String), (String, String)>>,
 }
 
-impl MemoryStore {
+impl MemoryIdentityStore {
     /// Every identifier is an account; nothing is stored.
     pub fn open() -> Self {
         Self::default()
@@ -35,7 +35,7 @@ impl MemoryStore {
     }
 }
 
-impl IdentityStore for MemoryStore {
+impl IdentityStore for MemoryIdentityStore {
     /// A known identity's id is its `provider:entity_id`: exact, as Medusa's lookup is.
     async fn find(&self, entity_id: &str, provider: &str) -> Result<Lookup, StoreError> {
         Ok(match &self.known {
@@ -80,23 +80,26 @@ mod tests {
 
     #[tokio::test]
     async fn an_open_store_knows_everyone_and_keeps_nothing() {
-        let store = MemoryStore::open();
+        let store = MemoryIdentityStore::open();
         assert_eq!(store.issue(&record("anyone@example.com")).await.unwrap(), Some(IssuedToken { row_id: None }));
         assert_eq!(store.live_token_hash("anyone@example.com", "emailpass"), None);
     }
 
     #[tokio::test]
     async fn a_lookup_finds_exactly_the_known_spelling_and_an_open_store_checks_nothing() {
-        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let store = MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]);
         assert!(matches!(store.find("a@example.com", "emailpass").await.unwrap(), Lookup::Account(_)));
         assert_eq!(store.find("A@example.com", "emailpass").await.unwrap(), Lookup::NoAccount);
         assert_eq!(store.find("a@example.com", "google").await.unwrap(), Lookup::NoAccount);
-        assert_eq!(MemoryStore::open().find("anyone@example.com", "emailpass").await.unwrap(), Lookup::Unchecked);
+        assert_eq!(
+            MemoryIdentityStore::open().find("anyone@example.com", "emailpass").await.unwrap(),
+            Lookup::Unchecked
+        );
     }
 
     #[tokio::test]
     async fn a_fixed_store_keeps_one_live_token_per_identity() {
-        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let store = MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]);
         assert_eq!(store.issue(&record("nobody@example.com")).await.unwrap(), None);
         let first = record("a@example.com");
         store.issue(&first).await.unwrap().unwrap();

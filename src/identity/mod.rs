@@ -9,8 +9,8 @@ use uuid::Uuid;
 mod memory;
 mod postgres;
 
-pub use memory::MemoryStore;
-pub use postgres::{DatabaseSettings, MedusaDatabase};
+pub use memory::MemoryIdentityStore;
+pub use postgres::{DatabaseSettings, PostgresIdentityStore};
 
 /// The reset token to record for an identity.
 #[derive(Debug, Clone)]
@@ -80,15 +80,15 @@ pub enum StoreError {
 /// in-memory store. One type, so the binaries build one router either way.
 pub enum Identities {
     // Built once per execution environment: its size does not matter.
-    Medusa(Box<MedusaDatabase>),
-    Open(MemoryStore),
+    Medusa(Box<PostgresIdentityStore>),
+    Open(MemoryIdentityStore),
 }
 
 impl Identities {
     pub fn from_settings(database: Option<DatabaseSettings>) -> Self {
         match database {
-            Some(settings) => Self::Medusa(Box::new(MedusaDatabase::new(settings))),
-            None => Self::Open(MemoryStore::open()),
+            Some(settings) => Self::Medusa(Box::new(PostgresIdentityStore::new(settings))),
+            None => Self::Open(MemoryIdentityStore::open()),
         }
     }
 }

@@ -20,17 +20,17 @@ use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::claims::{self, ClaimsProblem};
 use super::link::LinkTemplates;
 use super::locale::Locale;
 use super::pacing::Pacing;
 use super::templates::{EmailContext, EmailTemplates};
+use super::token_check::{self, TokenProblem};
+use crate::aws::seal::{KmsOpener, UnsealError};
 use crate::domain::event::{PasswordResetEvent, SealedPasswordResetEvent};
 use crate::domain::identifier::mask;
 use crate::domain::recipient::Recipient;
 use crate::idempotency::{Claim, ClaimError, ClaimStore, Claims, Holder, ResetKey};
 use crate::mail::{Email, MailError, Mailer};
-use crate::seal::{KmsOpener, UnsealError};
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,13 +311,13 @@ impl<M: Mailer> Notifier<M> {
             return Err(Delivery::dropped(DropReason::NotAnEmail));
         };
         // The signature cannot be checked here (no secret), but a token about another event can be told.
-        let (expires_at, key) = match claims::check(event) {
+        let (expires_at, key) = match token_check::check(event) {
             Ok(facts) => match ResetKey::parse(&facts.jti) {
                 Ok(key) => (facts.expires_at, key),
                 Err(_) => return Err(Delivery::dropped(DropReason::UnreadableToken)),
             },
-            Err(ClaimsProblem::Unreadable) => return Err(Delivery::dropped(DropReason::UnreadableToken)),
-            Err(ClaimsProblem::Disagrees(claim)) => {
+            Err(TokenProblem::Unreadable) => return Err(Delivery::dropped(DropReason::UnreadableToken)),
+            Err(TokenProblem::Disagrees(claim)) => {
                 let cause = format!("the token's `{claim}` claim is not the event's");
                 return Err(Delivery::Dropped { reason: DropReason::ClaimsMismatch, cause: Some(cause) });
             }
@@ -358,7 +358,7 @@ impl<M: Mailer> Notifier<M> {
         loop {
             match self.mailer.send(email).await {
                 Err(MailError::Throttled(cause)) => {
-                    crate::metrics::ses_throttled();
+                    crate::observability::metrics::ses_throttled();
                     let Some(wait) = pacing.next_wait() else {
                         return Err(MailError::Throttled(format!(
                             "{cause} (throttled {sends} times; the attempt's deadline leaves no room for another send)"
@@ -402,7 +402,7 @@ fn report(event_id: &str, recipient: Option<&str>, outcome: &Result<Delivery, No
     let masked = recipient.map(mask);
     let cause_of = |cause: &str| scrub(cause, recipient);
     let recipient = masked.as_deref();
-    crate::metrics::email(match outcome {
+    crate::observability::metrics::email(match outcome {
         Ok(Delivery::Sent { .. }) => "sent",
         Ok(Delivery::Ignored) => "ignored",
         Ok(Delivery::Duplicate { .. }) => "duplicate_skipped",
@@ -492,7 +492,7 @@ mod tests {
             }
             _ => None,
         });
-        crate::wiring::notifier(NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap(), mailer, None)
+        crate::app::wiring::notifier(NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap(), mailer, None)
     }
 
     /// A token signed as the reset route signs them, with the claims given; the notifier never
@@ -632,7 +632,7 @@ mod tests {
         let notifier = notifier(FakeMailer::default());
         let event = event("a@example.com", NOW + 900, None);
         // An attempt that claimed and then crashed before SES, with its deadline at NOW + 10.
-        let jti = claims::check(&event).unwrap().jti;
+        let jti = token_check::check(&event).unwrap().jti;
         let key = ResetKey::parse(&jti).unwrap();
         assert!(matches!(notifier.claims.claim(&key, at(NOW + 10), at(NOW)).await.unwrap(), Claim::Claimed(_)));
         let during = notifier.deliver(&event, attempt(NOW + 9, NOW + 19)).await.unwrap();

@@ -6,9 +6,9 @@ use aws_sdk_eventbridge::error::DisplayErrorContext;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use super::{EventPublisher, PublishError};
+use crate::aws::seal::KmsSealer;
 use crate::domain::event::AuthEvent;
-use crate::seal::KmsSealer;
-use crate::trace;
+use crate::observability::trace;
 
 /// Where events go: the bus, the `Source`, and the `DetailType` of each kind of event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -123,13 +123,13 @@ fn carries(reason: &CancellationReason, request: &str) -> bool {
 }
 
 #[derive(Debug, Clone)]
-pub struct DynamoLimiter {
+pub struct DynamoDbRateLimiter {
     client: Client,
     table: String,
     limits: Limits,
 }
 
-impl DynamoLimiter {
+impl DynamoDbRateLimiter {
     pub fn new(client: Client, table: String, limits: Limits) -> Self {
         Self { client, table, limits }
     }
@@ -235,7 +235,7 @@ impl DynamoLimiter {
     }
 }
 
-impl RateLimiter for DynamoLimiter {
+impl RateLimiter for DynamoDbRateLimiter {
     async fn check(&self, subject: &Subject, now: SystemTime) -> Result<Verdict, LimitError> {
         let counters = self.limits.counters(subject, now);
         let items = counters

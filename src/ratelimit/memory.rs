@@ -17,12 +17,12 @@ struct Tally {
 }
 
 #[derive(Debug)]
-pub struct MemoryLimiter {
+pub struct MemoryRateLimiter {
     limits: Limits,
     counts: Mutex<HashMap<String, Tally>>,
 }
 
-impl MemoryLimiter {
+impl MemoryRateLimiter {
     pub fn new(limits: Limits) -> Self {
         Self { limits, counts: Mutex::default() }
     }
@@ -43,7 +43,7 @@ fn earlier_verdict(
     Some(if identity.iter().all(counted) { Verdict::Allowed } else { Verdict::IdentifierLimited })
 }
 
-impl RateLimiter for MemoryLimiter {
+impl RateLimiter for MemoryRateLimiter {
     async fn check(&self, subject: &Subject, now: SystemTime) -> Result<Verdict, LimitError> {
         let counters = self.limits.counters(subject, now);
         let mut counts = self.counts.lock().map_err(|e| LimitError(e.to_string()))?;
@@ -110,7 +110,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_token_a_minute_and_five_an_hour_per_identifier() {
-        let limiter = MemoryLimiter::new(Limits::default());
+        let limiter = MemoryRateLimiter::new(Limits::default());
         let a = || subject("198.51.100.1", "a@example.com");
         assert_eq!(limiter.check(&a(), at(3_600)).await.unwrap(), Verdict::Allowed);
         assert_eq!(limiter.check(&a(), at(3_659)).await.unwrap(), Verdict::IdentifierLimited);
@@ -124,7 +124,7 @@ mod tests {
     #[tokio::test]
     async fn the_ip_limit_answers_429_with_the_time_left_and_is_independent() {
         let limits = Limits { per_ip: Limit { max: 3, window: Duration::from_secs(300) }, ..Limits::default() };
-        let limiter = MemoryLimiter::new(limits);
+        let limiter = MemoryRateLimiter::new(limits);
         for n in 0..3 {
             let verdict = limiter.check(&subject("198.51.100.1", &format!("u{n}@example.com")), at(600)).await.unwrap();
             assert_eq!(verdict, Verdict::Allowed);
@@ -138,7 +138,7 @@ mod tests {
     #[tokio::test]
     async fn identifier_limited_requests_still_count_against_the_ip() {
         let limits = Limits { per_ip: Limit { max: 2, window: Duration::from_secs(300) }, ..Limits::default() };
-        let limiter = MemoryLimiter::new(limits);
+        let limiter = MemoryRateLimiter::new(limits);
         let a = || subject("198.51.100.1", "a@example.com");
         assert_eq!(limiter.check(&a(), at(0)).await.unwrap(), Verdict::Allowed);
         assert_eq!(limiter.check(&a(), at(1)).await.unwrap(), Verdict::IdentifierLimited);
@@ -148,7 +148,7 @@ mod tests {
     #[tokio::test]
     async fn a_released_count_lets_the_identifier_try_again_in_the_same_window() {
         let limits = Limits { per_ip: Limit { max: 3, window: Duration::from_secs(300) }, ..Limits::default() };
-        let limiter = MemoryLimiter::new(limits);
+        let limiter = MemoryRateLimiter::new(limits);
         let a = || subject("198.51.100.1", "a@example.com");
         let failed = a();
         assert_eq!(limiter.check(&failed, at(600)).await.unwrap(), Verdict::Allowed);
@@ -163,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn releasing_what_was_never_counted_changes_nothing() {
-        let limiter = MemoryLimiter::new(Limits::default());
+        let limiter = MemoryRateLimiter::new(Limits::default());
         let a = || subject("198.51.100.1", "a@example.com");
         limiter.release(&a(), at(600)).await.unwrap();
         limiter.release(&a(), at(600)).await.unwrap();
@@ -174,7 +174,7 @@ mod tests {
     #[tokio::test]
     async fn a_repeated_check_answers_as_the_first_did_and_counts_nothing_more() {
         let limits = Limits { per_ip: Limit { max: 3, window: Duration::from_secs(300) }, ..Limits::default() };
-        let limiter = MemoryLimiter::new(limits);
+        let limiter = MemoryRateLimiter::new(limits);
         let allowed = subject("198.51.100.1", "a@example.com");
         let limited = subject("198.51.100.1", "a@example.com");
         assert_eq!(limiter.check(&allowed, at(600)).await.unwrap(), Verdict::Allowed);
@@ -193,7 +193,7 @@ mod tests {
     async fn a_give_back_takes_back_only_what_its_own_request_counted_and_only_once() {
         let limits =
             Limits { per_identifier: vec![Limit { max: 2, window: Duration::from_secs(60) }], ..Limits::default() };
-        let limiter = MemoryLimiter::new(limits);
+        let limiter = MemoryRateLimiter::new(limits);
         let a = || subject("198.51.100.1", "a@example.com");
         let (first, second) = (a(), a());
         assert_eq!(limiter.check(&first, at(600)).await.unwrap(), Verdict::Allowed);
@@ -209,7 +209,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn fifty_concurrent_checks_in_one_fixed_window_allow_exactly_one() {
         let limits = Limits { per_ip: Limit { max: 1_000, window: Duration::from_secs(300) }, ..Limits::default() };
-        let limiter = std::sync::Arc::new(MemoryLimiter::new(limits));
+        let limiter = std::sync::Arc::new(MemoryRateLimiter::new(limits));
         // The clock is the test's: every check falls in the same minute, whatever the wall clock does.
         let now = at(1_800_000_000 + 17);
         let mut checks = tokio::task::JoinSet::new();
@@ -262,7 +262,7 @@ mod tests {
                 per_identifier: vec![Limit { max: 1, window: Duration::from_secs(10) }, Limit { max: 3, window: Duration::from_secs(60) }],
                 per_ip: Limit { max: 4, window: Duration::from_secs(30) },
             };
-            let limiter = MemoryLimiter::new(limits.clone());
+            let limiter = MemoryRateLimiter::new(limits.clone());
             let mut model = Model::default();
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let mut now = 1_800_000_000;

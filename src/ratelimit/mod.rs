@@ -15,8 +15,8 @@ use crate::vars::{ConfigError, Vars};
 mod dynamodb;
 mod memory;
 
-pub use dynamodb::DynamoLimiter;
-pub use memory::MemoryLimiter;
+pub use dynamodb::DynamoDbRateLimiter;
+pub use memory::MemoryRateLimiter;
 
 /// The most requests one window may allow with the counters in DynamoDB: each leaves a marker of
 /// about 20 bytes on its counter's item, and this many stay well inside an item's 400 KB.
@@ -221,8 +221,8 @@ pub struct LimitError(pub String);
 /// The limiter a configuration asks for: DynamoDB when a table is configured, else in memory.
 /// One type, so the binaries build one router either way.
 pub enum Limiter {
-    Dynamo(DynamoLimiter),
-    Memory(MemoryLimiter),
+    Dynamo(DynamoDbRateLimiter),
+    Memory(MemoryRateLimiter),
 }
 
 impl Limiter {
@@ -230,9 +230,9 @@ impl Limiter {
         match &settings.table {
             Some(table) => {
                 let client = aws_sdk_dynamodb::Client::new(sdk);
-                Self::Dynamo(DynamoLimiter::new(client, table.clone(), settings.limits.clone()))
+                Self::Dynamo(DynamoDbRateLimiter::new(client, table.clone(), settings.limits.clone()))
             }
-            None => Self::Memory(MemoryLimiter::new(settings.limits.clone())),
+            None => Self::Memory(MemoryRateLimiter::new(settings.limits.clone())),
         }
     }
 }

@@ -8,9 +8,9 @@
 use axum::Router;
 use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::MedusaDatabase;
+use medusa_reset::identity::PostgresIdentityStore;
 use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::ratelimit::MemoryLimiter;
+use medusa_reset::ratelimit::MemoryRateLimiter;
 use serde_json::{Value, json};
 
 use crate::support;
@@ -88,10 +88,10 @@ async fn our_token(actor_type: &str, email: &str) -> String {
         ("JWT_SECRET", &secret),
     ]);
     let secret = SigningSecret::parse(secret).expect("Medusa's secret is long enough");
-    let store = MedusaDatabase::new(support::database_settings(&config));
+    let store = PostgresIdentityStore::new(support::database_settings(&config));
     let (publisher, mut events) = ChannelPublisher::new();
-    let limiter = MemoryLimiter::new(config.limits.limits.clone());
-    let app: Router = medusa_reset::wiring::app(&config, &secret, publisher, store, limiter);
+    let limiter = MemoryRateLimiter::new(config.limits.limits.clone());
+    let app: Router = medusa_reset::app::wiring::app(&config, &secret, publisher, store, limiter);
     let path = format!("/auth/{actor_type}/emailpass/reset-password");
     let (response, text) = support::send(&app, support::post_json(&path, &identifier(email))).await;
     assert_eq!((response.status().as_u16(), text.as_str()), (201, "Created"));

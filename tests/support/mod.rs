@@ -24,7 +24,7 @@ use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::IdentityStore;
 use medusa_reset::publish::EventPublisher;
-use medusa_reset::ratelimit::MemoryLimiter;
+use medusa_reset::ratelimit::MemoryRateLimiter;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -90,7 +90,7 @@ pub fn api_config(overrides: &[(&str, &str)]) -> ApiConfig {
 /// The database settings of a configuration given `MEDUSA_DATABASE_URL`.
 pub fn database_settings(config: &ApiConfig) -> medusa_reset::identity::DatabaseSettings {
     match &config.database {
-        Some(medusa_reset::secret::DatabaseSource::Url(settings)) => (**settings).clone(),
+        Some(medusa_reset::aws::secrets::DatabaseSource::Url(settings)) => (**settings).clone(),
         other => panic!("the test configuration has no MEDUSA_DATABASE_URL: {other:?}"),
     }
 }
@@ -98,7 +98,13 @@ pub fn database_settings(config: &ApiConfig) -> medusa_reset::identity::Database
 /// The router for a test configuration, with the test secret and an in-memory rate limiter.
 pub fn app<P: EventPublisher, S: IdentityStore>(config: &ApiConfig, publisher: P, store: S) -> Router {
     let secret = SigningSecret::parse(SECRET).expect("a long enough secret");
-    medusa_reset::wiring::app(config, &secret, publisher, store, MemoryLimiter::new(config.limits.limits.clone()))
+    medusa_reset::app::wiring::app(
+        config,
+        &secret,
+        publisher,
+        store,
+        MemoryRateLimiter::new(config.limits.limits.clone()),
+    )
 }
 
 /// Sends one request through the router in-process and returns status, headers and body text.

@@ -22,7 +22,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The Amazon RDS certificate authorities (see assets/README.md): RDS and Aurora certificates do
 /// not chain to the web PKI. Parsed only when a connection verifies its server.
-const RDS_BUNDLE: &[u8] = include_bytes!("../../../assets/rds-global-bundle.pem");
+const RDS_BUNDLE: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/rds-global-bundle.pem"));
 
 /// How much of the server's certificate is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

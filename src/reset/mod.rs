@@ -223,21 +223,21 @@ mod tests {
     use crate::domain::actor::ProviderPolicy;
     use crate::domain::token::SigningSecret;
     use crate::domain::token::jti_hash;
-    use crate::identity::MemoryStore;
+    use crate::identity::MemoryIdentityStore;
     use crate::publish::ChannelPublisher;
-    use crate::ratelimit::{Limits, MemoryLimiter};
+    use crate::ratelimit::{Limits, MemoryRateLimiter};
     use tokio::sync::mpsc::UnboundedReceiver;
 
-    type Service = ResetService<ChannelPublisher, MemoryStore, MemoryLimiter>;
+    type Service = ResetService<ChannelPublisher, MemoryIdentityStore, MemoryRateLimiter>;
 
     fn minter() -> TokenMinter {
         let config = ApiConfig::for_tests();
         TokenMinter::new(&SigningSecret::parse("unit-test-secret-0123456789abcdef0123").unwrap(), &config.token)
     }
 
-    fn service(store: MemoryStore) -> (Service, UnboundedReceiver<AuthEvent>) {
+    fn service(store: MemoryIdentityStore) -> (Service, UnboundedReceiver<AuthEvent>) {
         let (publisher, events) = ChannelPublisher::new();
-        let limiter = MemoryLimiter::new(Limits::default());
+        let limiter = MemoryRateLimiter::new(Limits::default());
         (ResetService::new(minter(), publisher, store, limiter, Duration::ZERO), events)
     }
 
@@ -252,7 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_known_identity_gets_a_recorded_token_and_its_event() {
-        let (service, mut events) = service(MemoryStore::with_identities([("a@example.com", "emailpass")]));
+        let (service, mut events) = service(MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]));
         assert_eq!(reset(&service, "a@example.com").await.unwrap(), ResetOutcome::TokenPublished);
         let Ok(AuthEvent::PasswordReset(event)) = events.try_recv() else { panic!("a password reset event") };
         let claims =
@@ -264,7 +264,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_identity_gets_no_token_only_the_unknown_event() {
-        let (service, mut events) = service(MemoryStore::with_identities([("a@example.com", "emailpass")]));
+        let (service, mut events) = service(MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]));
         assert_eq!(reset(&service, "nobody@example.com").await.unwrap(), ResetOutcome::UnknownIdentity);
         assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(e)) if e.entity_id == "nobody@example.com"));
         assert!(events.try_recv().is_err());
@@ -273,9 +273,9 @@ mod tests {
     #[tokio::test]
     async fn a_successful_answer_waits_for_the_floor_whichever_the_path() {
         let (publisher, _events) = ChannelPublisher::new();
-        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let store = MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]);
         let floor = Duration::from_millis(50);
-        let limiter = MemoryLimiter::new(Limits::default());
+        let limiter = MemoryRateLimiter::new(Limits::default());
         let service = ResetService::new(minter(), publisher, store, limiter, floor);
         for identifier in ["a@example.com", "nobody@example.com"] {
             let started = Instant::now();
@@ -289,7 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rate_limited_identifier_gets_nothing_minted_or_published() {
-        let (service, mut events) = service(MemoryStore::open());
+        let (service, mut events) = service(MemoryIdentityStore::open());
         assert_eq!(reset(&service, "a@example.com").await.unwrap(), ResetOutcome::TokenPublished);
         assert!(events.try_recv().is_ok());
         assert_eq!(reset(&service, "a@example.com").await.unwrap(), ResetOutcome::RateLimited);
@@ -317,7 +317,7 @@ mod tests {
     }
 
     async fn reset_with<P: EventPublisher, L: RateLimiter>(
-        service: &ResetService<P, MemoryStore, L>,
+        service: &ResetService<P, MemoryIdentityStore, L>,
         identifier: &str,
     ) -> Result<ResetOutcome, ResetError> {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
@@ -328,8 +328,8 @@ mod tests {
     async fn a_failed_reset_gives_the_identifiers_count_back_so_the_retry_is_served() {
         let (inner, mut events) = ChannelPublisher::new();
         let publisher = FlakyPublisher { failures: 1.into(), inner };
-        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
-        let limiter = MemoryLimiter::new(Limits::default());
+        let store = MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]);
+        let limiter = MemoryRateLimiter::new(Limits::default());
         let service = ResetService::new(minter(), publisher, store, limiter, Duration::ZERO);
         assert!(matches!(reset_with(&service, "a@example.com").await, Err(ResetError::Publish(_))));
         assert!(events.try_recv().is_err());
@@ -355,14 +355,14 @@ mod tests {
     async fn a_give_back_that_fails_leaves_the_original_failure_as_the_answer() {
         let (publisher, events) = ChannelPublisher::new();
         drop(events);
-        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let store = MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]);
         let service = ResetService::new(minter(), publisher, store, UnreleasingLimiter, Duration::ZERO);
         assert!(matches!(reset_with(&service, "a@example.com").await, Err(ResetError::Publish(_))));
     }
 
     #[tokio::test]
     async fn spellings_of_one_address_share_its_limit_but_the_token_keeps_the_spelling_given() {
-        let (service, mut events) = service(MemoryStore::open());
+        let (service, mut events) = service(MemoryIdentityStore::open());
         assert_eq!(reset(&service, "Victim@Example.com").await.unwrap(), ResetOutcome::TokenPublished);
         let Ok(AuthEvent::PasswordReset(event)) = events.try_recv() else { panic!("a password reset event") };
         assert_eq!(event.entity_id, "Victim@Example.com");
@@ -376,7 +376,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_for_spellings_without_an_account_leave_the_accounts_share_alone() {
-        let (service, mut events) = service(MemoryStore::with_identities([("alice@example.com", "emailpass")]));
+        let (service, mut events) = service(MemoryIdentityStore::with_identities([("alice@example.com", "emailpass")]));
         for spelling in ["ALICE@example.com", "alice@EXAMPLE.com", "Alice@Example.com", "ALICE@EXAMPLE.COM"] {
             assert_ne!(reset(&service, spelling).await.unwrap(), ResetOutcome::TokenPublished, "{spelling:?}");
         }
@@ -391,7 +391,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_spelling_is_limited_on_its_exact_key_so_a_second_spelling_tells_nothing() {
-        let (service, _events) = service(MemoryStore::with_identities([("alice@example.com", "emailpass")]));
+        let (service, _events) = service(MemoryIdentityStore::with_identities([("alice@example.com", "emailpass")]));
         // Another spelling first, then the address itself: both allowed whether or not the address
         // has an account, so that neither answer's work tells the two apart.
         assert_eq!(reset(&service, "NOBODY@example.com").await.unwrap(), ResetOutcome::UnknownIdentity);
@@ -419,7 +419,7 @@ mod tests {
     #[tokio::test]
     async fn a_rate_limiter_that_never_answers_fails_the_request_within_the_check_and_give_back_limits() {
         let (publisher, mut events) = ChannelPublisher::new();
-        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let store = MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]);
         let service = ResetService::new(minter(), publisher, store, StuckLimiter, Duration::ZERO);
         let started = Instant::now();
         assert!(matches!(reset_with(&service, "a@example.com").await, Err(ResetError::RateLimit(_))));
@@ -447,7 +447,7 @@ mod tests {
     async fn a_give_back_that_never_answers_is_cut_and_the_failure_stands() {
         let (publisher, events) = ChannelPublisher::new();
         drop(events);
-        let store = MemoryStore::with_identities([("a@example.com", "emailpass")]);
+        let store = MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]);
         let service = ResetService::new(minter(), publisher, store, StuckGiveBack, Duration::ZERO);
         let started = Instant::now();
         assert!(matches!(reset_with(&service, "a@example.com").await, Err(ResetError::Publish(_))));
@@ -480,8 +480,8 @@ mod tests {
     #[tokio::test]
     async fn the_unknown_path_hands_the_publisher_the_length_a_known_token_has() {
         let recorder = std::sync::Arc::new(LengthRecorder::default());
-        let store = MemoryStore::with_identities([("known@example.com", "emailpass")]);
-        let limiter = MemoryLimiter::new(Limits::default());
+        let store = MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]);
+        let limiter = MemoryRateLimiter::new(Limits::default());
         let service = ResetService::new(minter(), recorder.clone(), store, limiter, Duration::ZERO);
         // Identifiers of one length: their tokens have one length.
         assert_eq!(reset_with(&service, "known@example.com").await.unwrap(), ResetOutcome::TokenPublished);
@@ -500,7 +500,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_publish_withdraws_the_token() {
-        let (service, events) = service(MemoryStore::with_identities([("a@example.com", "emailpass")]));
+        let (service, events) = service(MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]));
         drop(events);
         assert!(matches!(reset(&service, "a@example.com").await, Err(ResetError::Publish(_))));
         assert_eq!(service.store.live_token_hash("a@example.com", "emailpass"), None);

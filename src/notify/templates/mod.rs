@@ -27,7 +27,7 @@ const LAYOUT: &str = "_layout";
 
 /// Embeds the files under `templates/`, named by their path there.
 macro_rules! embedded {
-    ($($path:literal),* $(,)?) => { &[$(($path, include_str!(concat!("../../templates/", $path)))),*] };
+    ($($path:literal),* $(,)?) => { &[$(($path, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/", $path)))),*] };
 }
 
 /// The defaults shipped in the binary: the layouts, and words for customers and admin users.
@@ -629,7 +629,8 @@ mod tests {
         std::fs::create_dir_all(dir.join("de/user")).unwrap();
         std::fs::write(dir.join("de/user/subject.txt"), "Admin: {{ email }}").unwrap();
         std::fs::create_dir_all(dir.join("de/vendor")).unwrap();
-        let vendor_words = include_str!("../../templates/de/words.txt").replace("Hallo,", "Hallo Händler,");
+        let vendor_words = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/de/words.txt"))
+            .replace("Hallo,", "Hallo Händler,");
         std::fs::write(dir.join("de/vendor/words.txt"), vendor_words).unwrap();
         let templates = EmailTemplates::load(Some(&dir), &english()).unwrap();
         let as_actor =

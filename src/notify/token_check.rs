@@ -29,7 +29,7 @@ pub struct TokenFacts {
 
 /// Why a token does not belong to its event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimsProblem {
+pub enum TokenProblem {
     /// Not a JWT, or one of the claims is missing.
     Unreadable,
     /// This claim says something other than the event (the values are not kept: they are personal).
@@ -37,9 +37,9 @@ pub enum ClaimsProblem {
 }
 
 /// The token's `exp` and `jti`, when its claims are about this event and it is a reset token.
-pub fn check(event: &PasswordResetEvent) -> Result<TokenFacts, ClaimsProblem> {
+pub fn check(event: &PasswordResetEvent) -> Result<TokenFacts, TokenProblem> {
     let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(event.token.expose())
-        .map_err(|_| ClaimsProblem::Unreadable)?;
+        .map_err(|_| TokenProblem::Unreadable)?;
     let disagreements = [
         ("entity_id", claims.entity_id == event.entity_id),
         ("actor_type", claims.actor_type == event.actor_type),
@@ -47,7 +47,7 @@ pub fn check(event: &PasswordResetEvent) -> Result<TokenFacts, ClaimsProblem> {
         ("purpose", claims.purpose == RESET_PURPOSE),
     ];
     match disagreements.iter().find(|(_, agrees)| !agrees) {
-        Some((claim, _)) => Err(ClaimsProblem::Disagrees(claim)),
+        Some((claim, _)) => Err(TokenProblem::Disagrees(claim)),
         None => Ok(TokenFacts { expires_at: claims.exp, jti: claims.jti }),
     }
 }
@@ -95,7 +95,7 @@ mod tests {
         ] {
             let mut claims = agreeing();
             claims[claim] = value;
-            assert_eq!(check(&event(token(claims))), Err(ClaimsProblem::Disagrees(claim)), "{claim}");
+            assert_eq!(check(&event(token(claims))), Err(TokenProblem::Disagrees(claim)), "{claim}");
         }
     }
 
@@ -104,11 +104,11 @@ mod tests {
         for claim in ["entity_id", "actor_type", "provider", "purpose", "exp", "jti"] {
             let mut claims = agreeing();
             claims.as_object_mut().unwrap().remove(claim);
-            assert_eq!(check(&event(token(claims))), Err(ClaimsProblem::Unreadable), "without {claim}");
+            assert_eq!(check(&event(token(claims))), Err(TokenProblem::Unreadable), "without {claim}");
         }
-        assert_eq!(check(&event(ResetToken::new("garbage".into()))), Err(ClaimsProblem::Unreadable));
+        assert_eq!(check(&event(ResetToken::new("garbage".into()))), Err(TokenProblem::Unreadable));
         let mut claims = agreeing();
         claims["exp"] = json!("tomorrow");
-        assert_eq!(check(&event(token(claims))), Err(ClaimsProblem::Unreadable));
+        assert_eq!(check(&event(token(claims))), Err(TokenProblem::Unreadable));
     }
 }

@@ -5,7 +5,7 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use crate::telemetry::{LogFormat, LogSettings};
+use crate::observability::logs::{LogFormat, LogSettings};
 use crate::vars::{Profile, Vars, env_var};
 
 /// The exit code for a binary's outcome, writing the error if there is one.

@@ -9,20 +9,20 @@ use axum::Router;
 use axum::middleware;
 
 use crate::api::{self, ApiState};
+use crate::aws::seal::{KmsOpener, KmsSealer, SubjectKey};
+use crate::aws::secrets;
 use crate::config::{ApiConfig, LocalSettings, NotifierConfig};
 use crate::domain::token::{SigningSecret, TokenMinter};
-use crate::idempotency::{Claims, DynamoClaims, IdempotencySettings, MemoryClaims};
+use crate::idempotency::{Claims, DynamoDbClaimStore, IdempotencySettings, MemoryClaimStore};
 use crate::identity::{DatabaseSettings, Identities, IdentityStore};
 use crate::mail::{Mailer, SentMail, SesMailer};
-use crate::metrics::{Latency, Timed};
 use crate::notify::Notifier;
+use crate::observability::metrics::{Latency, Timed};
+use crate::observability::trace;
+use crate::ops::replay::{ReplaySettings, Replayer};
 use crate::publish::{EventBridgePublisher, EventPublisher};
 use crate::ratelimit::{Limiter, RateLimiter};
-use crate::replay::{ReplaySettings, Replayer};
 use crate::reset::ResetService;
-use crate::seal::{KmsOpener, KmsSealer, SubjectKey};
-use crate::secret;
-use crate::trace;
 use crate::vars::ConfigError;
 
 /// The reset route over any three ports: what the Lambda, `make run`, tests and benchmarks serve.
@@ -48,7 +48,7 @@ pub async fn secrets(
     sdk: &SdkConfig,
 ) -> Result<(SigningSecret, Option<DatabaseSettings>), ConfigError> {
     let (secret, database) =
-        tokio::try_join!(config.secret.resolve(sdk), secret::resolve_database(config.database.clone(), sdk))?;
+        tokio::try_join!(config.secret.resolve(sdk), secrets::resolve_database(config.database.clone(), sdk))?;
     config.check_resolved_secret(&secret)?;
     Ok((secret, database))
 }
@@ -93,13 +93,13 @@ pub fn notifier_lambda(config: NotifierConfig, sdk: &SdkConfig) -> Notifier<Time
 /// environment's duplicates only, which a deployment should not settle for, so it says so).
 pub fn claims(settings: &IdempotencySettings, sdk: &SdkConfig) -> Claims {
     match &settings.table {
-        Some(table) => Claims::Dynamo(DynamoClaims::new(aws_sdk_dynamodb::Client::new(sdk), table.clone())),
+        Some(table) => Claims::Dynamo(DynamoDbClaimStore::new(aws_sdk_dynamodb::Client::new(sdk), table.clone())),
         None => {
             tracing::warn!(
                 "IDEMPOTENCY_TABLE is not set: a redelivered event is caught only by the execution environment \
                  that sent it, so a retry elsewhere can send a second e-mail"
             );
-            Claims::Memory(MemoryClaims::default())
+            Claims::Memory(MemoryClaimStore::default())
         }
     }
 }

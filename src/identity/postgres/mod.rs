@@ -310,14 +310,14 @@ struct Connection {
 }
 
 /// Medusa's database as the identity store.
-pub struct MedusaDatabase {
+pub struct PostgresIdentityStore {
     settings: DatabaseSettings,
     connection: Mutex<Option<Connection>>,
     /// The schema last logged (`Schema as u8`, 0 for none), so a reconnection does not repeat it.
     logged_schema: AtomicU8,
 }
 
-impl MedusaDatabase {
+impl PostgresIdentityStore {
     /// Does no I/O: the connection opens on the first request, outside the cold start.
     pub fn new(settings: DatabaseSettings) -> Self {
         Self { settings, connection: Mutex::new(None), logged_schema: AtomicU8::new(0) }
@@ -445,7 +445,7 @@ async fn watch<C: std::future::Future<Output = Result<(), tokio_postgres::Error>
     }
 }
 
-impl IdentityStore for MedusaDatabase {
+impl IdentityStore for PostgresIdentityStore {
     /// One statement, on either schema: the rate limits count against the id it finds.
     async fn find(&self, entity_id: &str, provider: &str) -> Result<Lookup, StoreError> {
         let lookup = async |c: &mut Connection| {
@@ -523,7 +523,9 @@ mod tests {
     /// One of the RDS roots, as a PEM file of its own.
     fn pem_file() -> std::path::PathBuf {
         let path = std::env::temp_dir().join(format!("root-{}.pem", uuid::Uuid::new_v4().simple()));
-        let bundle = std::str::from_utf8(include_bytes!("../../assets/rds-global-bundle.pem")).unwrap();
+        let bundle =
+            std::str::from_utf8(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/rds-global-bundle.pem")))
+                .unwrap();
         let end = bundle.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len();
         std::fs::write(&path, &bundle[..end]).unwrap();
         path

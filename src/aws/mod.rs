@@ -1,6 +1,11 @@
 //! The shared AWS SDK configuration: region, credentials and endpoint from the environment
 //! (`AWS_ENDPOINT_URL` points it at a local emulator), with time-outs and retries that keep every
-//! call well inside the function's time (`reset::budget` adds them up).
+//! call well inside the function's time (`reset::budget` adds them up). Beside it, the roots the
+//! SDK trusts (`roots`), Secrets Manager's secrets (`secrets`) and KMS sealing (`seal`).
+
+pub mod roots;
+pub mod seal;
+pub mod secrets;
 
 use std::time::Duration;
 
@@ -49,8 +54,8 @@ pub fn defaults() -> ConfigLoader {
         .with_initial_backoff(INITIAL_BACKOFF)
         .with_max_backoff(MAX_BACKOFF);
     let loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).retry_config(retries);
-    // Amazon's roots instead of reading the system's store at each cold start (src/aws_roots.rs).
-    match crate::aws_roots::https_client(&crate::vars::Vars::new(crate::vars::env_var)) {
+    // Amazon's roots instead of reading the system's store at each cold start (src/aws/roots.rs).
+    match crate::aws::roots::https_client(&crate::vars::Vars::new(crate::vars::env_var)) {
         Some(client) => loader.http_client(client),
         None => loader,
     }

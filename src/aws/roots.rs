@@ -17,7 +17,7 @@ use crate::vars::Vars;
 
 /// Amazon Root CA 1–4 and Starfield Services Root Certificate Authority – G2, with their SHA-256
 /// fingerprints as published at amazontrust.com/repository.
-const AMAZON_ROOTS: &str = include_str!("../assets/amazon-trust-services.pem");
+const AMAZON_ROOTS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/amazon-trust-services.pem"));
 
 /// The HTTPS client for the SDK's configuration, or `None` to keep the SDK's default (the system's
 /// store) when the environment names one.
