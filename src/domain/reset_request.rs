@@ -2,7 +2,7 @@
 //!
 //! Medusa 2.21 validates `{identifier: string, metadata?: record}` strictly with zod 4 and reports at
 //! most three issues as `Invalid request: …; …`. The messages below were measured against a running
-//! Medusa 2.21.2 (the differential tests in `tests/medusa_differential.rs` keep them so).
+//! Medusa 2.21.2 (the differential tests in `tests/medusa/medusa_differential.rs` keep them so).
 
 use serde_json::{Map, Value};
 

@@ -3,18 +3,16 @@
 //! the list and each e-mail; each e-mail's screenshot, saved under target/mail-screenshots/, is
 //! decoded and checked to show the rendered e-mail, not a blank frame. The Lambda's router has no viewer.
 
-mod support;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::local_runner::LocalRunner;
 use axum::body::Body;
 use http::Request;
 use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::publish::ChannelPublisher;
-use support::local_runner::LocalRunner;
 
 /// The locales of `metadata.locale` sent, and the locale each e-mail must say it is written in.
 const LOCALES: [(&str, &str); 8] = [
@@ -35,9 +33,9 @@ const BRAND: [u8; 3] = [0x25, 0x63, 0xeb];
 #[tokio::test]
 async fn the_lambda_router_answers_404_at_the_mail_viewers_paths() {
     let (publisher, _events) = ChannelPublisher::new();
-    let app = support::app(&support::api_config(&[]), publisher, MemoryIdentityStore::open());
+    let app = crate::support::app(&crate::support::api_config(&[]), publisher, MemoryIdentityStore::open());
     for path in ["/_dev/mail", "/_dev/mail/some-id", "/_dev/mail/some-id/html"] {
-        let (response, body) = support::send(&app, Request::get(path).body(Body::empty()).unwrap()).await;
+        let (response, body) = crate::support::send(&app, Request::get(path).body(Body::empty()).unwrap()).await;
         assert_eq!(response.status(), 404, "{path}: {body}");
         assert!(body.contains("\"type\":\"not_found\""), "{path}: Medusa's error shape, not a page: {body}");
     }
@@ -51,7 +49,7 @@ async fn counting_backend() -> (String, std::sync::Arc<std::sync::atomic::Atomic
         seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         "from the backend"
     });
-    (support::serve(backend).await, count)
+    (crate::support::serve(backend).await, count)
 }
 
 #[tokio::test]

@@ -3,12 +3,14 @@
 //! a fault proxy in front of the server, a reused connection that died silently or was reset is
 //! replaced without the shopper noticing, and nothing written is ever written twice.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::faults::TcpFaultProxy;
+use crate::support::medusa_db::{TestDb, settings_for};
+use crate::support::pgbouncer::PgBouncer;
+use crate::support::{SECRET, api_config, post_json, send, unreachable_endpoint, verify_independently};
 use axum::Router;
 use http::StatusCode;
 use medusa_reset::config::{Profile, Vars};
@@ -19,10 +21,6 @@ use medusa_reset::observability::logs::{self, LogSettings};
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::{LimitError, RateLimiter, Subject, Verdict};
 use serde_json::Value;
-use support::faults::TcpFaultProxy;
-use support::medusa_db::{TestDb, settings_for};
-use support::pgbouncer::PgBouncer;
-use support::{SECRET, api_config, post_json, send, unreachable_endpoint, verify_independently};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
@@ -74,7 +72,7 @@ fn app(db: &TestDb) -> (Router, UnboundedReceiver<AuthEvent>) {
 /// One execution environment: its router and the events it publishes.
 fn app_on(settings: DatabaseSettings) -> (Router, UnboundedReceiver<AuthEvent>) {
     let (publisher, events) = ChannelPublisher::new();
-    (support::app(&api_config(&[]), publisher, PostgresIdentityStore::new(settings)), events)
+    (crate::support::app(&api_config(&[]), publisher, PostgresIdentityStore::new(settings)), events)
 }
 
 async fn request(app: &Router, identifier: &str) -> StatusCode {
@@ -163,7 +161,7 @@ async fn spellings_medusa_does_not_know_leave_the_accounts_share_for_its_own_req
     let (publisher, mut events) = ChannelPublisher::new();
     // The shipped limits: one token a minute, five an hour, per identifier.
     let config = api_config(&[("RATE_LIMIT_PER_IDENTIFIER", "1/60,5/3600")]);
-    let app = support::app(&config, publisher, PostgresIdentityStore::new(db.settings()));
+    let app = crate::support::app(&config, publisher, PostgresIdentityStore::new(db.settings()));
     for spelling in
         ["ALICE@example.com", "alice@EXAMPLE.com", "Alice@Example.com", "ALICE@EXAMPLE.COM", "aLiCe@example.com"]
     {
@@ -223,7 +221,8 @@ async fn a_database_that_is_down_is_a_500_quickly_and_publishes_nothing() {
     let down = unreachable_endpoint().replace("http://", "postgres://postgres@") + "/medusa?sslmode=disable";
     let config = api_config(&[("MEDUSA_DATABASE_URL", &down), ("MEDUSA_DATABASE_TIMEOUT_MS", "500")]);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, PostgresIdentityStore::new(support::database_settings(&config)));
+    let app =
+        crate::support::app(&config, publisher, PostgresIdentityStore::new(crate::support::database_settings(&config)));
     let started = Instant::now();
     let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -238,13 +237,17 @@ async fn a_stuck_database_times_out_instead_of_hanging() {
     let db = TestDb::create().await;
     db.add_identity("a@example.com", "emailpass").await;
     // Another session holds the row lock Medusa's tables need: our statements must give up in time.
-    let blocker =
-        TestDb { name: String::new(), url: db.url.clone(), client: support::medusa_db::connect_to(&db.url).await };
+    let blocker = TestDb {
+        name: String::new(),
+        url: db.url.clone(),
+        client: crate::support::medusa_db::connect_to(&db.url).await,
+    };
     blocker.client.batch_execute("BEGIN; LOCK TABLE auth_password_reset_token IN ACCESS EXCLUSIVE MODE").await.unwrap();
     let url = db.url.clone();
     let config = api_config(&[("MEDUSA_DATABASE_URL", &url), ("MEDUSA_DATABASE_TIMEOUT_MS", "300")]);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, PostgresIdentityStore::new(support::database_settings(&config)));
+    let app =
+        crate::support::app(&config, publisher, PostgresIdentityStore::new(crate::support::database_settings(&config)));
     let started = Instant::now();
     assert_eq!(request(&app, "a@example.com").await, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
@@ -381,7 +384,8 @@ async fn known_and_unknown_identifiers_get_identical_answers_no_sooner_than_the_
     ]);
     assert_eq!(config.response_floor, FLOOR);
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, PostgresIdentityStore::new(support::database_settings(&config)));
+    let app =
+        crate::support::app(&config, publisher, PostgresIdentityStore::new(crate::support::database_settings(&config)));
     // Status, body and every header, names and values in order, with the CORS headers an allowed
     // storefront gets; and how long the answer took.
     let answer = async |identifier: &str| {
@@ -625,7 +629,7 @@ async fn an_issue_whose_connection_dies_after_it_began_is_not_tried_again_and_fr
 
     // Another session holds the identity's row, so the issue stops mid-transaction, its first
     // statement answered; the connection then dies, and the issue's statements run on unseen.
-    let blocker = support::medusa_db::connect_to(&db.url).await;
+    let blocker = crate::support::medusa_db::connect_to(&db.url).await;
     blocker.batch_execute("BEGIN; SELECT id FROM auth_password_reset_token FOR UPDATE").await.unwrap();
     let pending = tokio::spawn({
         let app = app.clone();
@@ -660,7 +664,7 @@ async fn a_database_that_went_down_behind_a_dead_connection_is_a_500_well_within
     proxy.kill_silently();
     // The server turns every new connection to the database away, as one that is down does.
     let maintenance = db.url.replacen(&format!("/{}?", db.name), "/postgres?", 1);
-    let admin = support::medusa_db::connect_to(&maintenance).await;
+    let admin = crate::support::medusa_db::connect_to(&maintenance).await;
     admin.batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", db.name)).await.unwrap();
     let started = Instant::now();
     let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;

@@ -6,8 +6,7 @@
 //! duplicate keys, identifier and metadata bounds, body size, content types other than JSON,
 //! actor types outside the allow-list, numbers beyond a double's range, and unknown routes.
 
-mod support;
-
+use crate::support::medusa::{self, AUTH_PROVIDERS, Answer};
 use axum::body::Body;
 use http::Request;
 use medusa_reset::identity::MemoryIdentityStore;
@@ -15,7 +14,6 @@ use medusa_reset::publish::ChannelPublisher;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use serde_json::{Map, Value, json};
-use support::medusa::{self, AUTH_PROVIDERS, Answer};
 
 /// Cases per run; `CONFORMANCE_CASES` raises it.
 const DEFAULT_CASES: u32 = 400;
@@ -138,7 +136,7 @@ async fn ours(app: &axum::Router, case: &Case) -> Answer {
     if let Some(content_type) = case.content_type {
         request = request.header("content-type", content_type);
     }
-    let (response, body) = support::send(app, request.body(Body::from(case.body.clone())).unwrap()).await;
+    let (response, body) = crate::support::send(app, request.body(Body::from(case.body.clone())).unwrap()).await;
     let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
     Answer { status: response.status().as_u16(), content_type, body }
 }
@@ -163,12 +161,12 @@ fn generated_requests_get_the_same_answer_from_medusa_and_from_us() {
     println!("differential: {cases} cases, CONFORMANCE_SEED={seed}");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (publisher, _events) = ChannelPublisher::new();
-    let config = support::api_config(&[
+    let config = crate::support::api_config(&[
         ("AUTH_PROVIDERS", AUTH_PROVIDERS),
         ("RATE_LIMIT_PER_IDENTIFIER", "100000/60"),
         ("RATE_LIMIT_PER_IP", "100000/60"),
     ]);
-    let app = support::app(&config, publisher, MemoryIdentityStore::open());
+    let app = crate::support::app(&config, publisher, MemoryIdentityStore::open());
     let client = medusa::client();
 
     let mut seed_bytes = [0u8; 32];
@@ -195,8 +193,8 @@ fn generated_requests_get_the_same_answer_from_medusa_and_from_us() {
 #[tokio::test]
 async fn the_contracts_examples_get_the_same_answer_from_medusa_and_from_us() {
     let (publisher, _events) = ChannelPublisher::new();
-    let app = support::app(
-        &support::api_config(&[("AUTH_PROVIDERS", AUTH_PROVIDERS)]),
+    let app = crate::support::app(
+        &crate::support::api_config(&[("AUTH_PROVIDERS", AUTH_PROVIDERS)]),
         publisher,
         MemoryIdentityStore::open(),
     );

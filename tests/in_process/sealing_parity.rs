@@ -4,13 +4,12 @@
 //! each encryption context in clear); and a KMS that fails fails both alike. The publisher is the one
 //! the Lambda's wiring builds (metric wrapper included); KMS and EventBridge are a stub that counts
 //! the `Encrypt` calls (moto keeps no count), and moto for the last test.
-//! `tools/with-moto cargo test --test sealing_parity`
-
-mod support;
+//! `tools/with-moto cargo test --test in_process sealing_parity`
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -22,7 +21,6 @@ use medusa_reset::app::wiring::reset_publisher;
 use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MemoryIdentityStore;
 use serde_json::{Value, json};
-use support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve};
 
 const KEY_ID: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
@@ -75,7 +73,7 @@ async fn sealing_app(stub: &KmsStub) -> Router {
     let endpoint = serve(Router::new().route("/", post(aws)).with_state(stub.clone())).await;
     let config = api_config(&[("TOKEN_KMS_KEY_ID", KEY_ID)]);
     let publisher = reset_publisher(&config, &secret(), &sdk_config_for(&endpoint).await);
-    support::app(&config, publisher, MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]))
+    crate::support::app(&config, publisher, MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]))
 }
 
 fn secret() -> SigningSecret {
@@ -153,8 +151,11 @@ async fn an_unknown_identifier_is_served_by_a_real_kms_too() {
     let key_id = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_owned();
     let config = api_config(&[("TOKEN_KMS_KEY_ID", &key_id)]);
     let publisher = reset_publisher(&config, &secret(), &sdk);
-    let app =
-        support::app(&config, publisher, MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]));
+    let app = crate::support::app(
+        &config,
+        publisher,
+        MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]),
+    );
     assert_eq!(reset(&app, "known@example.com").await, StatusCode::CREATED);
     assert_eq!(reset(&app, "other@example.com").await, StatusCode::CREATED);
 }

@@ -1,19 +1,17 @@
 //! Medusa's database credentials from Secrets Manager (moto), as a URL or as RDS's JSON, read at
 //! cold start; and the deployed function's refusal to start without an identity check.
 
-mod support;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::aws_fixtures::{BusToQueue, secret};
+use crate::support::medusa_db::TestDb;
+use crate::support::runtime_api::{Answer, RuntimeApi};
+use crate::support::{SECRET, failed_start, moto_endpoint, moto_sdk_config, read_event};
 use aws_config::SdkConfig;
 use medusa_reset::aws::secrets::{DatabaseSource, resolve_database};
 use serde_json::{Value, json};
-use support::aws_fixtures::{BusToQueue, secret};
-use support::medusa_db::TestDb;
-use support::runtime_api::{Answer, RuntimeApi};
-use support::{SECRET, failed_start, moto_endpoint, moto_sdk_config, read_event};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_reset-password");
 const SECRET_VAR: &str = "MEDUSA_DATABASE_SECRET_ARN";
@@ -53,10 +51,11 @@ async fn a_url_secret_and_an_rds_json_secret_both_reach_the_database() {
         assert!(!format!("{settings:?}").contains("p@ss"), "Debug hides the password");
         let (publisher, mut events) = medusa_reset::publish::ChannelPublisher::new();
         let store = medusa_reset::identity::PostgresIdentityStore::new(settings);
-        let app = support::app(&support::api_config(&[("MEDUSA_DATABASE_URL", &db.url)]), publisher, store);
-        let (response, _) = support::send(
+        let app =
+            crate::support::app(&crate::support::api_config(&[("MEDUSA_DATABASE_URL", &db.url)]), publisher, store);
+        let (response, _) = crate::support::send(
             &app,
-            support::post_json("/auth/customer/emailpass/reset-password", r#"{"identifier":"a@example.com"}"#),
+            crate::support::post_json("/auth/customer/emailpass/reset-password", r#"{"identifier":"a@example.com"}"#),
         )
         .await;
         assert_eq!(response.status(), 201);

@@ -1,7 +1,6 @@
 //! The reset route in-process: Medusa's contract, the token, CORS, and a table of hostile requests.
 
-mod support;
-
+use crate::support::{SECRET, api_config, post_json, send, verify_independently};
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -12,14 +11,13 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{SECRET, api_config, post_json, send, verify_independently};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
 fn app_with(overrides: &[(&str, &str)]) -> (Router, UnboundedReceiver<AuthEvent>) {
     let (publisher, events) = ChannelPublisher::new();
-    (support::app(&api_config(overrides), publisher, MemoryIdentityStore::open()), events)
+    (crate::support::app(&api_config(overrides), publisher, MemoryIdentityStore::open()), events)
 }
 
 /// The next published event, which must be a password reset.
@@ -100,7 +98,7 @@ async fn unknown_identifier_gets_the_same_answer() {
     // A store that knows one identity, so the two requests take different paths inside.
     let (publisher, mut events) = ChannelPublisher::new();
     let store = MemoryIdentityStore::with_identities([("customer@example.com", "emailpass")]);
-    let app = support::app(&api_config(&[]), publisher, store);
+    let app = crate::support::app(&api_config(&[]), publisher, store);
     let (known, known_body) = send(&app, post_json(ROUTE, r#"{"identifier":"customer@example.com"}"#)).await;
     assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(_))), "the known identity got a token");
     let (unknown, unknown_body) = send(&app, post_json(ROUTE, r#"{"identifier":"nobody@nowhere.test"}"#)).await;
@@ -125,7 +123,7 @@ async fn a_disallowed_provider_is_refused_with_medusas_message() {
 
 #[tokio::test]
 async fn validation_failures_use_medusas_messages() {
-    // Measured against Medusa 2.21.2; tests/medusa_differential.rs compares many more live.
+    // Measured against Medusa 2.21.2; tests/medusa/medusa_differential.rs compares many more live.
     let (app, _events) = app();
     let cases = [
         (r#"{}"#, "Invalid request: Field 'identifier' is required"),
@@ -213,7 +211,7 @@ async fn a_failed_publish_takes_the_same_store_steps_for_a_known_and_an_unknown_
     };
     let (publisher, events) = ChannelPublisher::new();
     drop(events);
-    let app = support::app(&api_config(&[]), publisher, store.clone());
+    let app = crate::support::app(&api_config(&[]), publisher, store.clone());
     let mut steps = Vec::new();
     for identifier in ["known@example.com", "nobody@example.com"] {
         let body = json!({ "identifier": identifier }).to_string();

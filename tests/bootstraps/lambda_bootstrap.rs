@@ -1,15 +1,13 @@
 //! The compiled Lambda binaries under the Runtime API emulator, fed every file in `events/`.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
+use crate::support::runtime_api::{Answer, RuntimeApi};
+use crate::support::{SECRET, failed_start, moto_endpoint, moto_sdk_config, read_event, unreachable_endpoint};
 use serde_json::Value;
-use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
-use support::runtime_api::{Answer, RuntimeApi};
-use support::{SECRET, failed_start, moto_endpoint, moto_sdk_config, read_event, unreachable_endpoint};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_reset-password");
 const NOTIFIER: &str = env!("CARGO_BIN_EXE_notifier");

@@ -191,7 +191,7 @@ fn html_special_characters_in_the_shop_name_address_and_metadata_are_escaped_in_
     let dir = std::env::temp_dir().join(format!("email-templates-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(dir.join("en")).unwrap();
     // A locale's words are plain text; the layout escapes them, metadata included.
-    let words = include_str!("../templates/en/words.txt").replace(
+    let words = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/en/words.txt")).replace(
         r#"{% set greeting = "Hello," %}"#,
         "{% set greeting %}Hello {{ metadata.first_name | default('there') }},{% endset %}",
     );

@@ -3,12 +3,16 @@
 //! DynamoDB does (moto's transactions are not atomic, so races are proven there, not on moto);
 //! through the route, what a client sees; and `make run`'s in-memory limits.
 
-mod support;
-
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::aws_fixtures::rate_limit_table;
+use crate::support::faults::{Fault, HttpFaultProxy};
+use crate::support::local_runner::LocalRunner;
+use crate::support::{
+    SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -22,12 +26,6 @@ use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::publish::{EventPublisher, PublishError};
 use medusa_reset::ratelimit::{DynamoDbRateLimiter, IdentityKey, Limit, Limits, RateLimiter, Share, Subject, Verdict};
 use serde_json::{Value, json};
-use support::aws_fixtures::rate_limit_table;
-use support::faults::{Fault, HttpFaultProxy};
-use support::local_runner::LocalRunner;
-use support::{
-    SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint,
-};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";

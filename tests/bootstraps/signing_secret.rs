@@ -1,16 +1,14 @@
 //! The signing secret from AWS Secrets Manager (moto): read once at cold start, refused when short
 //! or missing, with a message that names the setting and never the value.
 
-mod support;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::aws_fixtures::{BusToQueue, secret};
+use crate::support::runtime_api::{Answer, RuntimeApi};
+use crate::support::{failed_start, moto_endpoint, moto_sdk_config, read_event, verify_independently};
 use medusa_reset::aws::secrets::SecretSource;
-use support::aws_fixtures::{BusToQueue, secret};
-use support::runtime_api::{Answer, RuntimeApi};
-use support::{failed_start, moto_endpoint, moto_sdk_config, read_event, verify_independently};
 
 const LONG_SECRET: &str = "secrets-manager-signing-secret-0123456789abcdef";
 

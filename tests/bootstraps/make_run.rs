@@ -1,12 +1,10 @@
 //! `make run`'s compiled local runner: Medusa admin's users get the dashboard's link, and a taken
 //! address is named with the way out.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::local_runner::LocalRunner;
+use crate::support::local_runner::LocalRunner;
 use tokio::io::AsyncReadExt;
 
 #[tokio::test]

@@ -2,16 +2,14 @@
 //! PostgreSQL with its TLS on (a self-signed certificate, as a Debian install has it), a TLS front
 //! for it that serves certificates of the test's own roots, and a PgBouncer that offers no TLS.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::support::medusa_db::TestDb;
+use crate::support::pgbouncer::PgBouncer;
+use crate::support::tls_front::{Authority, TlsFront};
 use medusa_reset::config::Vars;
 use medusa_reset::identity::{DatabaseSettings, IdentityStore, PostgresIdentityStore, TokenRecord};
-use support::medusa_db::TestDb;
-use support::pgbouncer::PgBouncer;
-use support::tls_front::{Authority, TlsFront};
 use uuid::Uuid;
 
 const KNOWN: &str = "a@example.com";
@@ -94,7 +92,7 @@ fn alternative_names(cert: &str) -> Vec<String> {
 /// One root that has nothing to do with the test server, as a PEM file.
 fn unrelated_root() -> String {
     let path = std::env::temp_dir().join(format!("unrelated-root-{}.pem", Uuid::new_v4().simple()));
-    let bundle = include_str!("../assets/rds-global-bundle.pem");
+    let bundle = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/rds-global-bundle.pem"));
     let end = bundle.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len();
     std::fs::write(&path, &bundle[..end]).unwrap();
     path.display().to_string()

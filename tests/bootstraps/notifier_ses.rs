@@ -3,11 +3,18 @@
 //! is paced and sent again within the invocation while its deadline allows, one refused for the
 //! daily quota is parked for Lambda's retries and the dead-letter queue.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::aws_fixtures::{
+    claim_record, idempotency_table, password_reset_event, sent_messages, verified_sender,
+};
+use crate::support::faults::{Fault, HttpFaultProxy};
+use crate::support::runtime_api::{Answer, RuntimeApi};
+use crate::support::{
+    LINK_TEMPLATE, moto_endpoint, moto_sdk_config, notifier_command, read_event, sdk_config_for, serve,
+    unreachable_endpoint,
+};
 use axum::Router;
 use axum::routing::post;
 use http::StatusCode;
@@ -18,13 +25,6 @@ use medusa_reset::mail::{Email, MailError, Mailer, Sender, SesMailer};
 use medusa_reset::notify::pacing::RESEND_RESERVE;
 use medusa_reset::notify::{Delivery, DropReason, Notifier};
 use serde_json::Value;
-use support::aws_fixtures::{claim_record, idempotency_table, password_reset_event, sent_messages, verified_sender};
-use support::faults::{Fault, HttpFaultProxy};
-use support::runtime_api::{Answer, RuntimeApi};
-use support::{
-    LINK_TEMPLATE, moto_endpoint, moto_sdk_config, notifier_command, read_event, sdk_config_for, serve,
-    unreachable_endpoint,
-};
 
 /// SES v2's `SendEmail`, as the fault proxy tells it by its path.
 const SEND_EMAIL: &str = "/v2/email/outbound-emails";

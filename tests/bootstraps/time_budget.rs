@@ -3,13 +3,16 @@
 //! (PostgreSQL, EventBridge, the DynamoDB rate-limit table) ends in Medusa's 500 within the budget,
 //! with nothing published, the token row withdrawn and the identifier's count given back. So does a
 //! reused database connection that died silently in front of a database that is stuck.
-//! Needs the machine's PostgreSQL and moto: `tools/with-moto cargo test --test time_budget`.
-
-mod support;
+//! Needs the machine's PostgreSQL and moto: `tools/with-moto cargo test --test bootstraps time_budget`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::support::aws_fixtures::rate_limit_table;
+use crate::support::faults::TcpFaultProxy;
+use crate::support::medusa_db::{TestDb, connect_to};
+use crate::support::runtime_api::RuntimeApi;
+use crate::support::{api_config, moto_sdk_config, post_json, sdk_config_for, send};
 use aws_config::SdkConfig;
 use axum::Router;
 use http::StatusCode;
@@ -23,11 +26,6 @@ use medusa_reset::publish::{ChannelPublisher, EventBridgePublisher, EventPublish
 use medusa_reset::ratelimit::Limiter;
 use medusa_reset::reset::budget::MARGIN;
 use serde_json::Value;
-use support::aws_fixtures::rate_limit_table;
-use support::faults::TcpFaultProxy;
-use support::medusa_db::{TestDb, connect_to};
-use support::runtime_api::RuntimeApi;
-use support::{api_config, moto_sdk_config, post_json, sdk_config_for, send};
 use tokio::net::TcpListener;
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
@@ -94,11 +92,11 @@ async fn the_compiled_function_refuses_a_timeout_too_short_for_its_waits() {
     let api = RuntimeApi::start().await.unwrap();
     let mut command = api.command(Path::new(env!("CARGO_BIN_EXE_reset-password")), "reset-password");
     command
-        .env("JWT_SECRET", support::SECRET)
+        .env("JWT_SECRET", crate::support::SECRET)
         .env("MEDUSA_DATABASE_URL", "postgres://medusa:db-password-x9@db.internal:5432/medusa")
         .env("MEDUSA_DATABASE_TIMEOUT_MS", "3000")
         .env("FUNCTION_TIMEOUT_SECONDS", "5");
-    let stderr = support::failed_start(&mut command).await;
+    let stderr = crate::support::failed_start(&mut command).await;
     assert!(stderr.contains("FUNCTION_TIMEOUT_SECONDS: 5000 ms is too short"), "{stderr}");
     assert!(stderr.contains("lower MEDUSA_DATABASE_TIMEOUT_MS"), "{stderr}");
     assert!(!stderr.contains("db-password-x9"), "{stderr}");
@@ -118,7 +116,7 @@ async fn stuck_listener() -> String {
 }
 
 fn secret() -> SigningSecret {
-    SigningSecret::parse(support::SECRET).unwrap()
+    SigningSecret::parse(crate::support::SECRET).unwrap()
 }
 
 /// The router with the DynamoDB rate limiter of `config`'s table on `sdk`.
@@ -163,7 +161,7 @@ async fn a_stuck_database_is_a_500_within_the_budget_publishing_nothing_and_givi
     // The URL as Medusa's own would be: no sslmode, so libpq's prefer asks for TLS and waits.
     let url = format!("postgres://medusa:medusa-password@{}/medusa", stuck_listener().await);
     let config = api_config(&with(&limits(&table), &[("MEDUSA_DATABASE_URL", &url)]));
-    let database = support::database_settings(&config);
+    let database = crate::support::database_settings(&config);
     let database_timeout = database.timeout();
     let (publisher, mut events) = ChannelPublisher::new();
     let app = app(&config, &sdk, publisher, PostgresIdentityStore::new(database));
@@ -224,10 +222,10 @@ async fn a_dead_connection_before_a_stuck_database_is_a_500_within_the_budget_th
     let proxy = TcpFaultProxy::start("127.0.0.1:5432".parse().unwrap()).await;
     let url = db.url.replacen("127.0.0.1:5432", &proxy.addr.to_string(), 1);
     let config = api_config(&[("MEDUSA_DATABASE_URL", &url)]);
-    let database = support::database_settings(&config);
+    let database = crate::support::database_settings(&config);
     let (timeout, first_try) = (database.timeout(), DatabaseSettings::first_try_limit(database.timeout()));
     let (publisher, mut events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, PostgresIdentityStore::new(database));
+    let app = crate::support::app(&config, publisher, PostgresIdentityStore::new(database));
     assert_eq!(reset(&app, "dead-then-stuck@example.com").await.0, StatusCode::CREATED);
     assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(_))));
 

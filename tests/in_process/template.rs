@@ -2,8 +2,6 @@
 //! sets, grants and watches. The template is decoded by cfn-lint's own CloudFormation YAML reader
 //! (from `.venv`), so intrinsic functions arrive as `{"Fn::Sub": …}` objects.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,29 +1,27 @@
 //! The reset route publishing to EventBridge: moto's server for the real path, a local stub for faults.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::aws_fixtures::BusToQueue;
+use crate::support::{
+    SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint,
+    verify_independently,
+};
 use axum::Router;
 use axum::routing::post;
 use http::StatusCode;
 use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::publish::EventBridgePublisher;
 use serde_json::{Value, json};
-use support::aws_fixtures::BusToQueue;
-use support::{
-    SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint,
-    verify_independently,
-};
 
 const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
 async fn app_publishing_to(config: &aws_config::SdkConfig, bus_name: &str) -> Router {
     let api_config = api_config(&[("EVENT_BUS_NAME", bus_name), ("EVENT_SOURCE", "shop.auth")]);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), api_config.events.clone());
-    support::app(&api_config, publisher, MemoryIdentityStore::open())
+    crate::support::app(&api_config, publisher, MemoryIdentityStore::open())
 }
 
 #[tokio::test]

@@ -2,21 +2,19 @@
 //! route goes to the backend as it came (method, path, query, headers, cookies, body) and the answer
 //! streams back; the reset route stays ours; a backend that is down is a 502 in Medusa's shape.
 
-mod support;
 // The merchant's middleware that closes Medusa's own reset route, in a real Medusa and behind make run.
-#[path = "backend_proxy/medusas_route_closed.rs"]
 mod medusas_route_closed;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::local_runner::LocalRunner;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::{any, get};
 use serde_json::Value;
-use support::local_runner::LocalRunner;
 use tokio::sync::{Notify, mpsc};
 
 /// What the stub backend saw of one request.
@@ -79,7 +77,7 @@ async fn start_local(backend_url: &str) -> (LocalRunner, String) {
 async fn stub_backend() -> (Backend, String) {
     let backend = Backend::default();
     let app = Router::new().route("/stream", get(stream)).fallback(any(record)).with_state(backend.clone());
-    (backend.clone(), support::serve(app).await)
+    (backend.clone(), crate::support::serve(app).await)
 }
 
 #[tokio::test]
@@ -147,7 +145,7 @@ async fn the_backends_answer_streams_back_as_it_comes() {
 
 #[tokio::test]
 async fn a_backend_that_is_down_is_a_502_in_medusas_shape() {
-    let (_local, base) = start_local(&support::unreachable_endpoint()).await;
+    let (_local, base) = start_local(&crate::support::unreachable_endpoint()).await;
     let response = reqwest::get(format!("{base}/store/products")).await.unwrap();
     assert_eq!(response.status(), 502);
     assert_eq!(response.headers()["content-type"], "application/json; charset=utf-8");
@@ -174,7 +172,7 @@ async fn an_unusable_backend_url_stops_start_up_naming_the_variable() {
 /// real Medusa 2.21.2, and a second client used only for resets.
 #[tokio::test]
 async fn medusas_js_sdk_works_with_one_base_url_and_with_a_second_client() {
-    let medusa_url = support::medusa::url();
+    let medusa_url = crate::support::medusa::url();
     let node_modules = std::env::var("MEDUSA_NODE_MODULES")
         .unwrap_or_else(|_| panic!("MEDUSA_NODE_MODULES is not set: run with `make test` (tools/with-medusa)"));
     let (local, base) = start_local(&medusa_url).await;

@@ -2,10 +2,12 @@
 //! of the identifier and the jti), the bus carries no plain token, and only the notifier with the
 //! key opens it.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
+use crate::support::{
+    SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, read_event, send, verify_independently,
+};
 use http::StatusCode;
 use medusa_reset::aws::seal::{KmsOpener, KmsSealer, SubjectKey};
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
@@ -15,8 +17,6 @@ use medusa_reset::mail::SesMailer;
 use medusa_reset::notify::{Delivery, DropReason, Notifier};
 use medusa_reset::publish::EventBridgePublisher;
 use serde_json::Value;
-use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
-use support::{SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, read_event, send, verify_independently};
 
 async fn kms_key(config: &aws_config::SdkConfig) -> String {
     let created = aws_sdk_kms::Client::new(config).create_key().send().await.expect("create key");
@@ -48,7 +48,7 @@ async fn sealed_event(config: &aws_config::SdkConfig, key_id: &str, identifier: 
     let sealer = KmsSealer::new(aws_sdk_kms::Client::new(config), key_id.to_owned(), subjects);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), api_config.events.clone())
         .sealing_with(sealer);
-    let app = support::app(&api_config, publisher, MemoryIdentityStore::open());
+    let app = crate::support::app(&api_config, publisher, MemoryIdentityStore::open());
     let body = format!(r#"{{"identifier":"{identifier}"}}"#);
     let (response, _) = send(&app, post_json("/auth/customer/emailpass/reset-password", &body)).await;
     assert_eq!(response.status(), StatusCode::CREATED);

@@ -2,16 +2,14 @@
 //! settings (here moto's), then `cargo lambda invoke <function> --data-file events/…`. The
 //! development defaults come from `[package.metadata.lambda.env]` in Cargo.toml.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::aws_fixtures::{BusToQueue, sent_messages};
+use crate::support::free_port;
+use crate::support::{moto_endpoint, moto_sdk_config};
 use serde_json::Value;
-use support::aws_fixtures::{BusToQueue, sent_messages};
-use support::free_port;
-use support::{moto_endpoint, moto_sdk_config};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The pinned cargo-lambda that `make test` installs into .venv (tools/requirements-package.txt).
@@ -59,7 +57,7 @@ impl Watch {
     /// `cargo lambda invoke <function> --data-file <event>`: the function's answer as JSON.
     async fn invoke(&self, function: &str, event: &str) -> Value {
         let output = tokio::time::timeout(
-            // `cargo run` finds the build `cargo test` made (tests/feature_pins.rs), so this is seconds.
+            // `cargo run` finds the build `cargo test` made (tests/in_process/feature_pins.rs), so this is seconds.
             Duration::from_secs(180),
             tokio::process::Command::new(cargo_lambda())
                 .args(["lambda", "invoke", function, "--invoke-address", "127.0.0.1"])
@@ -68,7 +66,7 @@ impl Watch {
                 .output(),
         )
         .await
-        .expect("the invoke ends within 180 s (did `cargo run` rebuild? see tests/feature_pins.rs)")
+        .expect("the invoke ends within 180 s (did `cargo run` rebuild? see tests/in_process/feature_pins.rs)")
         .expect("cargo lambda invoke runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{function}: {stdout}{}", String::from_utf8_lossy(&output.stderr));

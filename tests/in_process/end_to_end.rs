@@ -1,10 +1,14 @@
 //! The whole flow on moto: storefront request → token → EventBridge → (rule → SQS) → notifier → SES;
 //! and the soak: the same flow under a mix of the faults a real account throws, injected at the wire.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::aws_fixtures::{BusToQueue, idempotency_table, rate_limit_table, sent_messages, verified_sender};
+use crate::support::faults::{Fault, HttpFaultProxy, TcpFaultProxy};
+use crate::support::medusa_db::TestDb;
+use crate::support::{
+    SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, sdk_config_for, send, verify_independently,
+};
 use http::StatusCode;
 use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::identity::MemoryIdentityStore;
@@ -12,12 +16,6 @@ use medusa_reset::mail::SesMailer;
 use medusa_reset::notify::Notifier;
 use medusa_reset::observability::metrics::Timed;
 use medusa_reset::publish::EventBridgePublisher;
-use support::aws_fixtures::{BusToQueue, idempotency_table, rate_limit_table, sent_messages, verified_sender};
-use support::faults::{Fault, HttpFaultProxy, TcpFaultProxy};
-use support::medusa_db::TestDb;
-use support::{
-    SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, sdk_config_for, send, verify_independently,
-};
 
 #[tokio::test]
 async fn a_reset_request_ends_as_an_email_whose_link_carries_a_valid_token() {
@@ -28,7 +26,7 @@ async fn a_reset_request_ends_as_an_email_whose_link_carries_a_valid_token() {
     // The reset-password side, publishing to the bus.
     let api_config = api_config(&[("EVENT_BUS_NAME", fixture.bus_name.as_str())]);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), api_config.events.clone());
-    let app = support::app(&api_config, publisher, MemoryIdentityStore::open());
+    let app = crate::support::app(&api_config, publisher, MemoryIdentityStore::open());
     let body = r#"{"identifier":"shopper@example.com","metadata":{"locale":"de"}}"#;
     let (response, _) = send(&app, post_json("/auth/customer/emailpass/reset-password", body)).await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -73,7 +71,7 @@ async fn a_request_without_metadata_puts_an_event_with_an_empty_metadata_object_
     let fixture = BusToQueue::create(&config, "medusa.auth", "auth.password_reset").await;
     let api_config = api_config(&[("EVENT_BUS_NAME", fixture.bus_name.as_str())]);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), api_config.events.clone());
-    let app = support::app(&api_config, publisher, MemoryIdentityStore::open());
+    let app = crate::support::app(&api_config, publisher, MemoryIdentityStore::open());
     let (response, _) =
         send(&app, post_json("/auth/customer/emailpass/reset-password", r#"{"identifier":"plain@example.com"}"#)).await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -171,7 +169,7 @@ async fn under_a_mix_of_faults_every_accepted_reset_ends_in_one_email_or_the_dea
 
     let notifier_vars = Vars::new(|var: &str| match var {
         "MAIL_FROM" => Some(sender.clone()),
-        "RESET_URL_TEMPLATE_CUSTOMER" => Some(support::LINK_TEMPLATE.to_owned()),
+        "RESET_URL_TEMPLATE_CUSTOMER" => Some(crate::support::LINK_TEMPLATE.to_owned()),
         "IDEMPOTENCY_TABLE" => Some(claims.clone()),
         _ => None,
     });

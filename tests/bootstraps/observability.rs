@@ -2,22 +2,20 @@
 //! metric documents of both functions, Lambda's logging controls, and the X-Ray trace header that
 //! the reset function hands to `PutEvents`.
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
+use crate::support::runtime_api::{Answer, RuntimeApi};
+use crate::support::{SECRET, moto_endpoint, moto_sdk_config, read_event, serve, unreachable_endpoint};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use serde_json::{Value, json};
-use support::aws_fixtures::{BusToQueue, sent_messages, verified_sender};
-use support::runtime_api::{Answer, RuntimeApi};
-use support::{SECRET, moto_endpoint, moto_sdk_config, read_event, serve, unreachable_endpoint};
 
 const RESET: &str = env!("CARGO_BIN_EXE_reset-password");
 const NOTIFIER: &str = env!("CARGO_BIN_EXE_notifier");

@@ -4,12 +4,18 @@
 //! DynamoDB's replies lost on the way back (the fault proxy), which the SDK's retries then meet, up
 //! to a claim whose every try lost its reply.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::aws_fixtures::{
+    claim_record, idempotency_table, password_reset_event, sent_messages, verified_sender,
+};
+use crate::support::faults::{Fault, HttpFaultProxy};
+use crate::support::runtime_api::{Answer, RuntimeApi};
+use crate::support::{
+    LINK_TEMPLATE, moto_endpoint, moto_sdk_config, notifier_command, sdk_config_for, serve, unreachable_endpoint,
+};
 use aws_config::SdkConfig;
 use axum::Router;
 use axum::routing::post;
@@ -20,12 +26,6 @@ use medusa_reset::mail::SesMailer;
 use medusa_reset::notify::notifier::Attempt;
 use medusa_reset::notify::{Delivery, Notifier, NotifyError};
 use serde_json::Value;
-use support::aws_fixtures::{claim_record, idempotency_table, password_reset_event, sent_messages, verified_sender};
-use support::faults::{Fault, HttpFaultProxy};
-use support::runtime_api::{Answer, RuntimeApi};
-use support::{
-    LINK_TEMPLATE, moto_endpoint, moto_sdk_config, notifier_command, sdk_config_for, serve, unreachable_endpoint,
-};
 
 fn notifier_config(sender: &str, table: &str) -> NotifierConfig {
     let (sender, table) = (sender.to_owned(), table.to_owned());

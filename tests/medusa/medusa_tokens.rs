@@ -2,8 +2,8 @@
 //! accepted once by Medusa's password-update route, refused on reuse, and the new password logs in;
 //! an address Medusa does not know records nothing.
 
-mod support;
-
+use crate::support::medusa::{self, AUTH_PROVIDERS};
+use crate::support::medusa_db::connect_to;
 use axum::Router;
 use http::StatusCode;
 use medusa_reset::domain::event::AuthEvent;
@@ -11,21 +11,19 @@ use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::PostgresIdentityStore;
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::MemoryRateLimiter;
-use support::medusa::{self, AUTH_PROVIDERS};
-use support::medusa_db::connect_to;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Our router in database mode on Medusa's database, signing with Medusa's secret.
 fn our_app() -> (Router, UnboundedReceiver<AuthEvent>) {
     let database_url = format!("{}?sslmode=disable", medusa::database_url());
     let secret = medusa::jwt_secret();
-    let config = support::api_config(&[
+    let config = crate::support::api_config(&[
         ("AUTH_PROVIDERS", AUTH_PROVIDERS),
         ("MEDUSA_DATABASE_URL", &database_url),
         ("JWT_SECRET", &secret),
     ]);
     let secret = SigningSecret::parse(secret).expect("Medusa's secret is long enough");
-    let store = PostgresIdentityStore::new(support::database_settings(&config));
+    let store = PostgresIdentityStore::new(crate::support::database_settings(&config));
     let (publisher, events) = ChannelPublisher::new();
     let limiter = MemoryRateLimiter::new(config.limits.limits.clone());
     (medusa_reset::app::wiring::app(&config, &secret, publisher, store, limiter), events)
@@ -38,7 +36,7 @@ fn unique_email(actor_type: &str) -> String {
 async fn request_reset(app: &Router, actor_type: &str, email: &str) {
     let path = format!("/auth/{actor_type}/emailpass/reset-password");
     let body = serde_json::json!({ "identifier": email }).to_string();
-    let (response, text) = support::send(app, support::post_json(&path, &body)).await;
+    let (response, text) = crate::support::send(app, crate::support::post_json(&path, &body)).await;
     assert_eq!((response.status(), text.as_str()), (StatusCode::CREATED, "Created"));
 }
 

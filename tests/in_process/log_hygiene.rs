@@ -2,13 +2,12 @@
 //! token, a reset link, the signing secret or an identifier in clear, and every outcome label the
 //! code can log (read from its source, so a new one cannot go unnoticed) must have occurred.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::{SECRET, api_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::post;
@@ -24,7 +23,6 @@ use medusa_reset::observability::logs::{self, LogSettings};
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::{DynamoDbRateLimiter, Limits, MemoryRateLimiter};
 use serde_json::{Value, json};
-use support::{SECRET, api_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
 
 /// Log output captured in memory.
 #[derive(Clone, Default)]
@@ -377,7 +375,7 @@ async fn the_rate_limit_metric_filter_matches_the_rate_limited_log_lines() {
     let _guard = tracing::subscriber::set_default(logs::subscriber(&json_logs(), move || writer.clone()));
     let config = api_config(&[("RATE_LIMIT_PER_IDENTIFIER", "1/60"), ("RATE_LIMIT_PER_IP", "3/300")]);
     let (publisher, _events) = ChannelPublisher::new();
-    let app = support::app(&config, publisher, MemoryIdentityStore::open());
+    let app = crate::support::app(&config, publisher, MemoryIdentityStore::open());
     for identifier in ["a@example.com", "a@example.com", "b@example.com", "c@example.com"] {
         send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"{identifier}"}}"#))).await;
     }

@@ -3,13 +3,16 @@
 //! compiled notifier (behind a stand-in for Lambda's `Invoke` API that hands each invocation to
 //! the bootstrap under the Runtime API emulator, as `sam local start-lambda` would).
 
-mod support;
-
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::aws_fixtures::{
+    dead_letter_queue, idempotency_table, password_reset_event, queue_depth, sent_messages, verified_sender,
+};
+use crate::support::runtime_api::{Answer, RuntimeApi};
+use crate::support::{moto_endpoint, moto_sdk_config, notifier_command, serve};
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use axum::Router;
@@ -19,11 +22,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::aws_fixtures::{
-    dead_letter_queue, idempotency_table, password_reset_event, queue_depth, sent_messages, verified_sender,
-};
-use support::runtime_api::{Answer, RuntimeApi};
-use support::{moto_endpoint, moto_sdk_config, notifier_command, serve};
 
 const REPLAY: &str = env!("CARGO_BIN_EXE_replay-dead-letters");
 
