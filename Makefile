@@ -50,7 +50,7 @@ fuzz: ## fuzz the request parser for FUZZ_SECONDS (cargo-fuzz and libFuzzer; cra
 	cd fuzz && RUSTC_BOOTSTRAP=1 PATH="$(CURDIR)/.tools/bin:$$PATH" cargo fuzz run request_parser -- \
 	  -max_total_time=$(FUZZ_SECONDS) -max_len=9000
 
-package: $(PACKAGE_TOOLS) ## target/lambda/<function>/bootstrap.zip for ARCH=arm64|x86_64, with cargo-lambda
+package: $(PACKAGE_TOOLS) ## lambda/<function>/bootstrap.zip in Cargo's target folder, for ARCH=arm64|x86_64, with cargo-lambda
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --$(subst x86_64,x86-64,$(ARCH)) \
 	  --output-format zip $(addprefix --bin ,$(LAMBDAS))
 
@@ -61,7 +61,8 @@ deploy: $(SAM_TOOLS) $(PACKAGE_TOOLS) ## sam build && sam deploy --guided (needs
 
 invoke: $(TEST_TOOLS) ## make invoke EVENT=events/...: a release bootstrap under a local Runtime API, AWS on moto
 	cargo build --release --bins --example invoke
-	tools/with-moto target/release/examples/invoke "$(EVENT)"
+	@# Through Cargo, which knows where the target folder is; the example finds the bootstraps beside itself.
+	tools/with-moto cargo run --quiet --release --example invoke -- "$(EVENT)"
 
 # Development defaults for `make invoke`; values already in the environment win. DEVELOPMENT_MODE
 # lets the Lambda-profile bootstraps accept the public secret and the http:// link.

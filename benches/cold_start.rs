@@ -27,8 +27,8 @@ const MAX_RATIO: f64 = 2.0;
 /// The floor: `cargo build --release --examples` builds it beside the bootstraps.
 const HELLO: &str = "examples/hello_lambda";
 
-/// A function to measure: its binary (under target/release), a label, the Secrets Manager reads its
-/// start-up waits for, the environment it needs and its first request.
+/// A function to measure: its binary (in Cargo's release folder), a label, the Secrets Manager
+/// reads its start-up waits for, the environment it needs and its first request.
 struct Function {
     name: &'static str,
     label: &'static str,
@@ -130,6 +130,13 @@ struct Run {
 #[tokio::main]
 async fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let release = match release_dir() {
+        Ok(release) => release,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let secrets = match prepare_moto().await {
         Ok(arn) => arn,
         Err(error) => {
@@ -138,7 +145,7 @@ async fn main() -> ExitCode {
         }
     };
     let functions = functions(secrets);
-    let runs = match measure_interleaved(root, &functions).await {
+    let runs = match measure_interleaved(root, &release, &functions).await {
         Ok(runs) => runs,
         Err(error) => {
             eprintln!("{error}");
@@ -162,7 +169,7 @@ async fn main() -> ExitCode {
         if !zips_seen.insert(function.name) {
             continue;
         }
-        let zip = root.join("target/lambda").join(function.name).join("bootstrap.zip");
+        let zip = lambda_dir(&release).join(function.name).join("bootstrap.zip");
         match std::fs::metadata(&zip) {
             Ok(meta) => {
                 ok &= verdict(
@@ -181,20 +188,21 @@ async fn main() -> ExitCode {
 /// `RUNS` cold starts of each function, one of each in turn, so that a burst of load on the
 /// machine falls on all of them alike rather than on whichever was measuring then; each round
 /// starts one function further on, so that none always follows the same one.
-async fn measure_interleaved(root: &Path, functions: &[Function]) -> Result<Vec<Vec<Run>>, String> {
+async fn measure_interleaved(root: &Path, release: &Path, functions: &[Function]) -> Result<Vec<Vec<Run>>, String> {
     let mut runs: Vec<Vec<Run>> = functions.iter().map(|_| Vec::with_capacity(RUNS)).collect();
     for round in 0..RUNS {
         for offset in 0..functions.len() {
             let index = (round + offset) % functions.len();
             let function = &functions[index];
-            runs[index].push(measure(root, function).await.map_err(|e| format!("{}: {e}", function.label))?);
+            let run = measure(root, release, function).await.map_err(|e| format!("{}: {e}", function.label))?;
+            runs[index].push(run);
         }
     }
     Ok(runs)
 }
 
-async fn measure(root: &Path, function: &Function) -> Result<Run, String> {
-    let binary: PathBuf = root.join("target/release").join(function.name);
+async fn measure(root: &Path, release: &Path, function: &Function) -> Result<Run, String> {
+    let binary: PathBuf = release.join(function.name);
     let event: serde_json::Value = serde_json::from_slice(
         &std::fs::read(root.join(function.first_event)).map_err(|e| format!("{}: {e}", function.first_event))?,
     )
@@ -218,6 +226,22 @@ async fn measure(root: &Path, function: &Function) -> Result<Run, String> {
     let rss_kb = peak_rss_kb(pid).ok_or("cannot read VmHWM")?;
     child.kill().await.map_err(|e| e.to_string())?;
     Ok(Run { start: polled - spawned, rss_kb })
+}
+
+/// Cargo's release folder, wherever the target folder is (`CARGO_TARGET_DIR`, `build.target-dir`):
+/// Cargo runs this benchmark from its `deps/`, and `cargo build --release` puts the bootstraps and
+/// examples beside that.
+fn release_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot tell where this benchmark runs from: {e}"))?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("{} is not in a target folder's release/deps/", exe.display()))
+}
+
+/// Where `make package` (cargo-lambda) puts the zips: `lambda/` in the same target folder.
+fn lambda_dir(release: &Path) -> PathBuf {
+    release.parent().unwrap_or(release).join("lambda")
 }
 
 fn median(runs: &[Run]) -> Duration {

@@ -2,7 +2,8 @@
 //! API emulator, printing the function's answer: what `sam local invoke` does, without Docker.
 //!
 //! The function is the event's folder name (`events/reset-password/valid.json` → `reset-password`);
-//! `BOOTSTRAP` overrides the binary. The binary inherits this process's environment. Under moto
+//! its binary is the one `cargo build --release --bins` put in the release folder this example was
+//! built into, or `BOOTSTRAP`. The binary inherits this process's environment. Under moto
 //! (`MOTO_ENDPOINT`, as `make invoke` runs it), the notifier's `MAIL_FROM` domain is verified first,
 //! as it would be in SES.
 
@@ -38,8 +39,10 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         .and_then(|name| name.to_str())
         .ok_or("the event file must sit in events/<function>/")?
         .to_owned();
-    let binary =
-        std::env::var_os("BOOTSTRAP").map(PathBuf::from).unwrap_or_else(|| Path::new("target/release").join(&function));
+    let binary = match std::env::var_os("BOOTSTRAP") {
+        Some(binary) => PathBuf::from(binary),
+        None => release_dir()?.join(&function),
+    };
     if function == "notifier" {
         verify_sender_in_moto().await?;
     }
@@ -56,6 +59,14 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     };
     println!("{label}:\n{}", serde_json::to_string_pretty(&value)?);
     Ok(ok)
+}
+
+/// The folder `cargo build --release` puts the bootstraps in, wherever the target folder is
+/// (`CARGO_TARGET_DIR`, `build.target-dir`): Cargo builds this example into its `examples/`.
+fn release_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let release = exe.parent().and_then(Path::parent);
+    Ok(release.ok_or_else(|| format!("{} is not in a target folder's examples/", exe.display()))?.to_path_buf())
 }
 
 async fn verify_sender_in_moto() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,6 +1,7 @@
 //! Medusa's password-reset token route as AWS Lambdas: the domain, its ports and their adapters.
 //!
-//! - `domain`: the parsed types (identifier, actor type, metadata, request), the token and the events.
+//! - `domain`: the parsed types (identifier, actor type, metadata, request), the token and the events;
+//!   `clock` (epoch seconds) and `error_chain` (an error with its causes), which every layer uses.
 //! - `reset`: the use case (lookup, rate limits, mint, record, publish) and its time budget.
 //! - `notify`: the notifier use case, one event to one e-mail.
 //! - `api`: the axum router both the Lambda and `make run` serve.

@@ -82,8 +82,8 @@ impl ApiError {
         }
     }
 
-    /// The label the request log gives this failure.
-    fn outcome(&self) -> &'static str {
+    /// The outcome the request log and the metric give this failure.
+    pub fn label(&self) -> &'static str {
         match self {
             Self::Body(BodyError::TooLarge) => "body_too_large",
             Self::Body(BodyError::UnsupportedContentType) => "unsupported_content_type",
@@ -117,7 +117,7 @@ impl IntoResponse for ApiError {
         if let Self::Reset(ResetError::TooManyRequests { retry_after }) = &self {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
         }
-        response.extensions_mut().insert(Outcome { label: self.outcome(), cause });
+        response.extensions_mut().insert(Outcome { label: self.label(), cause });
         response
     }
 }

@@ -14,7 +14,7 @@ use super::body::read_json;
 use super::client_ip::ClientIp;
 use super::error::ApiError;
 use super::request_log::{MaskedIdentifier, Outcome};
-use crate::domain::actor::NotAllowed;
+use crate::domain::actor::{ActorType, AuthProvider, NotAllowed};
 use crate::domain::reset_request::ResetRequest;
 use crate::identity::IdentityStore;
 use crate::publish::EventPublisher;
@@ -29,46 +29,39 @@ pub async fn reset_password<P: EventPublisher, S: IdentityStore, L: RateLimiter>
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut who = None;
-    let result = attempt(&state, path, &client_ip, &headers, body, &mut who).await;
-    let mut response = match result {
-        Ok(outcome) => {
-            let label = match outcome {
-                ResetOutcome::TokenPublished => "token_published",
-                ResetOutcome::UnknownIdentity => "unknown_identity",
-                ResetOutcome::RateLimited => "rate_limited_identifier",
-            };
-            let mut created = created();
-            created.extensions_mut().insert(Outcome { label, cause: None });
-            created
-        }
-        Err(error) => error.into_response(),
+    let (request, actor_type, provider) = match accept(&state, path, &headers, body).await {
+        Ok(accepted) => accepted,
+        Err(error) => return error.into_response(),
     };
-    if let Some(who) = who {
-        response.extensions_mut().insert(who);
-    }
+    let who = MaskedIdentifier(request.identifier.masked());
+    let result = state.service.request_reset(request, &actor_type, &provider, &client_ip).await;
+    let mut response = result.map_err(ApiError::from).into_response();
+    response.extensions_mut().insert(who);
     response
 }
 
-/// Medusa's answer, as Express's `res.sendStatus(201)` writes it.
-fn created() -> Response {
-    (StatusCode::CREATED, [(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], "Created")
-        .into_response()
+/// Medusa's answer, as Express's `res.sendStatus(201)` writes it, labelled for the request log as
+/// a failure labels itself (`ApiError`'s `IntoResponse`).
+impl IntoResponse for ResetOutcome {
+    fn into_response(self) -> Response {
+        let mut created =
+            (StatusCode::CREATED, [(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], "Created")
+                .into_response();
+        created.extensions_mut().insert(Outcome { label: self.label(), cause: None });
+        created
+    }
 }
 
-async fn attempt<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
+/// The request as Medusa accepts it, in Medusa's order: its body parser first, then the actor
+/// type and provider, then validation.
+async fn accept<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
     state: &ApiState<P, S, L>,
     path: Result<Path<(String, String)>, PathRejection>,
-    client_ip: &str,
     headers: &HeaderMap,
     body: Body,
-    who: &mut Option<MaskedIdentifier>,
-) -> Result<ResetOutcome, ApiError> {
-    // Medusa's order: its body parser first, then the actor type and provider, then validation.
+) -> Result<(ResetRequest, ActorType, AuthProvider), ApiError> {
     let body = read_json(headers, body).await?;
     let Path((actor_type, provider)) = path.map_err(|_| NotAllowed::InvalidName)?;
     let (actor_type, provider) = state.providers.authorize(&actor_type, &provider)?;
-    let request = ResetRequest::from_json(body)?;
-    *who = Some(MaskedIdentifier(request.identifier.masked()));
-    Ok(state.service.request_reset(request, &actor_type, &provider, client_ip).await?)
+    Ok((ResetRequest::from_json(body)?, actor_type, provider))
 }

@@ -6,7 +6,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use crate::observability::logs::{LogFormat, LogSettings};
-use crate::vars::{Profile, Vars, env_var};
+use crate::vars::Profile;
 
 /// The exit code for a binary's outcome, writing the error if there is one.
 pub fn code(binary: &str, profile: Profile, outcome: Result<(), Box<dyn Error + Send + Sync>>) -> ExitCode {
@@ -22,7 +22,7 @@ pub fn code(binary: &str, profile: Profile, outcome: Result<(), Box<dyn Error + 
 /// The format the logging settings would pick. Start-up may have stopped before they were read, or
 /// because a logging variable is the bad one; then text, which every log viewer shows as it is.
 fn format(profile: Profile) -> LogFormat {
-    LogSettings::from_vars(profile, &Vars::new(env_var)).map_or(LogFormat::Text, |settings| settings.format)
+    LogSettings::from_env(profile).map_or(LogFormat::Text, |settings| settings.format)
 }
 
 /// One line: with JSON logging, an ERROR event shaped like the others, so that a query over `level`

@@ -7,21 +7,22 @@ use std::net::SocketAddr;
 use aws_config::SdkConfig;
 use axum::Router;
 use axum::middleware;
+use either::Either;
 
 use crate::api::{self, ApiState};
 use crate::aws::seal::{KmsOpener, KmsSealer, SubjectKey};
 use crate::aws::secrets;
 use crate::config::{ApiConfig, LocalSettings, NotifierConfig};
 use crate::domain::token::{SigningSecret, TokenMinter};
-use crate::idempotency::{Claims, DynamoDbClaimStore, IdempotencySettings, MemoryClaimStore};
-use crate::identity::{DatabaseSettings, Identities, IdentityStore};
+use crate::idempotency::{DynamoDbClaimStore, IdempotencySettings, MemoryClaimStore};
+use crate::identity::{DatabaseSettings, IdentityStore, MemoryIdentityStore, PostgresIdentityStore};
 use crate::mail::{Mailer, SentMail, SesMailer};
 use crate::notify::Notifier;
 use crate::observability::metrics::{Latency, Timed};
 use crate::observability::trace;
 use crate::ops::replay::{ReplaySettings, Replayer};
 use crate::publish::{EventBridgePublisher, EventPublisher};
-use crate::ratelimit::{Limiter, RateLimiter};
+use crate::ratelimit::{DynamoDbRateLimiter, MemoryRateLimiter, RateLimitSettings, RateLimiter};
 use crate::reset::ResetService;
 use crate::vars::ConfigError;
 
@@ -59,10 +60,29 @@ pub async fn secrets(
 pub async fn reset_password_lambda(config: &ApiConfig, sdk: &SdkConfig) -> Result<Router, ConfigError> {
     let (secret, database) = secrets(config, sdk).await?;
     warn_about_open_doors(config, database.as_ref());
-    let store = Timed::new(Identities::from_settings(database), Latency::Database);
+    let store = Timed::new(identity_store(database), Latency::Database);
     let publisher = reset_publisher(config, &secret, sdk);
-    let limiter = Timed::new(Limiter::from_settings(&config.limits, sdk), Latency::RateLimiter);
+    let limiter = Timed::new(rate_limiter(&config.limits, sdk), Latency::RateLimiter);
     Ok(app(config, &secret, publisher, store, limiter).layer(middleware::from_fn(trace::from_lambda_context)))
+}
+
+/// The identity store: Medusa's database when one is configured, else the open in-memory store.
+pub fn identity_store(database: Option<DatabaseSettings>) -> Either<PostgresIdentityStore, MemoryIdentityStore> {
+    match database {
+        Some(settings) => Either::Left(PostgresIdentityStore::new(settings)),
+        None => Either::Right(MemoryIdentityStore::open()),
+    }
+}
+
+/// The rate limiter: the DynamoDB table when one is configured, else memory.
+pub fn rate_limiter(settings: &RateLimitSettings, sdk: &SdkConfig) -> Either<DynamoDbRateLimiter, MemoryRateLimiter> {
+    match &settings.table {
+        Some(table) => {
+            let client = aws_sdk_dynamodb::Client::new(sdk);
+            Either::Left(DynamoDbRateLimiter::new(client, table.clone(), settings.limits.clone()))
+        }
+        None => Either::Right(MemoryRateLimiter::new(settings.limits.clone())),
+    }
 }
 
 /// The reset-password Lambda's publisher: EventBridge, sealing with KMS when configured (the
@@ -85,21 +105,21 @@ pub fn notifier_lambda(config: NotifierConfig, sdk: &SdkConfig) -> Notifier<Time
     let ses = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.sender.clone(), config.configuration_set.clone());
     let mailer = Timed::new(ses, Latency::Ses);
     let opener = config.kms_key_id.clone().map(|key_id| KmsOpener::new(aws_sdk_kms::Client::new(sdk), key_id));
-    let claims = claims(&config.idempotency, sdk);
+    let claims = claim_store(&config.idempotency, sdk);
     notifier(config, mailer, opener).claiming_with(claims)
 }
 
 /// The claims store: the DynamoDB table when one is configured, else memory (one execution
 /// environment's duplicates only, which a deployment should not settle for, so it says so).
-pub fn claims(settings: &IdempotencySettings, sdk: &SdkConfig) -> Claims {
+pub fn claim_store(settings: &IdempotencySettings, sdk: &SdkConfig) -> Either<DynamoDbClaimStore, MemoryClaimStore> {
     match &settings.table {
-        Some(table) => Claims::Dynamo(DynamoDbClaimStore::new(aws_sdk_dynamodb::Client::new(sdk), table.clone())),
+        Some(table) => Either::Left(DynamoDbClaimStore::new(aws_sdk_dynamodb::Client::new(sdk), table.clone())),
         None => {
             tracing::warn!(
                 "IDEMPOTENCY_TABLE is not set: a redelivered event is caught only by the execution environment \
                  that sent it, so a retry elsewhere can send a second e-mail"
             );
-            Claims::Memory(MemoryClaimStore::default())
+            Either::Right(MemoryClaimStore::default())
         }
     }
 }
@@ -186,4 +206,30 @@ pub fn announce_local(config: &ApiConfig, settings: &LocalSettings, bound: Socke
          -H 'content-type: application/json' -d '{{\"identifier\":\"a@example.com\"}}'",
         settings.outbox.display()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::DatabaseOptions;
+    use crate::ratelimit::Limits;
+
+    #[test]
+    fn without_a_table_the_counters_and_claims_live_in_memory_and_with_one_in_dynamodb() {
+        let sdk = SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let limits =
+            |table: Option<&str>| RateLimitSettings { limits: Limits::default(), table: table.map(Into::into) };
+        assert!(rate_limiter(&limits(None), &sdk).is_right());
+        assert!(rate_limiter(&limits(Some("limits")), &sdk).is_left());
+        assert!(claim_store(&IdempotencySettings { table: None }, &sdk).is_right());
+        assert!(claim_store(&IdempotencySettings { table: Some("claims".into()) }, &sdk).is_left());
+    }
+
+    #[test]
+    fn a_database_selects_medusas_and_none_the_open_store_in_memory() {
+        let options = DatabaseOptions::new(DatabaseOptions::DEFAULT_TIMEOUT, None).unwrap();
+        let database = DatabaseSettings::from_url("postgres://medusa@db.example.com/medusa", &options).unwrap();
+        assert!(identity_store(Some(database)).is_left());
+        assert!(identity_store(None).is_right());
+    }
 }

@@ -16,6 +16,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 
+pub use roots::SdkRoots;
+
 /// DNS, TCP and TLS to a regional endpoint (or a VPC endpoint) take a few milliseconds; half a
 /// second is only ever reached by an endpoint that does not answer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -38,12 +40,18 @@ const _: () = assert!(CONNECT_TIMEOUT.as_millis() < ATTEMPT_TIMEOUT.as_millis())
 const _: () = assert!(ATTEMPT_TIMEOUT.as_millis() + MAX_BACKOFF.as_millis() < OPERATION_TIMEOUT.as_millis());
 
 /// Loads the SDK configuration once per cold start; clients built from it are reused.
-pub async fn sdk_config() -> SdkConfig {
-    defaults().load().await
+pub async fn sdk_config(roots: SdkRoots) -> SdkConfig {
+    loader(roots).load().await
 }
 
-/// The loader with this project's settings, for callers (tests) that add their own endpoint.
+/// The loader with this project's settings and Amazon's shipped roots, as on Lambda, for callers
+/// (tests, benchmarks) that add their own endpoint.
 pub fn defaults() -> ConfigLoader {
+    loader(SdkRoots::Shipped)
+}
+
+/// The loader with this project's time-outs and retries, its HTTPS client trusting `roots`.
+fn loader(roots: SdkRoots) -> ConfigLoader {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
@@ -55,7 +63,7 @@ pub fn defaults() -> ConfigLoader {
         .with_max_backoff(MAX_BACKOFF);
     let loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).retry_config(retries);
     // Amazon's roots instead of reading the system's store at each cold start (src/aws/roots.rs).
-    match crate::aws::roots::https_client(&crate::vars::Vars::new(crate::vars::env_var)) {
+    match self::roots::https_client(roots) {
         Some(client) => loader.http_client(client),
         None => loader,
     }
@@ -64,11 +72,11 @@ pub fn defaults() -> ConfigLoader {
 /// For `make run`: the region from the environment or the profile, else `us-east-1`, never from the
 /// instance metadata service (there is none on a laptop, and looking for it is a stray network call).
 /// The SDK is only called at all when a table or a secret ARN is configured.
-pub async fn local_sdk_config() -> SdkConfig {
+pub async fn local_sdk_config(roots: SdkRoots) -> SdkConfig {
     let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
         .or_else(ProfileFileRegionProvider::new())
         .or_else(Region::new("us-east-1"));
-    defaults().region(region).load().await
+    loader(roots).region(region).load().await
 }
 
 #[cfg(test)]

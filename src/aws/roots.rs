@@ -1,11 +1,12 @@
 //! The roots the AWS SDK's HTTPS client trusts: Amazon Trust Services' four roots and the Starfield
 //! Services root that cross-signs them (assets/amazon-trust-services.pem, shipped in the binary),
 //! which sign the endpoints of every AWS service this project calls. The SDK's default client reads
-//! the system's certificate store instead, file by file, at every cold start: 2.7 ms of a 6 ms
-//! start on a Debian store of 145 files, where these five certificates parse in microseconds.
+//! the system's certificate store instead, file by file, at every cold start: a large share of the
+//! start (README: Benchmarks), where these five certificates parse in a fraction of that.
 //!
 //! An operator who points `SSL_CERT_FILE` or `SSL_CERT_DIR` at a store (a TLS-inspecting proxy, an
-//! endpoint with a private certificate) gets the SDK's default client, which reads them.
+//! endpoint with a private certificate) gets the SDK's default client, which reads them
+//! (`SdkRoots::System`, as `config::aws` reads those variables).
 
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
@@ -13,16 +14,23 @@ use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
-use crate::vars::Vars;
-
 /// Amazon Root CA 1–4 and Starfield Services Root Certificate Authority – G2, with their SHA-256
 /// fingerprints as published at amazontrust.com/repository.
 const AMAZON_ROOTS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/amazon-trust-services.pem"));
 
+/// Which roots the SDK's HTTPS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdkRoots {
+    /// Amazon's, shipped in the binary: what a Lambda, whose environment names no store, uses.
+    Shipped,
+    /// The system's store, read by the SDK's default client where the environment names one.
+    System,
+}
+
 /// The HTTPS client for the SDK's configuration, or `None` to keep the SDK's default (the system's
-/// store) when the environment names one.
-pub fn https_client<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Option<SharedHttpClient> {
-    if vars.raw("SSL_CERT_FILE").is_some() || vars.raw("SSL_CERT_DIR").is_some() {
+/// store).
+pub fn https_client(roots: SdkRoots) -> Option<SharedHttpClient> {
+    if roots == SdkRoots::System {
         return None;
     }
     let trust = TrustStore::empty().with_pem_certificate(AMAZON_ROOTS.as_bytes());
@@ -69,12 +77,8 @@ mod tests {
     }
 
     #[test]
-    fn a_trust_store_named_in_the_environment_keeps_the_sdks_default() {
-        let none = Vars::new(|_: &str| None);
-        assert!(https_client(&none).is_some());
-        for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
-            let named = Vars::new(move |v: &str| (v == var).then(|| "/etc/ssl/certs/ca-certificates.crt".to_owned()));
-            assert!(https_client(&named).is_none(), "{var}");
-        }
+    fn the_systems_store_keeps_the_sdks_default_client() {
+        assert!(https_client(SdkRoots::Shipped).is_some());
+        assert!(https_client(SdkRoots::System).is_none());
     }
 }

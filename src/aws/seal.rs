@@ -16,7 +16,7 @@ use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::domain::event::{PasswordResetEvent, SealedPasswordResetEvent, UnknownIdentityEvent};
+use crate::domain::event::{EventSubject, PasswordResetEvent, SealedPasswordResetEvent, UnknownIdentityEvent};
 use crate::domain::token::ResetToken;
 
 /// Seals reset tokens with one KMS key (the reset function's side).
@@ -48,7 +48,8 @@ impl SubjectKey {
     }
 
     /// The context's `subject` for an event: hex HMAC of actor type, provider and identifier as given.
-    pub fn subject(&self, actor_type: &str, provider: &str, entity_id: &str) -> String {
+    pub fn subject(&self, about: &EventSubject) -> String {
+        let EventSubject { entity_id, actor_type, provider } = about;
         hex::encode(hmac::sign(&self.0, format!("{actor_type}\n{provider}\n{entity_id}").as_bytes()))
     }
 }
@@ -89,7 +90,7 @@ impl KmsSealer {
     /// The event with its token replaced by the token's ciphertext.
     pub async fn seal(&self, event: &PasswordResetEvent) -> Result<SealedPasswordResetEvent, SealError> {
         let jti = event.token.jti().ok_or(SealError::NoJti)?;
-        let subject = self.subjects.subject(&event.actor_type, &event.provider, &event.entity_id);
+        let subject = self.subjects.subject(&event.about);
         let output = self
             .client
             .encrypt()
@@ -101,9 +102,7 @@ impl KmsSealer {
             .map_err(|e| SealError::Kms(DisplayErrorContext(&e).to_string()))?;
         let ciphertext = output.ciphertext_blob().ok_or_else(|| SealError::Kms("no ciphertext returned".into()))?;
         Ok(SealedPasswordResetEvent {
-            entity_id: event.entity_id.clone(),
-            actor_type: event.actor_type.clone(),
-            provider: event.provider.clone(),
+            about: event.about.clone(),
             subject,
             jti,
             encrypted_token: STANDARD.encode(ciphertext.as_ref()),
@@ -118,7 +117,7 @@ impl KmsSealer {
     /// included) tell known and unknown identifiers apart.
     pub async fn seal_throwaway(&self, event: &UnknownIdentityEvent, len: usize) -> Result<(), SealError> {
         let jti = uuid::Uuid::new_v4().to_string();
-        let subject = self.subjects.subject(&event.actor_type, &event.provider, &event.entity_id);
+        let subject = self.subjects.subject(&event.about);
         self.client
             .encrypt()
             .key_id(&self.key_id)
@@ -174,13 +173,7 @@ impl KmsOpener {
         if token.jti().as_deref() != Some(sealed.jti.as_str()) {
             return Err(UnsealError::Permanent("the token's jti does not match the event".into()));
         }
-        Ok(PasswordResetEvent {
-            entity_id: sealed.entity_id.clone(),
-            actor_type: sealed.actor_type.clone(),
-            provider: sealed.provider.clone(),
-            token,
-            metadata: sealed.metadata.clone(),
-        })
+        Ok(PasswordResetEvent { about: sealed.about.clone(), token, metadata: sealed.metadata.clone() })
     }
 }
 
@@ -188,10 +181,18 @@ impl KmsOpener {
 mod tests {
     use super::*;
 
+    fn about(actor_type: &str, provider: &str, entity_id: &str) -> EventSubject {
+        EventSubject {
+            entity_id: entity_id.to_owned(),
+            actor_type: actor_type.to_owned(),
+            provider: provider.to_owned(),
+        }
+    }
+
     #[test]
     fn the_subject_is_keyed_and_names_no_address() {
         let key = SubjectKey::new(b"seal-subject-unit-test-key");
-        let subject = key.subject("customer", "emailpass", "alice@example.com");
+        let subject = key.subject(&about("customer", "emailpass", "alice@example.com"));
         assert_eq!(subject.len(), 64);
         assert!(subject.chars().all(|c| c.is_ascii_hexdigit()));
         let plain = hex::encode(aws_lc_rs::digest::digest(
@@ -199,14 +200,15 @@ mod tests {
             b"customer\nemailpass\nalice@example.com",
         ));
         assert_ne!(subject, plain, "not the unkeyed hash anyone can compute");
-        assert_ne!(SubjectKey::new(b"another key").subject("customer", "emailpass", "alice@example.com"), subject);
+        let other_key = SubjectKey::new(b"another key");
+        assert_ne!(other_key.subject(&about("customer", "emailpass", "alice@example.com")), subject);
         // Exact, as the token's claim is: another spelling, actor type or provider is another subject.
         for (actor, provider, entity) in [
             ("customer", "emailpass", "Alice@example.com"),
             ("user", "emailpass", "alice@example.com"),
             ("customer", "google", "alice@example.com"),
         ] {
-            assert_ne!(key.subject(actor, provider, entity), subject, "{actor} {provider} {entity}");
+            assert_ne!(key.subject(&about(actor, provider, entity)), subject, "{actor} {provider} {entity}");
         }
         assert!(!format!("{key:?}").contains("unit-test"));
     }

@@ -1,16 +1,18 @@
-//! Where the secrets come from: the signing secret and the Medusa database's credentials, from the
-//! environment (`make run`, tests) or AWS Secrets Manager, read once per cold start.
+//! Where the secrets come from: the signing secret and the Medusa database's credentials, given in
+//! the configuration (`make run`, tests) or read from AWS Secrets Manager once per cold start. A
+//! database secret holds a URL or RDS's JSON, and either becomes the settings directly.
+
+use std::time::Duration;
 
 use aws_config::SdkConfig;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::domain::token::SigningSecret;
-use crate::identity::DatabaseSettings;
-use crate::vars::{ConfigError, Vars};
+use crate::identity::{DatabaseOptions, DatabaseSettings, Endpoint, SettingsError};
+use crate::vars::ConfigError;
 
-/// The variables besides the URL that shape the database connection; read at configuration time,
-/// applied once the secret's URL is known.
-pub const DATABASE_OPTION_VARS: [&str; 2] = ["MEDUSA_DATABASE_TIMEOUT_MS", "MEDUSA_DATABASE_CA_FILE"];
+/// Named when the options' PEM file cannot go with what the secret asks for; the configuration
+/// reads it (`config::database`).
+const CA_FILE_VAR: &str = "MEDUSA_DATABASE_CA_FILE";
 
 /// The configured source of the signing secret.
 #[derive(Debug, Clone)]
@@ -48,34 +50,24 @@ async fn read_secret(sdk: &SdkConfig, arn: &str, var: &str) -> Result<Vec<u8>, C
     }
 }
 
-/// Where Medusa's database is: a URL in the environment, or a Secrets Manager secret read at cold start.
+/// Where Medusa's database is: settings already built from a URL, or a Secrets Manager secret read
+/// at cold start. Read from the environment in `config::database`.
 #[derive(Debug, Clone)]
 pub enum DatabaseSource {
     /// `MEDUSA_DATABASE_URL`, already parsed.
     Url(Box<DatabaseSettings>),
-    /// `MEDUSA_DATABASE_SECRET_ARN`, with the other connection settings (`DATABASE_OPTION_VARS`).
-    SecretsManager { arn: String, options: Vec<(&'static str, String)> },
+    /// `MEDUSA_DATABASE_SECRET_ARN`, with the options to build the settings with once it is read.
+    SecretsManager { arn: String, options: DatabaseOptions },
 }
 
 impl DatabaseSource {
-    const SECRET_VAR: &'static str = "MEDUSA_DATABASE_SECRET_ARN";
+    pub const SECRET_VAR: &'static str = "MEDUSA_DATABASE_SECRET_ARN";
 
-    /// Reads the database settings from the environment: a URL or a secret's ARN, not both; neither is `None`.
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Option<Self>, ConfigError> {
-        match (vars.get("MEDUSA_DATABASE_URL"), vars.get(Self::SECRET_VAR)) {
-            (Some(_), Some(_)) => Err(ConfigError::new(
-                Self::SECRET_VAR,
-                "set either MEDUSA_DATABASE_URL or MEDUSA_DATABASE_SECRET_ARN, not both",
-            )),
-            (Some(_), None) => Ok(DatabaseSettings::from_vars(vars)?.map(|settings| Self::Url(Box::new(settings)))),
-            (None, Some(arn)) => {
-                let options: Vec<(&'static str, String)> =
-                    DATABASE_OPTION_VARS.iter().filter_map(|&var| vars.get(var).map(|value| (var, value))).collect();
-                // Check the other settings now, against a placeholder URL, so a bad one stops start-up by name.
-                settings_for("postgres://placeholder@placeholder/medusa", &options)?;
-                Ok(Some(Self::SecretsManager { arn, options }))
-            }
-            (None, None) => Ok(None),
+    /// Each exchange's time-out, which the time budget counts before any secret is read.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Self::Url(settings) => settings.timeout(),
+            Self::SecretsManager { options, .. } => options.timeout(),
         }
     }
 
@@ -89,12 +81,7 @@ impl DatabaseSource {
         let bytes = read_secret(sdk, &arn, Self::SECRET_VAR).await?;
         let text =
             String::from_utf8(bytes).map_err(|_| ConfigError::new(Self::SECRET_VAR, "the secret is not UTF-8"))?;
-        let url = database_url(&text).map_err(|reason| ConfigError::new(Self::SECRET_VAR, reason))?;
-        settings_for(&url, &options).map_err(|e| {
-            let reason =
-                if e.var == "MEDUSA_DATABASE_URL" { format!("the secret's URL {}", e.reason) } else { e.reason };
-            ConfigError::new(if e.var == "MEDUSA_DATABASE_URL" { Self::SECRET_VAR } else { &e.var }, reason)
-        })
+        settings_from_secret(&text, &options)
     }
 }
 
@@ -109,16 +96,43 @@ pub async fn resolve_database(
     }
 }
 
-/// The settings for `url` with the given other variables, through the one parser of `MEDUSA_DATABASE_URL`.
-fn settings_for(url: &str, options: &[(&'static str, String)]) -> Result<DatabaseSettings, ConfigError> {
-    let lookup = |var: &str| {
-        if var == "MEDUSA_DATABASE_URL" {
-            return Some(url.to_owned());
-        }
-        options.iter().find(|(name, _)| *name == var).map(|(_, value)| value.clone())
+/// The settings a secret's text gives with `options`; errors name the secret's variable, or the
+/// PEM file's when that is what does not fit.
+fn settings_from_secret(text: &str, options: &DatabaseOptions) -> Result<DatabaseSettings, ConfigError> {
+    let secret = DatabaseSecret::read(text).map_err(|reason| ConfigError::new(DatabaseSource::SECRET_VAR, reason))?;
+    let (settings, holding) = match secret {
+        DatabaseSecret::Url(url) => (DatabaseSettings::from_url(&url, options), "URL"),
+        DatabaseSecret::Rds(endpoint) => (DatabaseSettings::from_endpoint(endpoint, options), "JSON"),
     };
-    DatabaseSettings::from_vars(&Vars::new(lookup))?
-        .ok_or_else(|| ConfigError::new("MEDUSA_DATABASE_URL", "is required"))
+    settings.map_err(|e: SettingsError| {
+        if e.concerns_ca_file() {
+            ConfigError::new(CA_FILE_VAR, e)
+        } else {
+            ConfigError::new(DatabaseSource::SECRET_VAR, format!("the secret's {holding} {e}"))
+        }
+    })
+}
+
+/// What a database secret holds.
+enum DatabaseSecret {
+    /// A PostgreSQL URL.
+    Url(String),
+    /// RDS's JSON, its fields checked.
+    Rds(Endpoint),
+}
+
+impl DatabaseSecret {
+    /// The secret's text read; the reason for a refusal never quotes the secret.
+    fn read(secret: &str) -> Result<Self, String> {
+        let text = secret.trim();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(Self::Url(text.to_owned()));
+        }
+        if !text.starts_with('{') {
+            return Err("the secret is neither a PostgreSQL URL nor RDS's JSON (username, password, host, …)".into());
+        }
+        RdsSecret::parse(text)?.endpoint().map(Self::Rds)
+    }
 }
 
 /// The JSON of Secrets Manager's database credentials: what a "Credentials for Amazon RDS
@@ -171,74 +185,76 @@ impl RdsSecret {
             sslmode: text("sslmode")?,
         })
     }
-}
 
-/// A PostgreSQL URL from a secret's text: the URL itself, or RDS's JSON turned into one. The reason
-/// for a refusal never quotes the secret.
-fn database_url(secret: &str) -> Result<String, String> {
-    let text = secret.trim();
-    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        return Ok(text.to_owned());
-    }
-    if !text.starts_with('{') {
-        return Err("the secret is neither a PostgreSQL URL nor RDS's JSON (username, password, host, …)".into());
-    }
-    let secret = RdsSecret::parse(text)?;
-    if let Some(engine) = secret.engine.as_deref()
-        && !matches!(engine, "postgres" | "postgresql" | "aurora-postgresql")
-    {
-        // An engine's name is shown only when it looks like one (`mysql`, `aurora-mysql`).
-        let named = engine.len() <= 32 && engine.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
-        return Err(if named {
-            format!("the secret is for engine `{engine}`, not PostgreSQL")
-        } else {
-            "the secret's `engine` is not PostgreSQL".to_owned()
-        });
-    }
-    let Some(host) = secret.host.filter(|host| !host.trim().is_empty()) else {
-        return Err("the secret's JSON has no `host` (an RDS-managed master-user secret holds only username and \
-                    password): store the database user's credentials with host, port and dbname"
-            .into());
-    };
-    let encode = |part: &str| utf8_percent_encode(part, NON_ALPHANUMERIC).to_string();
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
-    // Without `sslmode`, the URL's own default applies: verify-full for an RDS endpoint, else prefer.
-    let mut url = format!(
-        "postgres://{}:{}@{host}:{}/{}",
-        encode(&secret.username),
-        encode(&secret.password),
-        secret.port,
-        encode(secret.dbname.as_deref().unwrap_or("postgres"))
-    );
-    if let Some(mode) = &secret.sslmode {
-        if mode.is_empty() || !mode.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-            return Err("the secret's sslmode is not an sslmode".into());
+    /// The database these fields name, if it is PostgreSQL and they name its host.
+    fn endpoint(self) -> Result<Endpoint, String> {
+        if let Some(engine) = self.engine.as_deref()
+            && !matches!(engine, "postgres" | "postgresql" | "aurora-postgresql")
+        {
+            // An engine's name is shown only when it looks like one (`mysql`, `aurora-mysql`).
+            let named = engine.len() <= 32 && engine.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+            return Err(if named {
+                format!("the secret is for engine `{engine}`, not PostgreSQL")
+            } else {
+                "the secret's `engine` is not PostgreSQL".to_owned()
+            });
         }
-        url.push_str("?sslmode=");
-        url.push_str(mode);
+        let Some(host) = self.host.filter(|host| !host.trim().is_empty()) else {
+            return Err("the secret's JSON has no `host` (an RDS-managed master-user secret holds only username and \
+                        password): store the database user's credentials with host, port and dbname"
+                .into());
+        };
+        // Without `sslmode`, a URL's default applies: verify-full for an RDS endpoint, else prefer.
+        Ok(Endpoint {
+            user: self.username,
+            password: self.password,
+            host,
+            port: self.port,
+            dbname: Some(self.dbname.unwrap_or_else(|| "postgres".to_owned())),
+            ssl_mode: self.sslmode,
+        })
     }
-    Ok(url)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_url_secret_is_the_url() {
-        assert_eq!(database_url(" postgresql://u:p@h/db \n").unwrap(), "postgresql://u:p@h/db");
+    /// Why `secret` is refused.
+    fn refusal(secret: &str) -> String {
+        match DatabaseSecret::read(secret) {
+            Ok(_) => panic!("accepted: {secret}"),
+            Err(reason) => reason,
+        }
+    }
+
+    fn endpoint(secret: &str) -> Endpoint {
+        match DatabaseSecret::read(secret) {
+            Ok(DatabaseSecret::Rds(endpoint)) => endpoint,
+            Ok(DatabaseSecret::Url(_)) => panic!("read as a URL: {secret}"),
+            Err(reason) => panic!("{secret}: {reason}"),
+        }
     }
 
     #[test]
-    fn rds_json_becomes_a_url_with_its_parts_percent_encoded() {
+    fn a_url_secret_is_the_url() {
+        let read = DatabaseSecret::read(" postgresql://u:p@h/db \n");
+        assert!(matches!(read, Ok(DatabaseSecret::Url(url)) if url == "postgresql://u:p@h/db"));
+    }
+
+    #[test]
+    fn rds_json_becomes_an_endpoint_with_its_fields_as_they_are() {
         let secret = r#"{"username":"medusa","password":"p@ss:w/rd?#%","host":"db.cluster.rds.amazonaws.com",
             "port":5432,"dbname":"shop","engine":"postgres"}"#;
-        assert_eq!(
-            database_url(secret).unwrap(),
-            "postgres://medusa:p%40ss%3Aw%2Frd%3F%23%25@db.cluster.rds.amazonaws.com:5432/shop"
-        );
-        let with_mode = r#"{"username":"u","password":"p","host":"h","port":"6432","sslmode":"verify-full"}"#;
-        assert_eq!(database_url(with_mode).unwrap(), "postgres://u:p@h:6432/postgres?sslmode=verify-full");
+        let rds = endpoint(secret);
+        assert_eq!((rds.user.as_str(), rds.password.as_str()), ("medusa", "p@ss:w/rd?#%"));
+        assert_eq!((rds.host.as_str(), rds.port), ("db.cluster.rds.amazonaws.com", 5432));
+        assert_eq!((rds.dbname.as_deref(), rds.ssl_mode), (Some("shop"), None));
+        let with_mode = endpoint(r#"{"username":"u","password":"p","host":"h","port":"6432","sslmode":"verify-full"}"#);
+        assert_eq!((with_mode.port, with_mode.dbname.as_deref()), (6432, Some("postgres")));
+        assert_eq!(with_mode.ssl_mode.as_deref(), Some("verify-full"));
+        let settings = settings_from_secret(secret, &DatabaseOptions::default()).unwrap();
+        assert!(!format!("{settings:?}").contains("p@ss"), "{settings:?}");
     }
 
     #[test]
@@ -257,12 +273,12 @@ mod tests {
             (r#"{"username":"u","password":"p","host":"h","sslmode":false,"x":"hunter2"}"#, "`sslmode`"),
         ];
         for (secret, field) in cases {
-            let error = database_url(secret).unwrap_err();
+            let error = refusal(secret);
             assert!(error.contains(field), "{secret}: {error}");
             assert!(!error.contains("hunter2") && !error.contains('"'), "{secret}: {error}");
         }
         // A password that JSON reads as a number is a password all the same.
-        let error = database_url(r#"{"username":"u","password":8675309,"host":"h"}"#).unwrap_err();
+        let error = refusal(r#"{"username":"u","password":8675309,"host":"h"}"#);
         assert!(error.contains("`password`") && !error.contains("8675309"), "{error}");
         // serde's own message, which this reading replaces, quotes the value.
         let serde = serde_json::from_str::<u16>(r#""hunter2""#).unwrap_err().to_string();
@@ -271,19 +287,19 @@ mod tests {
 
     #[test]
     fn json_nulls_count_as_absent_fields() {
-        let secret = r#"{"username":"u","password":"p","host":"h","port":null,"dbname":null,"sslmode":null}"#;
-        assert_eq!(database_url(secret).unwrap(), "postgres://u:p@h:5432/postgres");
-        let error = database_url(r#"{"username":"u","password":null,"host":"h"}"#).unwrap_err();
+        let secret = endpoint(r#"{"username":"u","password":"p","host":"h","port":null,"dbname":null,"sslmode":null}"#);
+        assert_eq!((secret.port, secret.dbname.as_deref(), secret.ssl_mode), (5432, Some("postgres"), None));
+        let error = refusal(r#"{"username":"u","password":null,"host":"h"}"#);
         assert!(error.contains("missing field `password`"), "{error}");
     }
 
     #[test]
     fn an_rds_secret_without_sslmode_verifies_an_rds_endpoint_in_full_and_leaves_other_hosts_at_prefer() {
         let json = |host: &str| format!(r#"{{"username":"u","password":"p","host":"{host}","port":5432}}"#);
-        let rds = settings_for(&database_url(&json("mydb.c9akciq32.us-east-1.rds.amazonaws.com")).unwrap(), &[]);
-        let rds = rds.unwrap();
+        let options = DatabaseOptions::default();
+        let rds = settings_from_secret(&json("mydb.c9akciq32.us-east-1.rds.amazonaws.com"), &options).unwrap();
         assert!(rds.verifies_server() && format!("{rds:?}").contains("VerifyFull"), "{rds:?}");
-        let other = settings_for(&database_url(&json("db.example.com")).unwrap(), &[]).unwrap();
+        let other = settings_from_secret(&json("db.example.com"), &options).unwrap();
         assert!(!other.verifies_server() && format!("{other:?}").contains("Prefer"), "{other:?}");
     }
 
@@ -301,9 +317,25 @@ mod tests {
             (r#"{"username":"postgres","password":"hunter2","host":" "}"#, "no `host`"),
         ];
         for (secret, reason) in cases {
-            let error = database_url(secret).unwrap_err();
+            let error = refusal(secret);
             assert!(error.contains(reason), "{secret}: {error}");
             assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
+
+    #[test]
+    fn settings_the_secret_cannot_make_name_the_secret_and_what_it_holds() {
+        let options = DatabaseOptions::default();
+        let cases = [
+            ("postgres://u:hunter2@h:notaport/db", "the secret's URL has a port"),
+            (r#"{"username":"u","password":"hunter2","host":"h","sslmode":"hunter2"}"#, "the secret's JSON sslmode"),
+            (r#"{"username":"","password":"hunter2","host":"h"}"#, "the secret's JSON names no user"),
+            (r#"{"username":"u","password":"hunter2","host":"h,i"}"#, "the secret's JSON names several hosts"),
+        ];
+        for (secret, reason) in cases {
+            let error = settings_from_secret(secret, &options).unwrap_err();
+            assert_eq!(error.var, DatabaseSource::SECRET_VAR, "{secret}");
+            assert!(error.reason.starts_with(reason) && !error.reason.contains("hunter2"), "{secret}: {error}");
         }
     }
 }

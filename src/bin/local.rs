@@ -5,14 +5,12 @@
 use std::process::ExitCode;
 
 use medusa_reset::app::{exit, wiring};
-use medusa_reset::aws;
+use medusa_reset::aws::{self, SdkRoots};
 use medusa_reset::config::{ApiConfig, LocalSettings, NotifierConfig, Profile};
-use medusa_reset::identity::Identities;
 use medusa_reset::local;
 use medusa_reset::mail::OutboxMailer;
 use medusa_reset::observability::logs;
 use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::ratelimit::Limiter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -32,10 +30,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         tokio::net::TcpListener::bind(settings.addr).await.map_err(|e| local::bind_error(settings.addr, e))?;
     wiring::announce_local(&config, &settings, listener.local_addr()?);
     // Locally the secret is an environment value, or a Secrets Manager ARN reached through AWS_ENDPOINT_URL.
-    let sdk = aws::local_sdk_config().await;
+    let sdk = aws::local_sdk_config(SdkRoots::from_env()).await;
     let (secret, database) = wiring::secrets(&config, &sdk).await?;
-    let store = Identities::from_settings(database);
-    let app = wiring::app(&config, &secret, publisher, store, Limiter::from_settings(&config.limits, &sdk));
+    let limiter = wiring::rate_limiter(&config.limits, &sdk);
+    let app = wiring::app(&config, &secret, publisher, wiring::identity_store(database), limiter);
     let app = wiring::local_router(app, &settings, sent);
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(local::shutdown_signal()).await?;

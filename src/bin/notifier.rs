@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use medusa_reset::app::{exit, wiring};
-use medusa_reset::aws;
+use medusa_reset::aws::{self, SdkRoots};
 use medusa_reset::config::{NotifierConfig, Profile};
 use medusa_reset::observability::logs;
 use medusa_reset::observability::metrics::{Metrics, MetricsSettings};
@@ -20,7 +20,7 @@ async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
     let config = NotifierConfig::from_env(Profile::Lambda)?;
     logs::init(&config.log);
     let metrics = Metrics::install(&MetricsSettings::from_env()?, "notifier")?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config(SdkRoots::from_env()).await;
     let notifier = &wiring::notifier_lambda(config, &sdk);
     lambda_runtime::run(service_fn(async |event: LambdaEvent<Value>| {
         // Boxed: the SDK's futures nest deep enough that the handler's, inlined, passes the

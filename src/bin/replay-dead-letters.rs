@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use aws_config::BehaviorVersion;
 use medusa_reset::app::{exit, wiring};
-use medusa_reset::config::{Profile, Vars, check_utf8, env_var};
+use medusa_reset::config::Profile;
 use medusa_reset::observability::logs::{self, LogSettings};
 use medusa_reset::ops::replay::ReplaySettings;
 
@@ -17,10 +17,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
-    check_utf8(&["DEAD_LETTER_QUEUE_URL", "NOTIFIER_FUNCTION", "REPLAY_LIMIT"])?;
-    let vars = Vars::new(env_var);
-    logs::init(&LogSettings::from_vars(Profile::Local, &vars)?);
-    let settings = ReplaySettings::from_vars(&vars)?;
+    logs::init(&LogSettings::from_env(Profile::Local)?);
+    let settings = ReplaySettings::from_env()?;
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let summary = wiring::replayer(settings, &sdk).run().await?;
     let left = summary.failed + summary.unreadable;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::api::{CorsError, CorsPolicy};
 use crate::aws;
 use crate::aws::secrets::{DatabaseSource, SecretSource};
-use crate::domain::actor::{PolicyError, ProviderPolicy};
+use crate::domain::actor::ProviderPolicy;
 use crate::domain::event::{PASSWORD_RESET, PASSWORD_RESET_UNKNOWN};
 use crate::domain::token::{SecretTooShort, SigningSecret, TokenSettings};
 use crate::identity::DatabaseSettings;
@@ -15,7 +15,7 @@ use crate::ratelimit::RateLimitSettings;
 use crate::reset::RATE_LIMIT_TIME_LIMIT;
 use crate::reset::budget::{FUNCTION_TIMEOUT_VAR, TimeBudget, Waits};
 
-use crate::vars::{ConfigError, Profile, Vars, check_utf8, env_var};
+use crate::vars::{ConfigError, Lookup, Profile, Vars};
 
 /// The signing secret `make run` uses when none is given. It is public, so only for development.
 pub const DEVELOPMENT_SECRET: &str = "development-only-secret--never-deploy-this-value";
@@ -24,9 +24,9 @@ pub const DEVELOPMENT_CORS: &str =
     "http://localhost:8000,http://127.0.0.1:8000,http://localhost:7001,http://localhost:9000";
 
 const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 900;
-/// Above the p99 of either path's own time plus a quarter, as `make bench` measured it (p99 at most
-/// 38 ms with DynamoDB, KMS and EventBridge on moto and PostgreSQL on loopback; README, *Setting the
-/// response floor*), and well below a storefront's patience. Operators set theirs from CloudWatch.
+/// Above the p99 of either path's own time plus a quarter, as `make bench` measures it (README,
+/// *Setting the response floor*), and well below a storefront's patience. Operators set theirs from
+/// CloudWatch.
 const DEFAULT_DATABASE_FLOOR_MS: u64 = 50;
 const MAX_FLOOR_MS: u64 = 2_000;
 const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
@@ -64,89 +64,34 @@ pub struct ApiConfig {
 
 impl ApiConfig {
     pub fn from_env(profile: Profile) -> Result<Self, ConfigError> {
-        check_utf8(&[
-            "JWT_SECRET",
-            "JWT_ISSUER",
-            "JWT_AUDIENCE",
-            "AUTH_PROVIDERS",
-            "AUTH_CORS",
-            "MEDUSA_DATABASE_URL",
-            "MEDUSA_DATABASE_SECRET_ARN",
-        ])?;
-        Self::from_vars(profile, &Vars::new(env_var))
+        Self::from_vars(profile, &Vars::from_env())
     }
 
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
+    pub fn from_vars<L: Lookup>(profile: Profile, vars: &Vars<L>) -> Result<Self, ConfigError> {
         let development_mode = super::development_mode(profile, vars)?;
         let (secret, uses_development_secret) = signing_secret(profile, vars, development_mode)?;
-        let lifetime = vars.parse_or("RESET_TOKEN_TTL_SECONDS", DEFAULT_TOKEN_LIFETIME_SECS)?;
-        if !TOKEN_LIFETIME_RANGE.contains(&lifetime) {
-            return Err(ConfigError::new(
-                "RESET_TOKEN_TTL_SECONDS",
-                format!("must be between {} and {} seconds", TOKEN_LIFETIME_RANGE.start(), TOKEN_LIFETIME_RANGE.end()),
-            ));
-        }
-        let providers = ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", super::default_auth_providers(profile)))
-            .map_err(|e: PolicyError| ConfigError::new("AUTH_PROVIDERS", e))?;
-        let database = DatabaseSource::from_vars(vars)?;
-        let skip = match vars.get("SKIP_IDENTITY_CHECK").as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => return Err(ConfigError::new("SKIP_IDENTITY_CHECK", "must be true or false")),
-        };
-        let identity_check_skipped = match (&database, skip, profile) {
-            (Some(_), true, _) => {
-                return Err(ConfigError::new(
-                    "SKIP_IDENTITY_CHECK",
-                    "is true, but a Medusa database is configured: set one or the other",
-                ));
-            }
-            (Some(_), false, _) => false,
-            (None, true, _) | (None, false, Profile::Local) => true,
-            // Medusa itself never e-mails an address it does not know: neither may a deployed route.
-            (None, false, Profile::Lambda) => {
-                return Err(ConfigError::new(
-                    "MEDUSA_DATABASE_URL",
-                    "no Medusa database: set MEDUSA_DATABASE_URL or MEDUSA_DATABASE_SECRET_ARN so that only \
-                     Medusa's accounts get a reset e-mail, or SKIP_IDENTITY_CHECK=true to give every \
-                     well-formed identifier a token",
-                ));
-            }
-        };
-        // Only database mode treats known and unknown identifiers differently, so only it needs a floor.
-        let default_floor = if database.is_some() { DEFAULT_DATABASE_FLOOR_MS } else { 0 };
-        let floor_ms = vars.parse_or("RESPONSE_FLOOR_MS", default_floor)?;
-        if floor_ms > MAX_FLOOR_MS {
-            return Err(ConfigError::new("RESPONSE_FLOOR_MS", format!("must be at most {MAX_FLOOR_MS}")));
-        }
-        let response_floor = Duration::from_millis(floor_ms);
+        let token = token(vars)?;
+        let providers = super::auth_providers(profile, vars)?;
+        let (database, identity_check_skipped) = identity_check(profile, vars)?;
+        let response_floor = response_floor(vars, database.is_some())?;
         let default_cors = if profile == Profile::Local { DEVELOPMENT_CORS } else { "" };
-        let cors = CorsPolicy::parse(&vars.get_or("AUTH_CORS", default_cors))
+        let cors = CorsPolicy::parse(&vars.get_or("AUTH_CORS", default_cors)?)
             .map_err(|e: CorsError| ConfigError::new("AUTH_CORS", e))?;
         let limits = RateLimitSettings::from_vars(vars)?;
-        let token_kms_key_id = vars.get("TOKEN_KMS_KEY_ID");
-        let time_budget = time_budget(vars, &limits, database.is_some(), token_kms_key_id.is_some(), response_floor)?;
+        let token_kms_key_id = vars.get("TOKEN_KMS_KEY_ID")?;
+        let waits = waits(&limits, database.as_ref(), token_kms_key_id.is_some(), response_floor);
         Ok(Self {
             secret,
-            token: TokenSettings {
-                lifetime: Duration::from_secs(lifetime),
-                issuer: vars.get("JWT_ISSUER"),
-                audience: vars.get("JWT_AUDIENCE"),
-            },
+            token,
+            limits,
             providers,
             cors,
-            events: EventTarget {
-                bus_name: vars.get_or("EVENT_BUS_NAME", "default"),
-                source: vars.get_or("EVENT_SOURCE", "medusa.auth"),
-                detail_type: vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET),
-                unknown_detail_type: vars.get_or("EVENT_UNKNOWN_DETAIL_TYPE", PASSWORD_RESET_UNKNOWN),
-            },
-            response_floor,
+            time_budget: time_budget(vars, waits)?,
+            events: events(vars)?,
+            token_kms_key_id,
             database,
             identity_check_skipped,
-            token_kms_key_id,
-            limits,
-            time_budget,
+            response_floor,
             log: LogSettings::from_vars(profile, vars)?,
             uses_development_secret,
             development_mode,
@@ -160,11 +105,78 @@ impl ApiConfig {
     }
 }
 
+/// How long a token lives (`RESET_TOKEN_TTL_SECONDS`), and the issuer and audience it names.
+fn token<L: Lookup>(vars: &Vars<L>) -> Result<TokenSettings, ConfigError> {
+    let lifetime = vars.parse_or("RESET_TOKEN_TTL_SECONDS", DEFAULT_TOKEN_LIFETIME_SECS)?;
+    if !TOKEN_LIFETIME_RANGE.contains(&lifetime) {
+        return Err(ConfigError::new(
+            "RESET_TOKEN_TTL_SECONDS",
+            format!("must be between {} and {} seconds", TOKEN_LIFETIME_RANGE.start(), TOKEN_LIFETIME_RANGE.end()),
+        ));
+    }
+    Ok(TokenSettings {
+        lifetime: Duration::from_secs(lifetime),
+        issuer: vars.get("JWT_ISSUER")?,
+        audience: vars.get("JWT_AUDIENCE")?,
+    })
+}
+
+/// Medusa's database, and whether the identity check is skipped instead: one or the other.
+fn identity_check<L: Lookup>(profile: Profile, vars: &Vars<L>) -> Result<(Option<DatabaseSource>, bool), ConfigError> {
+    let database = DatabaseSource::from_vars(vars)?;
+    let skip = match vars.get("SKIP_IDENTITY_CHECK")?.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ConfigError::new("SKIP_IDENTITY_CHECK", "must be true or false")),
+    };
+    let skipped = match (&database, skip, profile) {
+        (Some(_), true, _) => {
+            return Err(ConfigError::new(
+                "SKIP_IDENTITY_CHECK",
+                "is true, but a Medusa database is configured: set one or the other",
+            ));
+        }
+        (Some(_), false, _) => false,
+        (None, true, _) | (None, false, Profile::Local) => true,
+        // Medusa itself never e-mails an address it does not know: neither may a deployed route.
+        (None, false, Profile::Lambda) => {
+            return Err(ConfigError::new(
+                "MEDUSA_DATABASE_URL",
+                "no Medusa database: set MEDUSA_DATABASE_URL or MEDUSA_DATABASE_SECRET_ARN so that only \
+                 Medusa's accounts get a reset e-mail, or SKIP_IDENTITY_CHECK=true to give every \
+                 well-formed identifier a token",
+            ));
+        }
+    };
+    Ok((database, skipped))
+}
+
+/// `RESPONSE_FLOOR_MS`. Only database mode treats known and unknown identifiers differently, so only
+/// it needs a floor by default.
+fn response_floor<L: Lookup>(vars: &Vars<L>, has_database: bool) -> Result<Duration, ConfigError> {
+    let default_floor = if has_database { DEFAULT_DATABASE_FLOOR_MS } else { 0 };
+    let floor_ms = vars.parse_or("RESPONSE_FLOOR_MS", default_floor)?;
+    if floor_ms > MAX_FLOOR_MS {
+        return Err(ConfigError::new("RESPONSE_FLOOR_MS", format!("must be at most {MAX_FLOOR_MS}")));
+    }
+    Ok(Duration::from_millis(floor_ms))
+}
+
+/// Where the events go and what they are called: Medusa's names unless told otherwise.
+fn events<L: Lookup>(vars: &Vars<L>) -> Result<EventTarget, ConfigError> {
+    Ok(EventTarget {
+        bus_name: vars.get_or("EVENT_BUS_NAME", "default")?,
+        source: vars.get_or("EVENT_SOURCE", "medusa.auth")?,
+        detail_type: vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET)?,
+        unknown_detail_type: vars.get_or("EVENT_UNKNOWN_DETAIL_TYPE", PASSWORD_RESET_UNKNOWN)?,
+    })
+}
+
 /// `JWT_SECRET` or `JWT_SECRET_ARN` (not both); `make run` without either signs with the public
 /// development secret, and says so (the `bool`).
-fn signing_secret<F: Fn(&str) -> Option<String>>(
+fn signing_secret<L: Lookup>(
     profile: Profile,
-    vars: &Vars<F>,
+    vars: &Vars<L>,
     development_mode: bool,
 ) -> Result<(SecretSource, bool), ConfigError> {
     let value = |raw: String| {
@@ -172,7 +184,7 @@ fn signing_secret<F: Fn(&str) -> Option<String>>(
         refuse_development_secret(&secret, development_mode, "JWT_SECRET")?;
         Ok(SecretSource::Value(secret))
     };
-    match (vars.raw("JWT_SECRET"), vars.get("JWT_SECRET_ARN")) {
+    match (vars.raw("JWT_SECRET")?, vars.get("JWT_SECRET_ARN")?) {
         (Some(_), Some(_)) => {
             Err(ConfigError::new("JWT_SECRET_ARN", "set either JWT_SECRET or JWT_SECRET_ARN, not both"))
         }
@@ -195,27 +207,27 @@ fn refuse_development_secret(secret: &SigningSecret, development_mode: bool, var
     Ok(())
 }
 
-/// The worst case of one request's waits as configured; where the function's timeout is given
-/// (`FUNCTION_TIMEOUT_SECONDS`, set by the template from the function's own `Timeout`), start-up
-/// stops unless the worst case and the margin fit in it.
-fn time_budget<F: Fn(&str) -> Option<String>>(
-    vars: &Vars<F>,
-    limits: &RateLimitSettings,
-    has_database: bool,
-    seals: bool,
-    floor: Duration,
-) -> Result<TimeBudget, ConfigError> {
+/// Each wait of one request as configured: a part that is not in use takes no time.
+fn waits(limits: &RateLimitSettings, database: Option<&DatabaseSource>, seals: bool, floor: Duration) -> Waits {
+    // Every AWS call, retries included, is over within the SDK's operation time-out.
     let aws_call = |in_use: bool| if in_use { aws::OPERATION_TIMEOUT } else { Duration::ZERO };
-    let database = if has_database { DatabaseSettings::timeout_from_vars(vars)? } else { Duration::ZERO };
-    let budget = TimeBudget::new(Waits {
+    let database = database.map_or(Duration::ZERO, DatabaseSource::timeout);
+    Waits {
         rate_limit: if limits.table.is_some() { RATE_LIMIT_TIME_LIMIT } else { Duration::ZERO },
         database,
         database_first_try: DatabaseSettings::first_try_limit(database),
         seal: aws_call(seals),
         publish: aws_call(true),
         floor,
-    });
-    if let Some(raw) = vars.get(FUNCTION_TIMEOUT_VAR) {
+    }
+}
+
+/// The worst case of one request's `waits`; where the function's timeout is given
+/// (`FUNCTION_TIMEOUT_SECONDS`, set by the template from the function's own `Timeout`), start-up
+/// stops unless the worst case and the margin fit in it.
+fn time_budget<L: Lookup>(vars: &Vars<L>, waits: Waits) -> Result<TimeBudget, ConfigError> {
+    let budget = TimeBudget::new(waits);
+    if let Some(raw) = vars.get(FUNCTION_TIMEOUT_VAR)? {
         let seconds =
             raw.trim().parse::<u64>().ok().filter(|s| (1..=MAX_FUNCTION_TIMEOUT_SECS).contains(s)).ok_or_else(
                 || {
@@ -236,11 +248,10 @@ fn time_budget<F: Fn(&str) -> Option<String>>(
 impl ApiConfig {
     /// The Lambda profile with a test secret, for unit tests elsewhere in the crate.
     pub(crate) fn for_tests() -> Self {
-        let vars = Vars::new(|var: &str| match var {
-            "JWT_SECRET" => Some("unit-test-secret-0123456789abcdef0123".to_owned()),
-            "SKIP_IDENTITY_CHECK" => Some("true".to_owned()),
-            _ => None,
-        });
+        let vars = Vars::from_pairs(&[
+            ("JWT_SECRET", "unit-test-secret-0123456789abcdef0123"),
+            ("SKIP_IDENTITY_CHECK", "true"),
+        ]);
         Self::from_vars(Profile::Lambda, &vars).expect("valid test configuration")
     }
 }
@@ -250,17 +261,18 @@ mod tests {
     use super::*;
     use crate::observability::logs::LogFormat;
     use crate::ratelimit::{Limit, Limits};
-    use std::collections::HashMap;
 
     /// The configuration from `pairs`; on Lambda without a database, the identity check is
     /// explicitly skipped unless the pairs say otherwise (the tests of that choice do).
     fn config(profile: Profile, pairs: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
-        let mut map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let has_database = map.contains_key("MEDUSA_DATABASE_URL") || map.contains_key("MEDUSA_DATABASE_SECRET_ARN");
+        let mut pairs = pairs.to_vec();
+        let has_database =
+            pairs.iter().any(|(var, _)| matches!(*var, "MEDUSA_DATABASE_URL" | "MEDUSA_DATABASE_SECRET_ARN"));
         if profile == Profile::Lambda && !has_database {
-            map.entry("SKIP_IDENTITY_CHECK".into()).or_insert_with(|| "true".into());
+            // After the given pairs, so that a given value wins.
+            pairs.push(("SKIP_IDENTITY_CHECK", "true"));
         }
-        ApiConfig::from_vars(profile, &Vars::new(|k: &str| map.get(k).cloned()))
+        ApiConfig::from_vars(profile, &Vars::from_pairs(&pairs))
     }
 
     #[test]

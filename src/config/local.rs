@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::vars::{ConfigError, Vars, env_var};
+use crate::vars::{ConfigError, Lookup, Vars};
 
 /// Where the local server listens, where e-mails go, and the Medusa backend it fronts, if any.
 #[derive(Debug, Clone)]
@@ -16,10 +16,13 @@ pub struct LocalSettings {
 
 impl LocalSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let vars = Vars::new(env_var);
+        Self::from_vars(&Vars::from_env())
+    }
+
+    pub fn from_vars<L: Lookup>(vars: &Vars<L>) -> Result<Self, ConfigError> {
         let addr = vars.parse_or("LOCAL_ADDR", SocketAddr::from(([127, 0, 0, 1], 9000)))?;
-        let backend = vars.get("MEDUSA_BACKEND_URL").map(|raw| backend_url(&raw)).transpose()?;
-        Ok(Self { addr, outbox: PathBuf::from(vars.get_or("OUTBOX_DIR", "outbox")), backend })
+        let backend = vars.get("MEDUSA_BACKEND_URL")?.map(|raw| backend_url(&raw)).transpose()?;
+        Ok(Self { addr, outbox: PathBuf::from(vars.get_or("OUTBOX_DIR", "outbox")?), backend })
     }
 
     /// The mail viewer shows live reset links, so it is served only where only this machine reaches it.
@@ -54,6 +57,14 @@ mod tests {
         assert!(settings("[::1]:9000").serves_mail_viewer());
         assert!(!settings("0.0.0.0:9000").serves_mail_viewer());
         assert!(!settings("192.168.1.10:9000").serves_mail_viewer());
+    }
+
+    #[test]
+    fn make_run_listens_on_loopback_port_9000_unless_told_otherwise() {
+        let default = LocalSettings::from_vars(&Vars::from_pairs(&[])).unwrap();
+        assert_eq!((default.addr.to_string(), default.outbox), ("127.0.0.1:9000".to_owned(), "outbox".into()));
+        let error = LocalSettings::from_vars(&Vars::from_pairs(&[("LOCAL_ADDR", "localhost")])).unwrap_err();
+        assert_eq!(error.var, "LOCAL_ADDR");
     }
 
     #[test]

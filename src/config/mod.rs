@@ -1,21 +1,47 @@
 //! Configuration, read and checked once at cold start; a bad value names its variable, never its value.
+//!
+//! Every read of the environment is here. The settings types live beside the adapters they set up
+//! and know nothing of variables; their `from_vars` constructors are written here, one file per
+//! concern, so that an adapter never depends on how it is configured:
+//!
+//! - `api`: the reset route (`ApiConfig`); `notifier`: the notifier (`NotifierConfig`, its claims table);
+//! - `database`: Medusa's database (`DatabaseSettings`, `DatabaseSource`);
+//! - `limits`: the rate limits (`RateLimitSettings`);
+//! - `logs` and `metrics`: `LogSettings`, `MetricsSettings`;
+//! - `aws`: the roots the SDK trusts (`SdkRoots`);
+//! - `local`: `make run`'s server (`LocalSettings`); `replay`: `make replay` (`ReplaySettings`).
 
 mod api;
+mod aws;
+mod database;
+mod limits;
 mod local;
+mod logs;
+mod metrics;
 mod notifier;
+mod replay;
 
-pub use crate::vars::{ConfigError, Profile, Vars, check_utf8, env_var};
+pub use crate::vars::{ConfigError, Lookup, Profile, Vars};
 pub use api::{ApiConfig, DEVELOPMENT_CORS, DEVELOPMENT_SECRET};
 pub use local::LocalSettings;
 pub use notifier::{NotifierConfig, link_variable};
 
+use crate::domain::actor::{PolicyError, ProviderPolicy};
+
 /// Which actor types may ask for a reset, with which providers, unless `AUTH_PROVIDERS` says: on
 /// Lambda customers only, as the template's default; `make run` also serves Medusa admin's users.
-pub(crate) fn default_auth_providers(profile: Profile) -> &'static str {
+fn default_auth_providers(profile: Profile) -> &'static str {
     match profile {
         Profile::Lambda => "customer=emailpass",
         Profile::Local => "customer=emailpass;user=emailpass",
     }
+}
+
+/// `AUTH_PROVIDERS`: read by the route, which refuses the others, and by the notifier, which needs
+/// a link for each actor type in it.
+fn auth_providers<L: Lookup>(profile: Profile, vars: &Vars<L>) -> Result<ProviderPolicy, ConfigError> {
+    ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", default_auth_providers(profile))?)
+        .map_err(|e: PolicyError| ConfigError::new("AUTH_PROVIDERS", e))
 }
 
 /// The variable that lets a Lambda-profile binary accept the development defaults (the public
@@ -25,11 +51,8 @@ pub const DEVELOPMENT_MODE_VAR: &str = "DEVELOPMENT_MODE";
 
 /// Whether development-only settings are accepted: always for `make run`; on Lambda only with
 /// `DEVELOPMENT_MODE=true`.
-pub(crate) fn development_mode<F: Fn(&str) -> Option<String>>(
-    profile: Profile,
-    vars: &Vars<F>,
-) -> Result<bool, ConfigError> {
-    match (profile, vars.get(DEVELOPMENT_MODE_VAR).as_deref()) {
+pub(crate) fn development_mode<L: Lookup>(profile: Profile, vars: &Vars<L>) -> Result<bool, ConfigError> {
+    match (profile, vars.get(DEVELOPMENT_MODE_VAR)?.as_deref()) {
         (Profile::Local, _) => Ok(true),
         (Profile::Lambda, None | Some("false")) => Ok(false),
         (Profile::Lambda, Some("true")) => Ok(true),

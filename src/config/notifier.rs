@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use lettre::message::Mailbox;
 
-use crate::domain::actor::ProviderPolicy;
 use crate::domain::event::PASSWORD_RESET;
 use crate::idempotency::IdempotencySettings;
 use crate::mail::Sender;
@@ -15,8 +14,7 @@ use crate::notify::templates::EmailTemplates;
 use crate::notify::templates::shop::{BrandColor, LogoUrl, Shop, ShopName};
 use crate::observability::logs::LogSettings;
 
-use super::default_auth_providers;
-use crate::vars::{ConfigError, Profile, Vars, check_utf8, env_var};
+use crate::vars::{ConfigError, Lookup, Profile, Vars};
 
 /// The sender `make run` uses.
 const DEVELOPMENT_FROM: &str = "Medusa Store <no-reply@shop.localhost>";
@@ -48,88 +46,85 @@ pub fn link_variable(actor_type: &str) -> String {
 
 impl NotifierConfig {
     pub fn from_env(profile: Profile) -> Result<Self, ConfigError> {
-        check_utf8(&[
-            "MAIL_FROM",
-            "MAIL_REPLY_TO",
-            "TEMPLATE_DIR",
-            "AUTH_PROVIDERS",
-            "SHOP_NAME",
-            "SHOP_LOGO_URL",
-            "SHOP_BRAND_COLOR",
-            "IDEMPOTENCY_TABLE",
-        ])?;
-        Self::from_vars(profile, &Vars::new(env_var))
+        Self::from_vars(profile, &Vars::from_env())
     }
 
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
+    pub fn from_vars<L: Lookup>(profile: Profile, vars: &Vars<L>) -> Result<Self, ConfigError> {
         let development_mode = super::development_mode(profile, vars)?;
-        let from = match vars.get("MAIL_FROM") {
+        let from = match vars.get("MAIL_FROM")? {
             Some(from) => from,
             None if profile == Profile::Local => DEVELOPMENT_FROM.to_owned(),
             None => return Err(ConfigError::new("MAIL_FROM", "is required: the SES-verified sender address")),
         };
         let sender = Sender {
             from: mailbox("MAIL_FROM", from)?,
-            reply_to: vars.get("MAIL_REPLY_TO").map(|r| mailbox("MAIL_REPLY_TO", r)).transpose()?,
+            reply_to: vars.get("MAIL_REPLY_TO")?.map(|r| mailbox("MAIL_REPLY_TO", r)).transpose()?,
         };
-
-        // Every actor type that may ask for a reset needs a link; finding a gap now beats failing at send time.
-        let providers = ProviderPolicy::parse(&vars.get_or("AUTH_PROVIDERS", default_auth_providers(profile)))
-            .map_err(|e| ConfigError::new("AUTH_PROVIDERS", e))?;
-        let mut links = LinkTemplates::new();
-        for actor_type in providers.actor_types() {
-            let var = link_variable(actor_type);
-            let template = match vars.get(&var) {
-                Some(template) => template,
-                None if profile == Profile::Local && actor_type == "user" => DEVELOPMENT_ADMIN_LINK.to_owned(),
-                None if profile == Profile::Local => DEVELOPMENT_LINK.to_owned(),
-                None => {
-                    return Err(ConfigError::new(
-                        var,
-                        format!("is required: the reset page URL for `{actor_type}`, with {{token}}"),
-                    ));
-                }
-            };
-            // A link in clear would hand the token to anyone on the shopper's network.
-            if !development_mode && template.starts_with("http://") {
-                return Err(ConfigError::new(
-                    var,
-                    "must start with https://: an http:// link sends the token in clear (DEVELOPMENT_MODE=true \
-                     accepts it, for local use only)",
-                ));
-            }
-            links.insert(actor_type, &template).map_err(|e| ConfigError::new(var.clone(), e))?;
-        }
-
-        let default_locale = vars.get_or("DEFAULT_LOCALE", "en");
-        let default_locale = Locale::parse(&default_locale).ok_or_else(|| {
-            ConfigError::new("DEFAULT_LOCALE", format!("`{default_locale}` is not a locale such as `en`"))
-        })?;
-        let dir = vars.get("TEMPLATE_DIR").map(PathBuf::from);
-        let shop = shop(vars, &sender.from)?;
-        let templates = EmailTemplates::load_for_shop(dir.as_deref(), &default_locale, &shop).map_err(|e| {
-            let var = if dir.is_some() { "TEMPLATE_DIR" } else { "DEFAULT_LOCALE" };
-            ConfigError::new(var, e)
-        })?;
-
+        let links = links(profile, vars, development_mode)?;
+        let templates = templates(vars, &sender.from)?;
         Ok(Self {
             sender,
-            configuration_set: vars.get("SES_CONFIGURATION_SET"),
+            configuration_set: vars.get("SES_CONFIGURATION_SET")?,
             links,
             templates,
-            detail_type: vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET),
-            kms_key_id: vars.get("TOKEN_KMS_KEY_ID"),
-            idempotency: IdempotencySettings::from_vars(vars),
+            detail_type: vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET)?,
+            kms_key_id: vars.get("TOKEN_KMS_KEY_ID")?,
+            idempotency: IdempotencySettings { table: vars.get("IDEMPOTENCY_TABLE")?.map(|t| t.trim().to_owned()) },
             log: LogSettings::from_vars(profile, vars)?,
             development_mode,
         })
     }
 }
 
+/// A reset-link template for every actor type that may ask for a reset: finding a gap now beats
+/// failing at send time.
+fn links<L: Lookup>(profile: Profile, vars: &Vars<L>, development_mode: bool) -> Result<LinkTemplates, ConfigError> {
+    let mut links = LinkTemplates::new();
+    for actor_type in super::auth_providers(profile, vars)?.actor_types() {
+        let var = link_variable(actor_type);
+        let template = match vars.get(&var)? {
+            Some(template) => template,
+            None if profile == Profile::Local && actor_type == "user" => DEVELOPMENT_ADMIN_LINK.to_owned(),
+            None if profile == Profile::Local => DEVELOPMENT_LINK.to_owned(),
+            None => {
+                return Err(ConfigError::new(
+                    var,
+                    format!("is required: the reset page URL for `{actor_type}`, with {{token}}"),
+                ));
+            }
+        };
+        // A link in clear would hand the token to anyone on the shopper's network.
+        if !development_mode && template.starts_with("http://") {
+            return Err(ConfigError::new(
+                var,
+                "must start with https://: an http:// link sends the token in clear (DEVELOPMENT_MODE=true \
+                 accepts it, for local use only)",
+            ));
+        }
+        links.insert(actor_type, &template).map_err(|e| ConfigError::new(var.clone(), e))?;
+    }
+    Ok(links)
+}
+
+/// The e-mail templates: `TEMPLATE_DIR`'s or the embedded ones, in `DEFAULT_LOCALE` where an
+/// event names none, showing the shop.
+fn templates<L: Lookup>(vars: &Vars<L>, from: &str) -> Result<EmailTemplates, ConfigError> {
+    let default_locale = vars.get_or("DEFAULT_LOCALE", "en")?;
+    let default_locale = Locale::parse(&default_locale).ok_or_else(|| {
+        ConfigError::new("DEFAULT_LOCALE", format!("`{default_locale}` is not a locale such as `en`"))
+    })?;
+    let dir = vars.get("TEMPLATE_DIR")?.map(PathBuf::from);
+    let shop = shop(vars, from)?;
+    EmailTemplates::load_for_shop(dir.as_deref(), &default_locale, &shop).map_err(|e| {
+        let var = if dir.is_some() { "TEMPLATE_DIR" } else { "DEFAULT_LOCALE" };
+        ConfigError::new(var, e)
+    })
+}
+
 /// The shop the e-mails show. Its name is `SHOP_NAME`, else the sender's display name (what the
 /// inbox already shows), else the sender's domain; logo and colour only when set.
-fn shop<F: Fn(&str) -> Option<String>>(vars: &Vars<F>, from: &str) -> Result<Shop, ConfigError> {
-    let name = match vars.get("SHOP_NAME") {
+fn shop<L: Lookup>(vars: &Vars<L>, from: &str) -> Result<Shop, ConfigError> {
+    let name = match vars.get("SHOP_NAME")? {
         Some(name) => ShopName::parse(&name).map_err(|e| ConfigError::new("SHOP_NAME", e))?,
         None => {
             let from = from.parse::<Mailbox>().map_err(|e| ConfigError::new("MAIL_FROM", e))?;
@@ -140,8 +135,8 @@ fn shop<F: Fn(&str) -> Option<String>>(vars: &Vars<F>, from: &str) -> Result<Sho
             }
         }
     };
-    let logo = vars.get("SHOP_LOGO_URL").map(|raw| LogoUrl::parse(&raw)).transpose();
-    let color = vars.get("SHOP_BRAND_COLOR").map(|raw| BrandColor::parse(&raw)).transpose();
+    let logo = vars.get("SHOP_LOGO_URL")?.map(|raw| LogoUrl::parse(&raw)).transpose();
+    let color = vars.get("SHOP_BRAND_COLOR")?.map(|raw| BrandColor::parse(&raw)).transpose();
     Ok(Shop {
         name: Some(name),
         logo: logo.map_err(|e| ConfigError::new("SHOP_LOGO_URL", e))?,
@@ -161,11 +156,9 @@ fn mailbox(var: &'static str, raw: String) -> Result<String, ConfigError> {
 mod tests {
     use super::*;
     use crate::notify::templates::EmailContext;
-    use std::collections::HashMap;
 
     fn config(profile: Profile, pairs: &[(&str, &str)]) -> Result<NotifierConfig, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        NotifierConfig::from_vars(profile, &Vars::new(|k: &str| map.get(k).cloned()))
+        NotifierConfig::from_vars(profile, &Vars::from_pairs(pairs))
     }
 
     const LINK: &str = "https://shop.example.com/reset-password?token={token}&email={email}";
@@ -196,8 +189,12 @@ mod tests {
     fn the_idempotency_table_is_read_and_optional() {
         let base = [("MAIL_FROM", "no-reply@shop.example.com"), ("RESET_URL_TEMPLATE_CUSTOMER", LINK)];
         assert_eq!(config(Profile::Lambda, &base).unwrap().idempotency.table, None);
-        let with_table = [base.as_slice(), &[("IDEMPOTENCY_TABLE", "reset-claims")]].concat();
-        assert_eq!(config(Profile::Lambda, &with_table).unwrap().idempotency.table.as_deref(), Some("reset-claims"));
+        let table = |value| {
+            let with_table = [base.as_slice(), &[("IDEMPOTENCY_TABLE", value)]].concat();
+            config(Profile::Lambda, &with_table).unwrap().idempotency.table
+        };
+        assert_eq!(table(" reset-claims ").as_deref(), Some("reset-claims"), "trimmed");
+        assert_eq!(table(""), None, "empty is unset");
     }
 
     #[test]

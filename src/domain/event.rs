@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::actor::{ActorType, AuthProvider};
+use super::identifier::Identifier;
 use super::metadata::Metadata;
 use super::token::ResetToken;
 
@@ -11,12 +13,32 @@ pub const PASSWORD_RESET: &str = "auth.password_reset";
 /// The detail-type for a request whose identifier has no account (Medusa-database mode).
 pub const PASSWORD_RESET_UNKNOWN: &str = "auth.password_reset_unknown";
 
-/// Medusa's `auth.password_reset` data (`entity_id`, `actor_type`, `token`, `metadata`) plus `provider`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PasswordResetEvent {
+/// Whose reset an event is about: the identifier as typed, and the actor type and provider the
+/// allow-list paired, the first three fields of every event. The route builds it from its parsed
+/// types (`new`); the fields stay text because the notifier reads events off the bus, where a
+/// malformed one must still be read to be dropped with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSubject {
     pub entity_id: String,
     pub actor_type: String,
     pub provider: String,
+}
+
+impl EventSubject {
+    pub fn new(identifier: &Identifier, actor_type: &ActorType, provider: &AuthProvider) -> Self {
+        Self {
+            entity_id: identifier.as_str().to_owned(),
+            actor_type: actor_type.as_str().to_owned(),
+            provider: provider.as_str().to_owned(),
+        }
+    }
+}
+
+/// Medusa's `auth.password_reset` data (`entity_id`, `actor_type`, `token`, `metadata`) plus `provider`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasswordResetEvent {
+    #[serde(flatten)]
+    pub about: EventSubject,
     pub token: ResetToken,
     /// `None` when the request had none; on the bus it is `{}` all the same, as Medusa 2.16+ sends it.
     #[serde(default, serialize_with = "always_an_object")]
@@ -25,14 +47,15 @@ pub struct PasswordResetEvent {
 
 /// `auth.password_reset` as it travels when the token is sealed for the bus: no `token`, but the
 /// KMS ciphertext (base64) of it, decryptable only with the encryption context `subject` + `jti`.
+/// Unknown fields are refused even beside the flattened `about`: serde refuses whatever the
+/// flattened struct leaves over (a test below holds it to that).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SealedPasswordResetEvent {
-    pub entity_id: String,
-    pub actor_type: String,
-    pub provider: String,
-    /// A keyed hash of actor type, provider and identifier: what the encryption context, and so
-    /// CloudTrail, holds in place of the address.
+    #[serde(flatten)]
+    pub about: EventSubject,
+    /// A keyed hash of `about`: what the encryption context, and so CloudTrail, holds in place of
+    /// the address.
     pub subject: String,
     pub jti: String,
     pub encrypted_token: String,
@@ -45,9 +68,8 @@ pub struct SealedPasswordResetEvent {
 /// operator may route it to a "no account uses this address" e-mail or a fraud signal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnknownIdentityEvent {
-    pub entity_id: String,
-    pub actor_type: String,
-    pub provider: String,
+    #[serde(flatten)]
+    pub about: EventSubject,
     /// `None` when the request had none; on the bus it is `{}` all the same, as Medusa 2.16+ sends it.
     #[serde(default, serialize_with = "always_an_object")]
     pub metadata: Option<Metadata>,
@@ -82,27 +104,29 @@ impl AuthEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::actor::ProviderPolicy;
     use serde_json::json;
 
     fn metadata(value: serde_json::Value) -> Metadata {
         Metadata::parse(value.as_object().cloned().unwrap()).unwrap()
     }
 
+    fn about(entity_id: &str) -> EventSubject {
+        let (actor_type, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
+        EventSubject::new(&Identifier::parse(entity_id).unwrap(), &actor_type, &provider)
+    }
+
     #[test]
     fn the_detail_has_the_fields_a_medusa_subscriber_reads_with_metadata_always_an_object() {
         let mut event = PasswordResetEvent {
-            entity_id: "a@example.com".into(),
-            actor_type: "customer".into(),
-            provider: "emailpass".into(),
+            about: about("a@example.com"),
             token: ResetToken::new("t.o.k".into()),
             metadata: None,
         };
-        let detail: serde_json::Value =
-            serde_json::from_str(&AuthEvent::PasswordReset(event.clone()).detail().unwrap()).unwrap();
+        let detail = AuthEvent::PasswordReset(event.clone()).detail().unwrap();
         assert_eq!(
             detail,
-            json!({"entity_id": "a@example.com", "actor_type": "customer", "provider": "emailpass", "token": "t.o.k",
-                "metadata": {}})
+            r#"{"entity_id":"a@example.com","actor_type":"customer","provider":"emailpass","token":"t.o.k","metadata":{}}"#
         );
         assert!(!format!("{event:?}").contains("t.o.k"));
         event.metadata = Some(metadata(json!({"locale": "de"})));
@@ -111,31 +135,41 @@ mod tests {
 
     #[test]
     fn the_unknown_identity_event_carries_no_token_and_metadata_always() {
-        let event = AuthEvent::UnknownIdentity(UnknownIdentityEvent {
-            entity_id: "nobody@example.com".into(),
-            actor_type: "customer".into(),
-            provider: "emailpass".into(),
-            metadata: None,
-        });
-        let detail: serde_json::Value = serde_json::from_str(&event.detail().unwrap()).unwrap();
+        let event =
+            AuthEvent::UnknownIdentity(UnknownIdentityEvent { about: about("nobody@example.com"), metadata: None });
         assert_eq!(
-            detail,
-            json!({"entity_id": "nobody@example.com", "actor_type": "customer", "provider": "emailpass", "metadata": {}})
+            event.detail().unwrap(),
+            r#"{"entity_id":"nobody@example.com","actor_type":"customer","provider":"emailpass","metadata":{}}"#
         );
     }
 
-    #[test]
-    fn the_sealed_event_carries_metadata_always_too() {
-        let sealed = SealedPasswordResetEvent {
-            entity_id: "a@example.com".into(),
-            actor_type: "customer".into(),
-            provider: "emailpass".into(),
+    fn sealed() -> SealedPasswordResetEvent {
+        SealedPasswordResetEvent {
+            about: about("a@example.com"),
             subject: "ab12".into(),
             jti: "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f".into(),
             encrypted_token: "AQID".into(),
             metadata: None,
-        };
-        assert_eq!(serde_json::to_value(&sealed).unwrap()["metadata"], json!({}));
+        }
+    }
+
+    #[test]
+    fn the_sealed_event_carries_metadata_always_too() {
+        assert_eq!(
+            serde_json::to_string(&sealed()).unwrap(),
+            r#"{"entity_id":"a@example.com","actor_type":"customer","provider":"emailpass","subject":"ab12","#
+                .to_owned()
+                + r#""jti":"6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f","encrypted_token":"AQID","metadata":{}}"#
+        );
+    }
+
+    #[test]
+    fn the_sealed_event_reads_back_and_refuses_a_field_it_does_not_know() {
+        let mut detail = serde_json::to_value(sealed()).unwrap();
+        let read: SealedPasswordResetEvent = serde_json::from_value(detail.clone()).unwrap();
+        assert_eq!(read, SealedPasswordResetEvent { metadata: Some(metadata(json!({}))), ..sealed() });
+        detail["token"] = json!("t.o.k");
+        assert!(serde_json::from_value::<SealedPasswordResetEvent>(detail).is_err());
     }
 
     #[test]
@@ -144,6 +178,7 @@ mod tests {
             json!({"entity_id": "a@example.com", "actor_type": "customer", "provider": "emailpass", "token": "t"}),
         )
         .unwrap();
+        assert_eq!(without.about, about("a@example.com"));
         assert_eq!(without.metadata, None);
         let empty: PasswordResetEvent = serde_json::from_value(json!({"entity_id": "a@example.com",
             "actor_type": "customer", "provider": "emailpass", "token": "t", "metadata": {}}))

@@ -1,6 +1,10 @@
-//! Domain types: what a reset request is once parsed, the token it earns and the event it emits.
+//! Domain types: what a reset request is once parsed, the token it earns and the event it emits;
+//! and the two helpers every layer shares, `clock` (epoch seconds) and `error_chain` (an error with
+//! its causes), here because everything else already depends on `domain`.
 
 pub mod actor;
+pub mod clock;
+pub mod error_chain;
 pub mod event;
 pub mod identifier;
 pub mod js_string;

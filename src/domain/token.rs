@@ -1,13 +1,14 @@
 //! Mints the reset token: an HS256 JWT with the claims Medusa's update route accepts.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::actor::{ActorType, AuthProvider};
+use super::clock::checked_epoch_seconds;
 use super::identifier::Identifier;
 
 /// HS256 keys shorter than the hash output weaken the MAC; Medusa's own guidance agrees.
@@ -192,8 +193,10 @@ impl TokenMinter {
     }
 }
 
+/// A token's `iat` and `exp`: a clock before 1970 is refused rather than read as the epoch, which
+/// would mint a token that expired long ago.
 fn unix_seconds(now: SystemTime) -> Result<u64, TokenError> {
-    now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).map_err(|_| TokenError::Clock)
+    checked_epoch_seconds(now).ok_or(TokenError::Clock)
 }
 
 /// What Medusa ≥ 2.16 stores in `auth_password_reset_token.token_hash`: the SHA-256 hex of the `jti`.
@@ -210,6 +213,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::domain::actor::ProviderPolicy;
+    use crate::domain::clock::at_epoch_seconds;
     use jsonwebtoken::{DecodingKey, Validation, decode};
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -238,7 +242,7 @@ mod tests {
     fn a_minted_token_carries_medusas_claims() {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
-        let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let now = at_epoch_seconds(2_000_000_000);
         let minted = minter().mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
 
         let mut validation = Validation::new(Algorithm::HS256);
@@ -277,7 +281,7 @@ mod tests {
     fn expiry_is_read_back_from_the_token() {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
-        let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let now = at_epoch_seconds(2_000_000_000);
         let minted = minter().mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
         assert_eq!(minted.token.expires_at(), Some(2_000_000_900));
         assert_eq!(minted.token.jti(), Some(minted.jti.to_string()));
@@ -293,6 +297,6 @@ mod tests {
         let jti = Uuid::new_v4();
         let minted = minter.mint(&id, &actor, &provider, jti, SystemTime::now()).unwrap();
         assert_eq!(minted.jti, jti);
-        assert_eq!(minter.expiry(UNIX_EPOCH + Duration::from_secs(100)).unwrap(), 1000);
+        assert_eq!(minter.expiry(at_epoch_seconds(100)).unwrap(), 1000);
     }
 }

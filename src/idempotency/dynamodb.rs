@@ -17,7 +17,8 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{Claim, ClaimError, ClaimStore, ResetKey, Ticket, epoch_secs, epoch_secs_ceil};
+use super::{Claim, ClaimError, ClaimStore, ResetKey, Ticket};
+use crate::domain::clock::{epoch_seconds, epoch_seconds_ceil};
 
 /// The table's key attribute and its TTL attribute (as the rate-limit table has them).
 const KEY: &str = "pk";
@@ -55,12 +56,12 @@ impl ClaimStore for DynamoDbClaimStore {
             .item(KEY, AttributeValue::S(key.as_str().to_owned()))
             .item(STATE, AttributeValue::S(IN_PROGRESS.to_owned()))
             .item(OWNER, AttributeValue::S(ticket.owner.clone()))
-            .item(TTL, AttributeValue::N(epoch_secs_ceil(until).to_string()))
+            .item(TTL, AttributeValue::N(epoch_seconds_ceil(until).to_string()))
             // TTL deletes expired items only eventually: an expired record counts as absent here.
             .condition_expression("attribute_not_exists(#pk) OR #ttl <= :now")
             .expression_attribute_names("#pk", KEY)
             .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":now", AttributeValue::N(epoch_secs(now).to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(epoch_seconds(now).to_string()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -94,7 +95,7 @@ impl ClaimStore for DynamoDbClaimStore {
             .item(KEY, AttributeValue::S(ticket.key.as_str().to_owned()))
             .item(STATE, AttributeValue::S(DONE.to_owned()))
             .item(OWNER, AttributeValue::S(ticket.owner.clone()))
-            .item(TTL, AttributeValue::N(epoch_secs_ceil(keep_until).to_string()))
+            .item(TTL, AttributeValue::N(epoch_seconds_ceil(keep_until).to_string()))
             .send()
             .await
             .map(|_| ())

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use super::{Claim, ClaimError, ClaimStore, ResetKey, Ticket, epoch_secs, epoch_secs_ceil};
+use super::{Claim, ClaimError, ClaimStore, ResetKey, Ticket};
+use crate::domain::clock::{epoch_seconds, epoch_seconds_ceil};
 
 /// One claim: who holds it, whether its e-mail went out, and until when it counts.
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ impl MemoryClaimStore {
 
 impl ClaimStore for MemoryClaimStore {
     async fn claim(&self, key: &ResetKey, until: SystemTime, now: SystemTime) -> Result<Claim, ClaimError> {
-        let now = epoch_secs(now);
+        let now = epoch_seconds(now);
         let mut records = self.records()?;
         // Expired records go, as TTL would take them, so memory stays bounded by live tokens.
         records.retain(|_, record| record.expires_at > now);
@@ -36,13 +37,13 @@ impl ClaimStore for MemoryClaimStore {
         if let Some(record) = records.get(key) {
             return Ok(Claim::over(ticket, Some(&record.owner), record.done));
         }
-        let record = Record { owner: ticket.owner.clone(), done: false, expires_at: epoch_secs_ceil(until) };
+        let record = Record { owner: ticket.owner.clone(), done: false, expires_at: epoch_seconds_ceil(until) };
         records.insert(key.clone(), record);
         Ok(Claim::Claimed(ticket))
     }
 
     async fn complete(&self, ticket: &Ticket, keep_until: SystemTime) -> Result<(), ClaimError> {
-        let record = Record { owner: ticket.owner.clone(), done: true, expires_at: epoch_secs_ceil(keep_until) };
+        let record = Record { owner: ticket.owner.clone(), done: true, expires_at: epoch_seconds_ceil(keep_until) };
         self.records()?.insert(ticket.key.clone(), record);
         Ok(())
     }
@@ -59,12 +60,8 @@ impl ClaimStore for MemoryClaimStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clock::at_epoch_seconds as at;
     use crate::idempotency::Holder;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
-    }
 
     fn key() -> ResetKey {
         ResetKey::parse("6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap()

@@ -3,11 +3,13 @@
 //! until the invocation's deadline, so an attempt that crashed does not block Lambda's retry, and
 //! done, until the token itself expires, once SES accepted the message. DynamoDB on Lambda (one
 //! record seen by every execution environment and every retry), in memory for `make run` and tests.
+//! Records end in whole epoch seconds, rounded up: a claim must not end before the deadline it
+//! stands for.
 
 use std::future::Future;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use crate::vars::Vars;
+use either::Either;
 
 mod dynamodb;
 mod memory;
@@ -119,70 +121,32 @@ pub trait ClaimStore: Send + Sync + 'static {
 #[error("the idempotency store failed: {0}")]
 pub struct ClaimError(pub String);
 
-/// Seconds since the epoch, rounded up: a claim must not end before the deadline it stands for.
-fn epoch_secs_ceil(at: SystemTime) -> u64 {
-    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    since.as_secs() + u64::from(since.subsec_nanos() > 0)
-}
-
-/// Seconds since the epoch, rounded down: "now" never runs ahead of the clock.
-fn epoch_secs(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// The store a configuration asks for: DynamoDB when a table is configured, else in memory. One
-/// type, so the notifier is one type either way.
-#[derive(Debug)]
-pub enum Claims {
-    Dynamo(DynamoDbClaimStore),
-    Memory(MemoryClaimStore),
-}
-
-impl Default for Claims {
-    fn default() -> Self {
-        Self::Memory(MemoryClaimStore::default())
-    }
-}
-
-impl ClaimStore for Claims {
+/// One store or the other, as the configuration picks at start-up (`app::wiring::claim_store`):
+/// one type, so the notifier is one type either way.
+impl<L: ClaimStore, R: ClaimStore> ClaimStore for Either<L, R> {
     async fn claim(&self, key: &ResetKey, until: SystemTime, now: SystemTime) -> Result<Claim, ClaimError> {
-        match self {
-            Self::Dynamo(store) => store.claim(key, until, now).await,
-            Self::Memory(store) => store.claim(key, until, now).await,
-        }
+        either::for_both!(self, store => store.claim(key, until, now).await)
     }
 
     async fn complete(&self, ticket: &Ticket, keep_until: SystemTime) -> Result<(), ClaimError> {
-        match self {
-            Self::Dynamo(store) => store.complete(ticket, keep_until).await,
-            Self::Memory(store) => store.complete(ticket, keep_until).await,
-        }
+        either::for_both!(self, store => store.complete(ticket, keep_until).await)
     }
 
     async fn release(&self, ticket: &Ticket) -> Result<(), ClaimError> {
-        match self {
-            Self::Dynamo(store) => store.release(ticket).await,
-            Self::Memory(store) => store.release(ticket).await,
-        }
+        either::for_both!(self, store => store.release(ticket).await)
     }
 }
 
-/// The DynamoDB table that holds the claims (`IDEMPOTENCY_TABLE`); in memory without one.
+/// The DynamoDB table that holds the claims (`IDEMPOTENCY_TABLE`, read in `config::notifier`); in
+/// memory without one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdempotencySettings {
     pub table: Option<String>,
 }
 
-impl IdempotencySettings {
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Self {
-        Self { table: vars.get("IDEMPOTENCY_TABLE").map(|table| table.trim().to_owned()) }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn a_jti_keys_a_claim_and_an_empty_long_or_control_one_does_not() {
@@ -195,14 +159,6 @@ mod tests {
     }
 
     #[test]
-    fn a_deadline_rounds_up_and_now_rounds_down() {
-        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
-        assert_eq!(epoch_secs_ceil(at(12_300)), 13);
-        assert_eq!(epoch_secs_ceil(at(12_000)), 12);
-        assert_eq!(epoch_secs(at(12_999)), 12);
-    }
-
-    #[test]
     fn a_record_this_ticket_wrote_is_its_claim_and_any_other_holds_the_reset() {
         let ticket = Ticket::new(&ResetKey::parse("j").unwrap());
         let own = ticket.owner.clone();
@@ -210,18 +166,5 @@ mod tests {
         assert_eq!(Claim::over(ticket.clone(), Some("another"), false), Claim::Held(Holder::InProgress));
         assert_eq!(Claim::over(ticket.clone(), Some("another"), true), Claim::Held(Holder::Done));
         assert_eq!(Claim::over(ticket, None, false), Claim::Held(Holder::InProgress), "no owner is not ours");
-    }
-
-    #[test]
-    fn without_a_table_the_claims_live_in_memory() {
-        let settings = |value: Option<&'static str>| {
-            IdempotencySettings::from_vars(&Vars::new(move |var: &str| {
-                (var == "IDEMPOTENCY_TABLE").then(|| value.map(str::to_owned)).flatten()
-            }))
-        };
-        assert_eq!(settings(None).table, None);
-        assert_eq!(settings(Some("")).table, None, "empty is unset");
-        assert_eq!(settings(Some(" reset-claims ")).table.as_deref(), Some("reset-claims"));
-        assert!(matches!(Claims::default(), Claims::Memory(_)));
     }
 }

@@ -4,13 +4,14 @@
 use std::future::Future;
 use std::time::SystemTime;
 
+use either::Either;
 use uuid::Uuid;
 
 mod memory;
 mod postgres;
 
 pub use memory::MemoryIdentityStore;
-pub use postgres::{DatabaseSettings, PostgresIdentityStore};
+pub use postgres::{DatabaseOptions, DatabaseSettings, Endpoint, PostgresIdentityStore, SettingsError, UrlError};
 
 /// The reset token to record for an identity.
 #[derive(Debug, Clone)]
@@ -76,42 +77,18 @@ pub enum StoreError {
     Query(String),
 }
 
-/// The store a configuration asks for: Medusa's database when one is configured, else the open
-/// in-memory store. One type, so the binaries build one router either way.
-pub enum Identities {
-    // Built once per execution environment: its size does not matter.
-    Medusa(Box<PostgresIdentityStore>),
-    Open(MemoryIdentityStore),
-}
-
-impl Identities {
-    pub fn from_settings(database: Option<DatabaseSettings>) -> Self {
-        match database {
-            Some(settings) => Self::Medusa(Box::new(PostgresIdentityStore::new(settings))),
-            None => Self::Open(MemoryIdentityStore::open()),
-        }
-    }
-}
-
-impl IdentityStore for Identities {
+/// One store or the other, as the configuration picks at start-up (`app::wiring::identity_store`):
+/// one type, so the binaries build one router either way.
+impl<L: IdentityStore, R: IdentityStore> IdentityStore for Either<L, R> {
     async fn find(&self, entity_id: &str, provider: &str) -> Result<Lookup, StoreError> {
-        match self {
-            Self::Medusa(store) => store.find(entity_id, provider).await,
-            Self::Open(store) => store.find(entity_id, provider).await,
-        }
+        either::for_both!(self, store => store.find(entity_id, provider).await)
     }
 
     async fn issue(&self, record: &TokenRecord<'_>) -> Result<Option<IssuedToken>, StoreError> {
-        match self {
-            Self::Medusa(store) => store.issue(record).await,
-            Self::Open(store) => store.issue(record).await,
-        }
+        either::for_both!(self, store => store.issue(record).await)
     }
 
     async fn withdraw(&self, issued: &IssuedToken) -> Result<(), StoreError> {
-        match self {
-            Self::Medusa(store) => store.withdraw(issued).await,
-            Self::Open(store) => store.withdraw(issued).await,
-        }
+        either::for_both!(self, store => store.withdraw(issued).await)
     }
 }

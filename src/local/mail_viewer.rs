@@ -1,17 +1,19 @@
 //! `make run`'s mail viewer at `/_dev/mail`: the outbox's recent e-mails, newest first, each with
 //! its HTML part in a sandboxed frame and its text part with the links clickable.
 //!
-//! Every value is HTML-escaped by the page templates; the e-mail's own HTML is shown only inside an
-//! `<iframe sandbox>` without scripts, and its response carries a Content-Security-Policy that
-//! forbids scripts, frames, forms and connections even when it is opened on its own.
+//! The pages are minijinja templates in src/local/pages/, which HTML-escape every value; the
+//! e-mail's own HTML is shown only inside an `<iframe sandbox>` without scripts, and its response
+//! carries a Content-Security-Policy that forbids scripts, frames, forms and connections even when
+//! it is opened on its own.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
 use http::{HeaderValue, StatusCode};
 use minijinja::value::{Serde, Value};
@@ -33,85 +35,14 @@ const EMAIL_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-s
      font-src http: https: data:; form-action 'none'; frame-ancestors 'self'; \
      sandbox allow-popups allow-popups-to-escape-sandbox";
 
-const LAYOUT: &str = r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{% block title %}{% endblock %} · make run mail</title>
-</head>
-<body style="margin:0;background:#f4f4f5;color:#18181b;font:15px/1.5 -apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;">
-<header style="background:#18181b;color:#fafafa;padding:12px 24px;">
-<a href="/_dev/mail" style="color:#fafafa;text-decoration:none;font-weight:600;">make run · mail</a>
-<span style="color:#a1a1aa;margin-left:12px;">the last {{ kept }} e-mails of this session; all of them are in the outbox folder</span>
-</header>
-<main style="max-width:1100px;margin:0 auto;padding:24px;">
-{% block main %}{% endblock %}
-</main>
-</body>
-</html>"#;
-
-const LIST: &str = r#"{% extends "layout.html" %}
-{% block title %}E-mails{% endblock %}
-{% block main %}
-<h1 style="font-size:22px;margin:0 0 16px;">E-mails <span style="color:#71717a;font-weight:400;">({{ emails | length }})</span></h1>
-{% if emails %}
-<table id="emails" style="width:100%;border-collapse:collapse;background:#fff;border:1px solid #e4e4e7;">
-<thead><tr style="text-align:left;color:#52525b;font-size:13px;">
-<th style="padding:8px 12px;border-bottom:1px solid #e4e4e7;">Time (UTC)</th>
-<th style="padding:8px 12px;border-bottom:1px solid #e4e4e7;">Recipient</th>
-<th style="padding:8px 12px;border-bottom:1px solid #e4e4e7;">Subject</th>
-<th style="padding:8px 12px;border-bottom:1px solid #e4e4e7;">Locale</th>
-<th style="padding:8px 12px;border-bottom:1px solid #e4e4e7;">Actor type</th>
-</tr></thead>
-<tbody>
-{% for email in emails %}
-<tr class="email">
-<td style="padding:8px 12px;border-bottom:1px solid #f4f4f5;white-space:nowrap;color:#52525b;">{{ email.time }}</td>
-<td class="recipient" style="padding:8px 12px;border-bottom:1px solid #f4f4f5;">{{ email.to }}</td>
-<td style="padding:8px 12px;border-bottom:1px solid #f4f4f5;"><a class="subject" href="/_dev/mail/{{ email.id }}" style="color:#0f766e;">{{ email.subject }}</a></td>
-<td class="locale" style="padding:8px 12px;border-bottom:1px solid #f4f4f5;">{{ email.locale }}</td>
-<td class="actor-type" style="padding:8px 12px;border-bottom:1px solid #f4f4f5;">{{ email.actor_type }}</td>
-</tr>
-{% endfor %}
-</tbody>
-</table>
-{% else %}
-<p id="empty">No e-mails yet. Ask for a reset and reload this page:</p>
-<pre style="background:#fff;border:1px solid #e4e4e7;padding:12px;white-space:pre-wrap;">curl -i -X POST {{ origin }}/auth/customer/emailpass/reset-password -H 'content-type: application/json' -d '{"identifier":"a@example.com"}'</pre>
-{% endif %}
-{% endblock %}"#;
-
-const SHOW: &str = r#"{% extends "layout.html" %}
-{% block title %}{{ email.subject }}{% endblock %}
-{% block main %}
-<p style="margin:0 0 12px;"><a href="/_dev/mail" style="color:#0f766e;">← all e-mails</a></p>
-<h1 id="subject" style="font-size:22px;margin:0 0 12px;">{{ email.subject }}</h1>
-<table style="border-collapse:collapse;margin-bottom:16px;color:#3f3f46;">
-<tr><th style="text-align:left;padding:2px 16px 2px 0;">To</th><td id="to">{{ email.to }}</td></tr>
-<tr><th style="text-align:left;padding:2px 16px 2px 0;">Sent</th><td>{{ email.time }} UTC</td></tr>
-<tr><th style="text-align:left;padding:2px 16px 2px 0;">Locale</th><td id="locale">{{ email.locale }}</td></tr>
-<tr><th style="text-align:left;padding:2px 16px 2px 0;">Actor type</th><td id="actor-type">{{ email.actor_type }}</td></tr>
-<tr><th style="text-align:left;padding:2px 16px 2px 0;">File</th><td>{{ email.id }}.eml</td></tr>
-</table>
-<h2 style="font-size:16px;margin:0 0 8px;">HTML part <span style="color:#71717a;font-weight:400;font-size:13px;">(scripts off; drag the corner for more height)</span></h2>
-<iframe id="html" title="The e-mail's HTML part" src="/_dev/mail/{{ email.id }}/html" sandbox="allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer" style="display:block;width:100%;height:1000px;resize:vertical;border:1px solid #d4d4d8;background:#fff;"></iframe>
-<h2 style="font-size:16px;margin:24px 0 8px;">Text part</h2>
-<pre id="text" style="background:#fff;border:1px solid #e4e4e7;padding:16px;white-space:pre-wrap;overflow-wrap:anywhere;font:13px/1.5 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;">
-{%- for part in text -%}
-{%- if part.link -%}<a href="{{ part.text }}" target="_blank" rel="noopener noreferrer" style="color:#0f766e;">{{ part.text }}</a>
-{%- else -%}{{ part.text }}{%- endif -%}
-{%- endfor -%}
-</pre>
-{% endblock %}"#;
-
-const MISSING: &str = r#"{% extends "layout.html" %}
-{% block title %}Not found{% endblock %}
-{% block main %}
-<h1 style="font-size:22px;margin:0 0 12px;">No such e-mail</h1>
-<p id="missing">There is no e-mail <code>{{ id }}</code> among the last {{ kept }}. Older ones are in the outbox folder.</p>
-<p><a href="/_dev/mail" style="color:#0f766e;">← all e-mails</a></p>
-{% endblock %}"#;
+/// The viewer's pages (src/local/pages/), embedded at build time so that `make run`'s binary needs
+/// no files beside it.
+macro_rules! pages {
+    ($($name:literal),* $(,)?) => {
+        [$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/local/pages/", $name)))),*]
+    };
+}
+const PAGES: [(&str, &str); 4] = pages!("layout.html", "list.html", "show.html", "missing.html");
 
 /// The outbox's e-mails and the compiled pages (`.html` names: every value escaped).
 struct Viewer {
@@ -124,9 +55,8 @@ struct Viewer {
 pub fn routes(sent: SentMail) -> Router {
     let mut pages = Environment::new();
     pages.set_undefined_behavior(UndefinedBehavior::Strict);
-    for (name, source) in [("layout.html", LAYOUT), ("list.html", LIST), ("show.html", SHOW), ("missing.html", MISSING)]
-    {
-        // The sources are constants, compiled by the tests: an error here is a bug found by them.
+    for (name, source) in PAGES {
+        // The pages are embedded and every one is rendered by the tests: an error here is a bug found by them.
         if let Err(error) = pages.add_template(name, source) {
             tracing::error!(%error, "the mail viewer's page {name} does not compile");
         }
@@ -264,26 +194,9 @@ fn pieces(text: &str) -> Vec<Piece<'_>> {
     pieces
 }
 
-/// `2026-11-28 14:03:07`, in UTC (the standard library has no time zones).
+/// `2026-11-28 14:03:07`, in UTC.
 fn utc(at: SystemTime) -> String {
-    let seconds = at.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
-    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", of_day / 3600, of_day / 60 % 60, of_day % 60)
-}
-
-/// Howard Hinnant's days-to-civil-date algorithm, for dates from 1970 on.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    DateTime::<Utc>::from(at).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 #[cfg(test)]
@@ -292,6 +205,7 @@ mod tests {
     use crate::domain::recipient::Recipient;
     use crate::mail::Email;
     use http_body_util::BodyExt;
+    use std::time::UNIX_EPOCH;
     use tower::ServiceExt;
 
     const HOSTILE: &str = "<script>document.title='pwned'</script><b>bold</b>";

@@ -6,11 +6,13 @@ pub mod loopback;
 pub mod mail_viewer;
 pub mod proxy;
 
+use std::time::SystemTime;
+
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::domain::event::AuthEvent;
 use crate::mail::Mailer;
-use crate::notify::Notifier;
+use crate::notify::{Inbound, Notifier};
 
 /// Delivers each password-reset event to the notifier, as the EventBridge rule does on AWS; the
 /// unknown-identity events, which no rule routes by default, are only logged.
@@ -22,12 +24,12 @@ pub async fn deliver_events<M: Mailer>(mut events: UnboundedReceiver<AuthEvent>,
         match event {
             // The notifier logs the outcome; a local run has no retries to hand a failure to.
             AuthEvent::PasswordReset(event) => {
-                let _ = notifier.handle(&id, &event).await;
+                notifier.handle(Inbound::Local { id, event }, SystemTime::now()).await;
             }
             AuthEvent::UnknownIdentity(event) => {
                 tracing::info!(
                     event_id = id,
-                    recipient = crate::domain::identifier::mask(&event.entity_id),
+                    recipient = crate::domain::identifier::mask(&event.about.entity_id),
                     "no account: nothing to send"
                 );
             }

@@ -7,4 +7,4 @@ pub mod pacing;
 pub mod templates;
 pub mod token_check;
 
-pub use notifier::{Delivery, DropReason, FailedInvocation, Handled, Notifier, NotifyError};
+pub use notifier::{Delivery, DropReason, FailedInvocation, Handled, Inbound, Notifier, NotifyError};

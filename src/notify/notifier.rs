@@ -16,6 +16,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use either::Either;
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,10 +27,11 @@ use super::pacing::Pacing;
 use super::templates::{EmailContext, EmailTemplates};
 use super::token_check::{self, TokenProblem};
 use crate::aws::seal::{KmsOpener, UnsealError};
+use crate::domain::clock::{at_epoch_seconds, epoch_seconds};
 use crate::domain::event::{PasswordResetEvent, SealedPasswordResetEvent};
 use crate::domain::identifier::mask;
 use crate::domain::recipient::Recipient;
-use crate::idempotency::{Claim, ClaimError, ClaimStore, Claims, Holder, ResetKey};
+use crate::idempotency::{Claim, ClaimError, ClaimStore, DynamoDbClaimStore, Holder, MemoryClaimStore, ResetKey};
 use crate::mail::{Email, MailError, Mailer};
 
 /// What became of one event.
@@ -89,9 +91,19 @@ impl Delivery {
     fn dropped(reason: DropReason) -> Self {
         Self::Dropped { reason, cause: None }
     }
+
+    /// The outcome the log line and the metric give this delivery.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Sent { .. } => "sent",
+            Self::Ignored => "ignored",
+            Self::Duplicate { .. } => "duplicate_skipped",
+            Self::Dropped { reason, .. } => reason.label(),
+        }
+    }
 }
 
-/// One EventBridge event, handled: what the log line reports.
+/// One event, handled: what its log line reports.
 #[derive(Debug)]
 pub struct Handled {
     pub event_id: String,
@@ -105,6 +117,60 @@ impl Handled {
         let dropped = Delivery::Dropped { reason: DropReason::MalformedEvent, cause: Some(shape_of(error)) };
         Self { event_id, recipient: None, outcome: Ok(dropped) }
     }
+
+    /// The outcome's label, which the log line and the metric share.
+    pub fn label(&self) -> &'static str {
+        match &self.outcome {
+            Ok(delivery) => delivery.label(),
+            Err(error) => error.label(),
+        }
+    }
+
+    /// The one log line per event (id, outcome, masked recipient, message id; never the token or
+    /// link), and the outcome's metric.
+    fn report(&self, started: Instant) {
+        let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let (event_id, outcome) = (self.event_id.as_str(), self.label());
+        crate::observability::metrics::email(outcome);
+        let masked = self.recipient.as_deref().map(mask);
+        let recipient = masked.as_deref();
+        let cause_of = |cause: &str| scrub(cause, self.recipient.as_deref());
+        match &self.outcome {
+            Ok(Delivery::Sent { message_id }) => {
+                tracing::info!(event_id, outcome, recipient, message_id, latency_us, "event")
+            }
+            Ok(Delivery::Ignored) => tracing::info!(event_id, outcome, latency_us, "event"),
+            Ok(Delivery::Duplicate { holder }) => {
+                let held = holder.label();
+                tracing::info!(event_id, outcome, recipient, held, latency_us, "event")
+            }
+            Ok(Delivery::Dropped { cause, .. }) => {
+                let cause = cause.as_deref().map(cause_of);
+                tracing::warn!(event_id, outcome, recipient, cause, latency_us, "event")
+            }
+            // A spent daily quota's cause says that it is parked: Lambda's retries, then the dead-letter queue.
+            Err(error) => {
+                let cause = cause_of(&error.to_string());
+                tracing::error!(event_id, outcome, recipient, cause, latency_us, "event")
+            }
+        }
+    }
+}
+
+/// What [`Notifier::handle`] is given.
+#[derive(Debug)]
+pub enum Inbound {
+    /// An EventBridge event as JSON, as the bus delivers it (and as tests write it).
+    Envelope(Value),
+    /// An event from `make run`'s in-process bus, with the id the bus gave it: already typed and
+    /// the route's own, so there is no envelope to parse, no detail-type to check and no seal.
+    Local { id: String, event: PasswordResetEvent },
+}
+
+impl From<Value> for Inbound {
+    fn from(envelope: Value) -> Self {
+        Self::Envelope(envelope)
+    }
 }
 
 /// A failure worth retrying.
@@ -116,6 +182,17 @@ pub enum NotifyError {
     Unseal(String),
     #[error(transparent)]
     Claim(#[from] ClaimError),
+}
+
+impl NotifyError {
+    /// The outcome the log line and the metric give this failure: a spent daily quota is parked
+    /// (its retries, then the dead-letter queue), any other is retried.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Mail(MailError::DailyQuota(_)) => "parked_daily_quota",
+            _ => "failed_will_retry",
+        }
+    }
 }
 
 /// A failed invocation as Lambda records it before it retries (and keeps with the event in the
@@ -139,7 +216,7 @@ pub struct Notifier<M> {
     mailer: M,
     detail_type: String,
     opener: Option<KmsOpener>,
-    claims: Claims,
+    claims: Either<DynamoDbClaimStore, MemoryClaimStore>,
 }
 
 /// How long an attempt without a Lambda deadline (`make run`, tests) holds its claim: longer than
@@ -181,11 +258,11 @@ enum Detail {
 
 impl<M: Mailer> Notifier<M> {
     pub fn new(links: LinkTemplates, templates: EmailTemplates, mailer: M, detail_type: String) -> Self {
-        Self { links, templates, mailer, detail_type, opener: None, claims: Claims::default() }
+        Self { links, templates, mailer, detail_type, opener: None, claims: Either::Right(MemoryClaimStore::default()) }
     }
 
     /// Claims each reset in this store before sending it (in memory, per process, unless given one).
-    pub fn claiming_with(mut self, claims: Claims) -> Self {
+    pub fn claiming_with(mut self, claims: Either<DynamoDbClaimStore, MemoryClaimStore>) -> Self {
         self.claims = claims;
         self
     }
@@ -197,27 +274,34 @@ impl<M: Mailer> Notifier<M> {
         self
     }
 
-    /// Lambda's entry point: the invocation's EventBridge event, claimed until its deadline. Logs one line.
+    /// Lambda's entry point: the invocation's EventBridge event, claimed until its deadline. Logs
+    /// one line; a failure is what Lambda records before it retries.
     pub async fn handle_invocation(&self, invocation: LambdaEvent<Value>) -> Result<(), FailedInvocation> {
-        let started = Instant::now();
         let attempt = Attempt::until_deadline_ms(invocation.context.deadline, SystemTime::now());
-        let handled = self.open_envelope(invocation.payload, attempt).await;
-        report(&handled.event_id, handled.recipient.as_deref(), &handled.outcome, started);
+        let handled = self.handle(invocation.payload, attempt).await;
         let recipient = handled.recipient.as_deref();
         handled.outcome.map(|_| ()).map_err(|error| FailedInvocation(scrub(&error.to_string(), recipient)))
     }
 
-    /// An EventBridge event as JSON, without an invocation's deadline. Logs one line.
-    pub async fn handle_envelope(&self, envelope: Value) -> Result<(), NotifyError> {
+    /// Every other caller's entry point (`make run`'s bus, tests): one event, decided and sent as
+    /// `attempt` allows. Logs one line, and returns what it logged.
+    pub async fn handle(&self, inbound: impl Into<Inbound>, attempt: impl Into<Attempt>) -> Handled {
         let started = Instant::now();
-        let handled = self.open_envelope(envelope, SystemTime::now()).await;
-        report(&handled.event_id, handled.recipient.as_deref(), &handled.outcome, started);
-        handled.outcome.map(|_| ())
+        let attempt = attempt.into();
+        let handled = match inbound.into() {
+            Inbound::Envelope(envelope) => self.open(envelope, attempt).await,
+            Inbound::Local { id, event } => {
+                let outcome = self.deliver(&event, attempt).await;
+                Handled { event_id: id, recipient: Some(event.about.entity_id), outcome }
+            }
+        };
+        handled.report(started);
+        handled
     }
 
-    /// Decides and sends one EventBridge event, without logging: what `handle_envelope` logs.
-    pub async fn open_envelope(&self, envelope: Value, attempt: impl Into<Attempt>) -> Handled {
-        let attempt = attempt.into();
+    /// Opens one EventBridge event (its detail-type, its detail, the seal on its token) and
+    /// delivers what it holds.
+    async fn open(&self, envelope: Value, attempt: Attempt) -> Handled {
         let envelope = match serde_json::from_value::<EventBridgeEvent<Value>>(envelope) {
             Ok(envelope) => envelope,
             Err(error) => return Handled::malformed("unknown".to_owned(), &error),
@@ -226,60 +310,88 @@ impl<M: Mailer> Notifier<M> {
         if envelope.detail_type != self.detail_type {
             return Handled { event_id, recipient: None, outcome: Ok(Delivery::Ignored) };
         }
-        let sealed = match serde_json::from_value::<Detail>(envelope.detail) {
-            Ok(Detail::Plain(event)) => {
-                let outcome = match self.opener {
-                    Some(_) => Ok(Delivery::Dropped {
-                        reason: DropReason::PlainToken,
-                        cause: Some("a plain token while TOKEN_KMS_KEY_ID says tokens are sealed".to_owned()),
-                    }),
-                    None => self.deliver(&event, attempt).await,
-                };
-                return Handled { event_id, recipient: Some(event.entity_id), outcome };
-            }
-            Ok(Detail::Sealed(sealed)) => sealed,
+        let (recipient, outcome) = match serde_json::from_value::<Detail>(envelope.detail) {
+            Ok(Detail::Plain(event)) => (event.about.entity_id.clone(), self.deliver_plain(&event, attempt).await),
+            Ok(Detail::Sealed(sealed)) => (sealed.about.entity_id.clone(), self.deliver_sealed(&sealed, attempt).await),
             Err(error) => return Handled::malformed(event_id, &error),
         };
+        Handled { event_id, recipient: Some(recipient), outcome }
+    }
+
+    /// A plain token is the route's only while tokens are not sealed.
+    async fn deliver_plain(&self, event: &PasswordResetEvent, attempt: Attempt) -> Result<Delivery, NotifyError> {
+        match self.opener {
+            Some(_) => Ok(Delivery::Dropped {
+                reason: DropReason::PlainToken,
+                cause: Some("a plain token while TOKEN_KMS_KEY_ID says tokens are sealed".to_owned()),
+            }),
+            None => self.deliver(event, attempt).await,
+        }
+    }
+
+    /// A sealed token, opened with KMS: a seal that cannot be opened is dropped, a KMS that cannot
+    /// be reached is retried.
+    async fn deliver_sealed(
+        &self,
+        sealed: &SealedPasswordResetEvent,
+        attempt: Attempt,
+    ) -> Result<Delivery, NotifyError> {
         let unsealed = match &self.opener {
             None => Err(UnsealError::Permanent("the token is sealed and no TOKEN_KMS_KEY_ID is configured".into())),
-            Some(opener) => opener.unseal(&sealed).await,
+            Some(opener) => opener.unseal(sealed).await,
         };
-        let outcome = match unsealed {
+        match unsealed {
             Ok(event) => self.deliver(&event, attempt).await,
             Err(UnsealError::Permanent(cause)) => {
                 Ok(Delivery::Dropped { reason: DropReason::Unsealable, cause: Some(cause) })
             }
             Err(UnsealError::Transient(cause)) => Err(NotifyError::Unseal(cause)),
-        };
-        Handled { event_id, recipient: Some(sealed.entity_id), outcome }
+        }
     }
 
-    /// Delivers one event and logs the outcome; `make run` calls this for each in-process event.
-    pub async fn handle(&self, event_id: &str, event: &PasswordResetEvent) -> Result<(), NotifyError> {
-        let started = Instant::now();
-        let outcome = self.deliver(event, SystemTime::now()).await;
-        report(event_id, Some(&event.entity_id), &outcome, started);
-        outcome.map(|_| ())
-    }
-
-    /// Decides and sends, without logging: the core the two entry points share.
-    pub async fn deliver(
-        &self,
-        event: &PasswordResetEvent,
-        attempt: impl Into<Attempt>,
-    ) -> Result<Delivery, NotifyError> {
+    /// One event's decision, without logging: check, compose, send once.
+    async fn deliver(&self, event: &PasswordResetEvent, attempt: impl Into<Attempt>) -> Result<Delivery, NotifyError> {
         let attempt = attempt.into();
-        let ready = match self.compose(event, attempt.now) {
-            Ok(ready) => ready,
-            Err(dropped) => return Ok(dropped),
+        match check(event, attempt.now).and_then(|checked| self.compose(event, checked)) {
+            Ok(ready) => self.send_once(ready, attempt).await,
+            Err(dropped) => Ok(dropped),
+        }
+    }
+
+    /// The e-mail a checked event asks for: its actor type's link, in its locale's templates.
+    fn compose(&self, event: &PasswordResetEvent, checked: Checked) -> Result<Composed, Delivery> {
+        let Checked { recipient, key, expires_at, minutes_left } = checked;
+        let Some(link) = self.links.link(&event.about.actor_type, event.token.expose(), recipient.as_str()) else {
+            return Err(Delivery::dropped(DropReason::NoLinkTemplate));
         };
+        let locale = event.metadata.as_ref().and_then(|m| m.get_str("locale")).and_then(Locale::parse);
+        let context = EmailContext {
+            link: &link,
+            email: recipient.as_str(),
+            actor_type: &event.about.actor_type,
+            expires_minutes: minutes_left,
+            metadata: event.metadata.as_ref(),
+        };
+        match self.templates.render(locale.as_ref(), &context) {
+            Ok(rendered) => {
+                let locale = self.templates.locale_for(locale.as_ref());
+                let email = rendered.addressed_to(recipient, &event.about.actor_type, locale);
+                Ok(Composed { email, key, expires_at })
+            }
+            Err(error) => Err(Delivery::Dropped { reason: DropReason::RenderFailed, cause: Some(error.to_string()) }),
+        }
+    }
+
+    /// Exactly one e-mail per token: claims the reset until the attempt's deadline, sends, then
+    /// marks the claim done (kept until the token expires) or, when nothing went out, gives it back.
+    async fn send_once(&self, ready: Composed, attempt: Attempt) -> Result<Delivery, NotifyError> {
         let ticket = match self.claims.claim(&ready.key, attempt.deadline, attempt.now).await? {
             Claim::Claimed(ticket) => ticket,
             Claim::Held(holder) => return Ok(Delivery::Duplicate { holder }),
         };
         match self.send_paced(&ready.email, attempt.deadline).await {
             Ok(message_id) => {
-                let keep_until = UNIX_EPOCH + Duration::from_secs(ready.expires_at);
+                let keep_until = at_epoch_seconds(ready.expires_at);
                 if let Err(error) = self.claims.complete(&ticket, keep_until).await {
                     // Failing the invocation now would make Lambda's retry send it a second time.
                     tracing::warn!(
@@ -301,49 +413,6 @@ impl<M: Mailer> Notifier<M> {
                     retry => Err(retry.into()),
                 }
             }
-        }
-    }
-
-    /// The e-mail an event asks for, with its claim's key and its token's expiry, or the drop that
-    /// says why there is none: every check that needs no claim and sends nothing.
-    fn compose(&self, event: &PasswordResetEvent, at: SystemTime) -> Result<Composed, Delivery> {
-        let Ok(recipient) = Recipient::parse(&event.entity_id) else {
-            return Err(Delivery::dropped(DropReason::NotAnEmail));
-        };
-        // The signature cannot be checked here (no secret), but a token about another event can be told.
-        let (expires_at, key) = match token_check::check(event) {
-            Ok(facts) => match ResetKey::parse(&facts.jti) {
-                Ok(key) => (facts.expires_at, key),
-                Err(_) => return Err(Delivery::dropped(DropReason::UnreadableToken)),
-            },
-            Err(TokenProblem::Unreadable) => return Err(Delivery::dropped(DropReason::UnreadableToken)),
-            Err(TokenProblem::Disagrees(claim)) => {
-                let cause = format!("the token's `{claim}` claim is not the event's");
-                return Err(Delivery::Dropped { reason: DropReason::ClaimsMismatch, cause: Some(cause) });
-            }
-        };
-        let now = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if expires_at <= now {
-            return Err(Delivery::dropped(DropReason::TokenExpired));
-        }
-        let Some(link) = self.links.link(&event.actor_type, event.token.expose(), recipient.as_str()) else {
-            return Err(Delivery::dropped(DropReason::NoLinkTemplate));
-        };
-        let locale = event.metadata.as_ref().and_then(|m| m.get_str("locale")).and_then(Locale::parse);
-        let context = EmailContext {
-            link: &link,
-            email: recipient.as_str(),
-            actor_type: &event.actor_type,
-            expires_minutes: (expires_at - now).div_ceil(60),
-            metadata: event.metadata.as_ref(),
-        };
-        match self.templates.render(locale.as_ref(), &context) {
-            Ok(rendered) => {
-                let locale = self.templates.locale_for(locale.as_ref());
-                let email = rendered.addressed_to(recipient.clone(), &event.actor_type, locale);
-                Ok(Composed { email, key, expires_at })
-            }
-            Err(error) => Err(Delivery::Dropped { reason: DropReason::RenderFailed, cause: Some(error.to_string()) }),
         }
     }
 
@@ -375,7 +444,43 @@ impl<M: Mailer> Notifier<M> {
     }
 }
 
-/// An e-mail ready to claim and send: what `compose` hands `deliver`.
+/// Every check on the event itself, none of which needs a claim or sends anything: an address to
+/// send to, and a token about this very event that has not expired at `at`. Otherwise the drop
+/// that says why not.
+fn check(event: &PasswordResetEvent, at: SystemTime) -> Result<Checked, Delivery> {
+    let Ok(recipient) = Recipient::parse(&event.about.entity_id) else {
+        return Err(Delivery::dropped(DropReason::NotAnEmail));
+    };
+    // The signature cannot be checked here (no secret), but a token about another event can be told.
+    let (expires_at, key) = match token_check::check(event) {
+        Ok(facts) => match ResetKey::parse(&facts.jti) {
+            Ok(key) => (facts.expires_at, key),
+            Err(_) => return Err(Delivery::dropped(DropReason::UnreadableToken)),
+        },
+        Err(TokenProblem::Unreadable) => return Err(Delivery::dropped(DropReason::UnreadableToken)),
+        Err(TokenProblem::Disagrees(claim)) => {
+            let cause = format!("the token's `{claim}` claim is not the event's");
+            return Err(Delivery::Dropped { reason: DropReason::ClaimsMismatch, cause: Some(cause) });
+        }
+    };
+    let now = epoch_seconds(at);
+    if expires_at <= now {
+        return Err(Delivery::dropped(DropReason::TokenExpired));
+    }
+    Ok(Checked { recipient, key, expires_at, minutes_left: (expires_at - now).div_ceil(60) })
+}
+
+/// An event that passed `check`: what `compose` builds the e-mail from.
+struct Checked {
+    recipient: Recipient,
+    key: ResetKey,
+    /// The token's `exp`, seconds since the epoch.
+    expires_at: u64,
+    /// Whole minutes until then, rounded up: what the e-mail says.
+    minutes_left: u64,
+}
+
+/// An e-mail ready to claim and send: what `compose` hands `send_once`.
 struct Composed {
     email: Email,
     key: ResetKey,
@@ -388,7 +493,6 @@ fn shape_of(error: &serde_json::Error) -> String {
     format!("{:?} error at line {} column {}", error.classify(), error.line(), error.column())
 }
 
-/// The one log line per event: id, outcome, masked recipient, message id; never the token or link.
 /// A cause with the recipient's address masked: a provider's message may quote the address.
 fn scrub(cause: &str, recipient: Option<&str>) -> String {
     match recipient {
@@ -397,48 +501,11 @@ fn scrub(cause: &str, recipient: Option<&str>) -> String {
     }
 }
 
-fn report(event_id: &str, recipient: Option<&str>, outcome: &Result<Delivery, NotifyError>, started: Instant) {
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let masked = recipient.map(mask);
-    let cause_of = |cause: &str| scrub(cause, recipient);
-    let recipient = masked.as_deref();
-    crate::observability::metrics::email(match outcome {
-        Ok(Delivery::Sent { .. }) => "sent",
-        Ok(Delivery::Ignored) => "ignored",
-        Ok(Delivery::Duplicate { .. }) => "duplicate_skipped",
-        Ok(Delivery::Dropped { reason, .. }) => reason.label(),
-        Err(NotifyError::Mail(MailError::DailyQuota(_))) => "parked_daily_quota",
-        Err(_) => "failed_will_retry",
-    });
-    match outcome {
-        Ok(Delivery::Sent { message_id }) => {
-            tracing::info!(event_id, outcome = "sent", recipient, message_id, latency_us, "event")
-        }
-        Ok(Delivery::Ignored) => tracing::info!(event_id, outcome = "ignored", latency_us, "event"),
-        Ok(Delivery::Duplicate { holder }) => {
-            let held = holder.label();
-            tracing::info!(event_id, outcome = "duplicate_skipped", recipient, held, latency_us, "event")
-        }
-        Ok(Delivery::Dropped { reason, cause }) => {
-            let cause = cause.as_deref().map(cause_of);
-            tracing::warn!(event_id, outcome = reason.label(), recipient, cause, latency_us, "event")
-        }
-        // Its cause says that it is parked: Lambda's retries, then the dead-letter queue.
-        Err(error @ NotifyError::Mail(MailError::DailyQuota(_))) => {
-            let cause = cause_of(&error.to_string());
-            tracing::error!(event_id, outcome = "parked_daily_quota", recipient, cause, latency_us, "event")
-        }
-        Err(error) => {
-            let cause = cause_of(&error.to_string());
-            tracing::error!(event_id, outcome = "failed_will_retry", recipient, cause, latency_us, "event")
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{NotifierConfig, Profile, Vars};
+    use crate::domain::event::EventSubject;
     use crate::domain::metadata::Metadata;
     use crate::domain::token::{RESET_PURPOSE, ResetClaims, ResetToken};
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -520,16 +587,18 @@ mod tests {
     /// An event whose token matches it, expiring at `exp`.
     fn event(entity_id: &str, exp: u64, metadata: Option<serde_json::Value>) -> PasswordResetEvent {
         PasswordResetEvent {
-            entity_id: entity_id.to_owned(),
-            actor_type: "customer".to_owned(),
-            provider: "emailpass".to_owned(),
+            about: EventSubject {
+                entity_id: entity_id.to_owned(),
+                actor_type: "customer".to_owned(),
+                provider: "emailpass".to_owned(),
+            },
             token: signed(&claims(entity_id, "customer", exp)),
             metadata: metadata.map(|m| Metadata::parse(m.as_object().cloned().unwrap()).unwrap()),
         }
     }
 
     fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
+        at_epoch_seconds(secs)
     }
 
     fn envelope(detail_type: &str, detail: serde_json::Value) -> Value {
@@ -540,7 +609,7 @@ mod tests {
     async fn a_failed_invocation_tells_lambda_the_cause_with_the_address_masked() {
         let quoting = || MailError::Transient("Throttling: too many messages to victim@example.com".into());
         let notifier = notifier(FakeMailer { fail: Some(quoting), ..FakeMailer::default() });
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = epoch_seconds(SystemTime::now());
         let detail = serde_json::to_value(event("victim@example.com", now + 900, None)).unwrap();
         let invocation = LambdaEvent::new(envelope("auth.password_reset", detail), lambda_runtime::Context::default());
         let failed = notifier.handle_invocation(invocation).await.unwrap_err();
@@ -599,7 +668,7 @@ mod tests {
             Delivery::dropped(DropReason::UnreadableToken)
         );
         let mut admin = event("a@example.com", NOW + 900, None);
-        admin.actor_type = "user".into();
+        admin.about.actor_type = "user".into();
         admin.token = signed(&claims("a@example.com", "user", NOW + 900));
         assert_eq!(notifier.deliver(&admin, at(NOW)).await.unwrap(), Delivery::dropped(DropReason::NoLinkTemplate));
         assert!(notifier.mailer.sent.lock().unwrap().is_empty());
@@ -659,7 +728,7 @@ mod tests {
     /// An attempt from the wall clock's now, as pacing reads the deadline against it.
     fn live_attempt(deadline_in: Duration) -> (PasswordResetEvent, Attempt) {
         let now = SystemTime::now();
-        let secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let secs = epoch_seconds(now);
         (event("a@example.com", secs + 900, None), Attempt { now, deadline: now + deadline_in })
     }
 
@@ -772,7 +841,7 @@ mod tests {
     async fn with_sealing_on_an_event_with_a_plain_token_is_dropped() {
         let notifier = sealing(notifier(FakeMailer::default()));
         let detail = serde_json::to_value(event("a@example.com", NOW + 900, None)).unwrap();
-        let handled = notifier.open_envelope(envelope("auth.password_reset", detail), at(NOW)).await;
+        let handled = notifier.handle(envelope("auth.password_reset", detail), at(NOW)).await;
         assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::PlainToken, .. })), "{handled:?}");
         assert_eq!(handled.recipient.as_deref(), Some("a@example.com"));
         assert!(notifier.mailer.sent.lock().unwrap().is_empty());
@@ -782,12 +851,12 @@ mod tests {
     async fn a_well_formed_reset_under_another_detail_type_is_ignored() {
         let notifier = notifier(FakeMailer::default());
         let detail = serde_json::to_value(event("a@example.com", NOW + 900, None)).unwrap();
-        let other = notifier.open_envelope(envelope("auth.password_reset_unknown", detail.clone()), at(NOW)).await;
+        let other = notifier.handle(envelope("auth.password_reset_unknown", detail.clone()), at(NOW)).await;
         assert!(matches!(other.outcome, Ok(Delivery::Ignored)), "{other:?}");
         assert_eq!(other.event_id, "e-1");
         assert!(notifier.mailer.sent.lock().unwrap().is_empty(), "nothing sent for another detail-type");
         // The same detail under the detail-type the notifier serves is sent: it was well-formed.
-        let ours = notifier.open_envelope(envelope("auth.password_reset", detail), at(NOW)).await;
+        let ours = notifier.handle(envelope("auth.password_reset", detail), at(NOW)).await;
         assert!(matches!(ours.outcome, Ok(Delivery::Sent { .. })), "{ours:?}");
         assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 1);
     }
@@ -795,16 +864,15 @@ mod tests {
     #[tokio::test]
     async fn envelopes_or_details_that_do_not_parse_are_dropped_as_malformed() {
         let notifier = notifier(FakeMailer::default());
-        let not_an_envelope = notifier.open_envelope(json!({"nonsense": true}), at(NOW)).await;
-        let bad_detail =
-            notifier.open_envelope(envelope("auth.password_reset", json!({"entity_id": 5})), at(NOW)).await;
+        let not_an_envelope = notifier.handle(json!({"nonsense": true}), at(NOW)).await;
+        let bad_detail = notifier.handle(envelope("auth.password_reset", json!({"entity_id": 5})), at(NOW)).await;
         for handled in [not_an_envelope, bad_detail] {
             assert!(
                 matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::MalformedEvent, .. })),
                 "{handled:?}"
             );
         }
-        assert!(notifier.handle_envelope(json!({"nonsense": true})).await.is_ok(), "not retried");
+        assert!(notifier.handle(json!({"nonsense": true}), at(NOW)).await.outcome.is_ok(), "not retried");
         assert!(notifier.mailer.sent.lock().unwrap().is_empty());
     }
 
@@ -813,7 +881,7 @@ mod tests {
         let notifier = notifier(FakeMailer::default());
         let sealed = json!({"entity_id": "a@example.com", "actor_type": "customer", "provider": "emailpass",
             "subject": "ab12", "jti": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "encrypted_token": "AQID"});
-        let handled = notifier.open_envelope(envelope("auth.password_reset", sealed), at(NOW)).await;
+        let handled = notifier.handle(envelope("auth.password_reset", sealed), at(NOW)).await;
         assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::Unsealable, .. })), "{handled:?}");
         assert_eq!(handled.recipient.as_deref(), Some("a@example.com"));
     }
@@ -910,10 +978,13 @@ mod tests {
             } else {
                 ResetToken::new("not-a-jwt".into())
             };
-            let event = PasswordResetEvent {
+            let about = EventSubject {
                 entity_id: case.entity_id.clone(),
                 actor_type: case.actor_type.to_owned(),
                 provider: "emailpass".to_owned(),
+            };
+            let event = PasswordResetEvent {
+                about,
                 token: token.clone(),
                 metadata: None,
             };

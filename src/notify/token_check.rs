@@ -41,9 +41,9 @@ pub fn check(event: &PasswordResetEvent) -> Result<TokenFacts, TokenProblem> {
     let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(event.token.expose())
         .map_err(|_| TokenProblem::Unreadable)?;
     let disagreements = [
-        ("entity_id", claims.entity_id == event.entity_id),
-        ("actor_type", claims.actor_type == event.actor_type),
-        ("provider", claims.provider == event.provider),
+        ("entity_id", claims.entity_id == event.about.entity_id),
+        ("actor_type", claims.actor_type == event.about.actor_type),
+        ("provider", claims.provider == event.about.provider),
         ("purpose", claims.purpose == RESET_PURPOSE),
     ];
     match disagreements.iter().find(|(_, agrees)| !agrees) {
@@ -55,6 +55,7 @@ pub fn check(event: &PasswordResetEvent) -> Result<TokenFacts, TokenProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::event::EventSubject;
     use crate::domain::token::ResetToken;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use serde_json::{Value, json};
@@ -65,13 +66,12 @@ mod tests {
     }
 
     fn event(token: ResetToken) -> PasswordResetEvent {
-        PasswordResetEvent {
+        let about = EventSubject {
             entity_id: "a@example.com".into(),
             actor_type: "customer".into(),
             provider: "emailpass".into(),
-            token,
-            metadata: None,
-        }
+        };
+        PasswordResetEvent { about, token, metadata: None }
     }
 
     fn agreeing() -> Value {

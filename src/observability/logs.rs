@@ -1,19 +1,14 @@
 //! Logging set-up: JSON lines on Lambda (one per request), readable text locally; Lambda's own
-//! logging controls win over ours, and no setting lets the runtime or the SDK log a body.
+//! logging controls win over ours (`config::logs` reads them), and no setting lets the runtime or
+//! the SDK log a body.
 //!
-//! `AWS_LAMBDA_LOG_FORMAT` (`JSON` | `Text`) and `AWS_LAMBDA_LOG_LEVEL` (`TRACE` … `FATAL`), which
-//! Lambda sets from the function's `LoggingConfig`, win over `LOG_FORMAT` and `RUST_LOG`. Whatever
-//! the level, the targets of the runtime, the SDK and the HTTP stack under them are capped at
-//! `info`: at debug and trace they log raw events and request bodies, which hold the token.
-
-use std::str::FromStr;
+//! Whatever the level, the targets of the runtime, the SDK and the HTTP stack under them are capped
+//! at `info`: at debug and trace they log raw events and request bodies, which hold the token.
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
-
-use crate::vars::{ConfigError, Profile, Vars};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -21,7 +16,8 @@ pub enum LogFormat {
     Text,
 }
 
-/// The format and the filter (`RUST_LOG`, in `tracing`'s `target=level` syntax).
+/// The format and the filter (`RUST_LOG`, in `tracing`'s `target=level` syntax). Read from the
+/// environment in `config::logs`.
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     pub format: LogFormat,
@@ -35,41 +31,19 @@ const QUIET_SDK: [&str; 3] = ["aws_config", "aws_smithy_runtime", "aws_smithy_ht
 pub const CAPPED_TARGETS: [&str; 8] =
     ["lambda_runtime", "lambda_http", "aws_", "hyper", "h2", "rustls", "tower", "axum"];
 
-impl LogSettings {
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(profile: Profile, vars: &Vars<F>) -> Result<Self, ConfigError> {
-        let format = match vars.get("AWS_LAMBDA_LOG_FORMAT") {
-            Some(lambda) => match lambda.to_ascii_lowercase().as_str() {
-                "json" => LogFormat::Json,
-                "text" => LogFormat::Text,
-                _ => return Err(ConfigError::new("AWS_LAMBDA_LOG_FORMAT", "must be `JSON` or `Text`")),
-            },
-            None => match vars.get("LOG_FORMAT").as_deref() {
-                None if profile == Profile::Lambda => LogFormat::Json,
-                None => LogFormat::Text,
-                Some("json") => LogFormat::Json,
-                Some("text") => LogFormat::Text,
-                Some(_) => return Err(ConfigError::new("LOG_FORMAT", "must be `json` or `text`")),
-            },
-        };
-        let filter = match vars.get("AWS_LAMBDA_LOG_LEVEL") {
-            Some(level) => {
-                let level = lambda_level(&level).ok_or_else(|| {
-                    ConfigError::new("AWS_LAMBDA_LOG_LEVEL", "must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL")
-                })?;
-                Targets::new().with_default(level).with_targets(QUIET_SDK.map(|t| (t, level.min(LevelFilter::WARN))))
-            }
-            None => {
-                let quiet = QUIET_SDK.map(|t| format!("{t}=warn")).join(",");
-                let spec = vars.get_or("RUST_LOG", &format!("info,{quiet}"));
-                Targets::from_str(&spec).map_err(|e| ConfigError::new("RUST_LOG", format!("{e} (got `{spec}`)")))?
-            }
-        };
-        Ok(Self { format, filter })
-    }
+/// What Lambda's log level asks for: every target at `level`, the SDK's chatty ones at warn at most.
+pub fn level_filter(level: LevelFilter) -> Targets {
+    Targets::new().with_default(level).with_targets(QUIET_SDK.map(|t| (t, level.min(LevelFilter::WARN))))
+}
+
+/// The directives when none are given, in `RUST_LOG`'s syntax: info, the SDK's chatty targets at warn.
+pub fn default_directives() -> String {
+    let quiet = QUIET_SDK.map(|t| format!("{t}=warn")).join(",");
+    format!("info,{quiet}")
 }
 
 /// Lambda's level names; FATAL, which `tracing` lacks, is ERROR.
-fn lambda_level(raw: &str) -> Option<LevelFilter> {
+pub fn lambda_level(raw: &str) -> Option<LevelFilter> {
     match raw.to_ascii_uppercase().as_str() {
         "TRACE" => Some(LevelFilter::TRACE),
         "DEBUG" => Some(LevelFilter::DEBUG),
@@ -117,12 +91,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use std::str::FromStr;
     use std::sync::{Arc, Mutex};
 
-    fn settings(profile: Profile, vars: &[(&str, &str)]) -> Result<LogSettings, ConfigError> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        LogSettings::from_vars(profile, &Vars::new(move |var: &str| vars.get(var).cloned()))
+    /// JSON lines through `filter`.
+    fn settings(filter: Targets) -> LogSettings {
+        LogSettings { format: LogFormat::Json, filter }
+    }
+
+    fn directives(spec: &str) -> LogSettings {
+        settings(Targets::from_str(spec).unwrap())
     }
 
     /// The lines `settings` writes for one event per level on `target`.
@@ -160,46 +138,31 @@ mod tests {
     }
 
     #[test]
-    fn lambdas_log_format_wins_over_log_format() {
-        let json = settings(Profile::Local, &[("AWS_LAMBDA_LOG_FORMAT", "JSON"), ("LOG_FORMAT", "text")]).unwrap();
-        assert_eq!(json.format, LogFormat::Json);
-        let text = settings(Profile::Lambda, &[("AWS_LAMBDA_LOG_FORMAT", "Text"), ("LOG_FORMAT", "json")]).unwrap();
-        assert_eq!(text.format, LogFormat::Text);
-        let error = settings(Profile::Lambda, &[("AWS_LAMBDA_LOG_FORMAT", "yaml")]).unwrap_err();
-        assert_eq!(error.var, "AWS_LAMBDA_LOG_FORMAT");
-    }
-
-    #[test]
-    fn lambdas_log_level_wins_over_rust_log() {
-        let error_only =
-            settings(Profile::Lambda, &[("AWS_LAMBDA_LOG_LEVEL", "ERROR"), ("RUST_LOG", "trace")]).unwrap();
+    fn lambdas_level_writes_that_level_and_above_with_fatal_as_error() {
+        let error_only = settings(level_filter(lambda_level("ERROR").unwrap()));
         let lines = written(&error_only, false);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("own error"), "{lines:?}");
-        let debug = settings(Profile::Lambda, &[("AWS_LAMBDA_LOG_LEVEL", "DEBUG"), ("RUST_LOG", "error")]).unwrap();
-        let lines = written(&debug, false);
+        let lines = written(&settings(level_filter(lambda_level("debug").unwrap())), false);
         assert!(lines.iter().any(|l| l.contains("own debug")) && !lines.iter().any(|l| l.contains("own trace")));
-        let fatal = settings(Profile::Lambda, &[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]).unwrap();
-        assert_eq!(written(&fatal, false).len(), 1);
-        let error = settings(Profile::Lambda, &[("AWS_LAMBDA_LOG_LEVEL", "verbose")]).unwrap_err();
-        assert_eq!(error.var, "AWS_LAMBDA_LOG_LEVEL");
+        assert_eq!(written(&settings(level_filter(lambda_level("FATAL").unwrap())), false).len(), 1);
+        assert_eq!(lambda_level("verbose"), None);
     }
 
     #[test]
     fn no_level_lets_the_runtime_or_the_sdk_log_below_info() {
-        for vars in [
-            vec![("AWS_LAMBDA_LOG_LEVEL", "TRACE")],
-            vec![("RUST_LOG", "trace")],
-            vec![("RUST_LOG", "aws_smithy_runtime=trace,lambda_runtime=trace")],
+        for (asked, settings) in [
+            ("Lambda's TRACE", settings(level_filter(LevelFilter::TRACE))),
+            ("trace", directives("trace")),
+            ("the SDK's and runtime's trace", directives("aws_smithy_runtime=trace,lambda_runtime=trace")),
         ] {
-            let lines = written(&settings(Profile::Lambda, &vars).unwrap(), true);
-            assert!(!lines.iter().any(|l| l.contains("sdk trace") || l.contains("sdk debug")), "{vars:?}: {lines:?}");
-            assert!(!lines.iter().any(|l| l.contains("token")), "{vars:?}: {lines:?}");
+            let lines = written(&settings, true);
+            assert!(!lines.iter().any(|l| l.contains("sdk trace") || l.contains("sdk debug")), "{asked}: {lines:?}");
+            assert!(!lines.iter().any(|l| l.contains("token")), "{asked}: {lines:?}");
         }
         // The cap is a ceiling, not a floor: asked for info, the SDK's info lines are written.
-        let info = settings(Profile::Lambda, &[("RUST_LOG", "aws_smithy_runtime=info")]).unwrap();
-        assert!(written(&info, true).iter().any(|l| l.contains("sdk info")));
+        assert!(written(&directives("aws_smithy_runtime=info"), true).iter().any(|l| l.contains("sdk info")));
         // By default the SDK stays at warn.
-        assert!(written(&settings(Profile::Lambda, &[]).unwrap(), true).is_empty());
+        assert!(written(&directives(&default_directives()), true).is_empty());
     }
 }

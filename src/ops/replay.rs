@@ -14,15 +14,13 @@ use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sqs::types::Message;
 use serde_json::Value;
 
-use crate::vars::{ConfigError, Vars};
-
 /// Messages are hidden from other readers this long while one is replayed: longer than the
 /// notifier's timeout, so a message is never invoked twice at once by two replays.
 const VISIBILITY: Duration = Duration::from_secs(60);
 /// A long poll: an empty answer then means the queue is empty, not that one server had none.
 const WAIT: Duration = Duration::from_secs(1);
 
-/// What to replay: the queue and the notifier function.
+/// What to replay: the queue and the notifier function. Read from the environment in `config::replay`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplaySettings {
     /// `DEAD_LETTER_QUEUE_URL`: the stack's `NotifierDeadLetterQueueUrl` output.
@@ -31,31 +29,6 @@ pub struct ReplaySettings {
     pub function: String,
     /// `REPLAY_LIMIT`: at most this many messages (all of them when unset).
     pub limit: Option<usize>,
-}
-
-impl ReplaySettings {
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
-        let required = |var: &'static str, what: &str| {
-            vars.get(var)
-                .map(|v| v.trim().to_owned())
-                .ok_or_else(|| ConfigError::new(var, format!("is required: {what}")))
-        };
-        let limit = match vars.get("REPLAY_LIMIT") {
-            None => None,
-            Some(raw) => Some(
-                raw.trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| ConfigError::new("REPLAY_LIMIT", "must be a whole number above 0"))?,
-            ),
-        };
-        Ok(Self {
-            queue_url: required("DEAD_LETTER_QUEUE_URL", "the notifier's dead-letter queue URL")?,
-            function: required("NOTIFIER_FUNCTION", "the notifier function's name or ARN")?,
-            limit,
-        })
-    }
 }
 
 /// The event a dead-letter message carries: the body itself, as Lambda's asynchronous DLQ and an
@@ -204,26 +177,6 @@ mod tests {
         assert_eq!(parked_event(&record.to_string()), Some(event));
         for unreadable in ["", "not json", "[1,2]", "\"a string\"", r#"{"requestContext": {}, "requestPayload": 1}"#] {
             assert_eq!(parked_event(unreadable), None, "{unreadable}");
-        }
-    }
-
-    #[test]
-    fn the_queue_and_the_function_are_required_and_the_limit_is_a_positive_count() {
-        let settings = |pairs: &'static [(&'static str, &'static str)]| {
-            ReplaySettings::from_vars(&Vars::new(move |var: &str| {
-                pairs.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
-            }))
-        };
-        const QUEUE: (&str, &str) = ("DEAD_LETTER_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/dlq");
-        const FUNCTION: (&str, &str) = ("NOTIFIER_FUNCTION", "stack-NotifierFunction-1");
-        assert_eq!(settings(&[FUNCTION]).unwrap_err().var, "DEAD_LETTER_QUEUE_URL");
-        assert_eq!(settings(&[QUEUE]).unwrap_err().var, "NOTIFIER_FUNCTION");
-        let all = settings(&[QUEUE, FUNCTION]).unwrap();
-        assert_eq!((all.function.as_str(), all.limit), ("stack-NotifierFunction-1", None));
-        assert_eq!(settings(&[QUEUE, FUNCTION, ("REPLAY_LIMIT", "5")]).unwrap().limit, Some(5));
-        for bad in ["0", "-1", "many"] {
-            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([QUEUE, FUNCTION, ("REPLAY_LIMIT", bad)]));
-            assert_eq!(settings(pairs).unwrap_err().var, "REPLAY_LIMIT", "{bad}");
         }
     }
 }

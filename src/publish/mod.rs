@@ -17,8 +17,7 @@ pub trait EventPublisher: Send + Sync + 'static {
     /// Publishes the event of an identifier without an account, doing the work a known one's
     /// would: a publisher that seals tokens seals a throwaway `token_len` bytes long first, so the
     /// seal's round trip does not tell the two apart. Others only publish. No default: a wrapper
-    /// that fell back on one would publish without the seal's work (the deployed function's metric
-    /// wrapper once did).
+    /// (such as the metrics' `Timed`) that fell back on one would publish without the seal's work.
     fn publish_unknown(
         &self,
         event: &AuthEvent,

@@ -39,10 +39,8 @@ const TTL_GRACE_SECS: u64 = 300;
 const CONFLICT_ATTEMPTS: u32 = 7;
 /// The longest wait before the first retry; each later one may wait twice as long. A transaction
 /// holds its items for ten or twenty milliseconds, so the first waits let one holder finish, and
-/// the later ones outlast a burst: on a stand-in holding each transaction 10 ms, of twelve requests
-/// behind one address at once eleven or twelve got through with seven attempts, and about half with
-/// five. The whole series (at most 4 + 8 + … + 128 = 252 ms) stays well inside
-/// `RATE_LIMIT_TIME_LIMIT`.
+/// the later ones outlast a burst of requests behind one address (README: Benchmarks). The whole
+/// series (at most 4 + 8 + … + 128 = 252 ms) stays well inside `RATE_LIMIT_TIME_LIMIT`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(4);
 
 /// Counts one: the count, the request's marker, and the TTL the first count sets.

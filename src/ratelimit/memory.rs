@@ -3,9 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::{Counter, LimitError, Limits, RateLimiter, Subject, Verdict, retry_after};
+use crate::domain::clock::epoch_seconds;
 
 /// One counter: its count, when its window ends, and the requests it counted (as the DynamoDB
 /// items keep them, so both limiters answer a repeated call alike).
@@ -48,7 +49,7 @@ impl RateLimiter for MemoryRateLimiter {
         let counters = self.limits.counters(subject, now);
         let mut counts = self.counts.lock().map_err(|e| LimitError(e.to_string()))?;
         // Ended windows are dropped so memory stays bounded by the traffic of the current windows.
-        let seconds = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let seconds = epoch_seconds(now);
         counts.retain(|_, tally| tally.window_end > seconds);
         let Some((ip, identity)) = counters.split_first() else {
             return Ok(Verdict::Allowed);
@@ -91,12 +92,9 @@ impl RateLimiter for MemoryRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clock::at_epoch_seconds as at;
     use crate::ratelimit::Limit;
     use std::time::Duration;
-
-    fn at(seconds: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(seconds)
-    }
 
     fn subject(ip: &str, identifier: &str) -> Subject {
         Subject::new(

@@ -6,11 +6,12 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::hmac;
+use either::Either;
 
-use crate::vars::{ConfigError, Vars};
+use crate::domain::clock::epoch_seconds;
 
 mod dynamodb;
 mod memory;
@@ -183,7 +184,7 @@ pub struct Counter {
 impl Limits {
     /// The counters a request touches now: the client IP's first, then the identifier's.
     pub fn counters(&self, subject: &Subject, now: SystemTime) -> Vec<Counter> {
-        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = epoch_seconds(now);
         let counter = |prefix: &str, id: &str, limit: &Limit| {
             let window = limit.window.as_secs().max(1);
             let index = now / window;
@@ -197,8 +198,7 @@ impl Limits {
 
 /// Seconds until a window ends, at least one.
 pub fn retry_after(window_end: u64, now: SystemTime) -> Duration {
-    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    Duration::from_secs(window_end.saturating_sub(now).max(1))
+    Duration::from_secs(window_end.saturating_sub(epoch_seconds(now)).max(1))
 }
 
 /// Decides whether a request may go ahead, counting it. Both calls are safe to repeat for one
@@ -218,79 +218,24 @@ pub trait RateLimiter: Send + Sync + 'static {
 #[error("the rate limiter failed: {0}")]
 pub struct LimitError(pub String);
 
-/// The limiter a configuration asks for: DynamoDB when a table is configured, else in memory.
-/// One type, so the binaries build one router either way.
-pub enum Limiter {
-    Dynamo(DynamoDbRateLimiter),
-    Memory(MemoryRateLimiter),
-}
-
-impl Limiter {
-    pub fn from_settings(settings: &RateLimitSettings, sdk: &aws_config::SdkConfig) -> Self {
-        match &settings.table {
-            Some(table) => {
-                let client = aws_sdk_dynamodb::Client::new(sdk);
-                Self::Dynamo(DynamoDbRateLimiter::new(client, table.clone(), settings.limits.clone()))
-            }
-            None => Self::Memory(MemoryRateLimiter::new(settings.limits.clone())),
-        }
-    }
-}
-
-impl RateLimiter for Limiter {
+/// One limiter or the other, as the configuration picks at start-up (`app::wiring::rate_limiter`):
+/// one type, so the binaries build one router either way.
+impl<L: RateLimiter, R: RateLimiter> RateLimiter for Either<L, R> {
     async fn check(&self, subject: &Subject, now: SystemTime) -> Result<Verdict, LimitError> {
-        match self {
-            Self::Dynamo(limiter) => limiter.check(subject, now).await,
-            Self::Memory(limiter) => limiter.check(subject, now).await,
-        }
+        either::for_both!(self, limiter => limiter.check(subject, now).await)
     }
 
     async fn release(&self, subject: &Subject, now: SystemTime) -> Result<(), LimitError> {
-        match self {
-            Self::Dynamo(limiter) => limiter.release(subject, now).await,
-            Self::Memory(limiter) => limiter.release(subject, now).await,
-        }
+        either::for_both!(self, limiter => limiter.release(subject, now).await)
     }
 }
 
-/// The rate limits, and the DynamoDB table that holds their counters (in memory without one).
+/// The rate limits, and the DynamoDB table that holds their counters (in memory without one). Read
+/// from the environment in `config::limits`, which holds the counts to `MAX_TABLE_COUNT` with a table.
 #[derive(Debug, Clone)]
 pub struct RateLimitSettings {
     pub limits: Limits,
     pub table: Option<String>,
-}
-
-impl RateLimitSettings {
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
-        let defaults = Limits::default();
-        let per_identifier = match vars.get("RATE_LIMIT_PER_IDENTIFIER") {
-            None => defaults.per_identifier,
-            Some(raw) => raw
-                .split(',')
-                .map(str::parse::<Limit>)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ConfigError::new("RATE_LIMIT_PER_IDENTIFIER", e))?,
-        };
-        let per_ip = match vars.get("RATE_LIMIT_PER_IP") {
-            None => defaults.per_ip,
-            Some(raw) => raw.parse().map_err(|e: String| ConfigError::new("RATE_LIMIT_PER_IP", e))?,
-        };
-        let table = vars.get("RATE_LIMIT_TABLE");
-        if table.is_some() {
-            let over = |limits: &[Limit]| limits.iter().any(|limit| limit.max > MAX_TABLE_COUNT);
-            for (var, limits) in
-                [("RATE_LIMIT_PER_IDENTIFIER", per_identifier.as_slice()), ("RATE_LIMIT_PER_IP", &[per_ip])]
-            {
-                if over(limits) {
-                    return Err(ConfigError::new(
-                        var,
-                        format!("with RATE_LIMIT_TABLE, a count may be at most {MAX_TABLE_COUNT} per window"),
-                    ));
-                }
-            }
-        }
-        Ok(Self { limits: Limits { per_identifier, per_ip }, table })
-    }
 }
 
 #[cfg(test)]
@@ -301,25 +246,11 @@ pub(crate) fn test_key() -> IdentityKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clock::at_epoch_seconds;
     use proptest::prelude::*;
 
     fn subject(ip: &str, actor_type: &str, provider: &str, identifier: &str) -> Subject {
         Subject::new(&test_key(), ip, actor_type, provider, Share::Identifier(identifier))
-    }
-
-    #[test]
-    fn with_a_table_a_count_past_what_an_item_holds_stops_start_up_naming_the_variable() {
-        let settings = |pairs: &'static [(&'static str, &'static str)]| {
-            RateLimitSettings::from_vars(&Vars::new(|var: &str| {
-                pairs.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
-            }))
-        };
-        let error = settings(&[("RATE_LIMIT_TABLE", "limits"), ("RATE_LIMIT_PER_IP", "10001/60")]).unwrap_err();
-        assert_eq!(error.var, "RATE_LIMIT_PER_IP");
-        let error = settings(&[("RATE_LIMIT_TABLE", "limits"), ("RATE_LIMIT_PER_IDENTIFIER", "1/60,20000/3600")]);
-        assert_eq!(error.unwrap_err().var, "RATE_LIMIT_PER_IDENTIFIER");
-        assert!(settings(&[("RATE_LIMIT_TABLE", "limits"), ("RATE_LIMIT_PER_IP", "10000/60")]).is_ok());
-        assert!(settings(&[("RATE_LIMIT_PER_IP", "4000000000/86400")]).is_ok(), "in memory, no item to fill");
     }
 
     #[test]
@@ -333,8 +264,7 @@ mod tests {
     #[test]
     fn counters_are_per_window_and_never_hold_the_identifier() {
         let subject = subject("203.0.113.7", "customer", "emailpass", "a@example.com");
-        let at = |s| UNIX_EPOCH + Duration::from_secs(s);
-        let counters = Limits::default().counters(&subject, at(7_259));
+        let counters = Limits::default().counters(&subject, at_epoch_seconds(7_259));
         assert_eq!(counters.len(), 3);
         assert_eq!(counters[0].key, "ip#203.0.113.7#300#24");
         assert_eq!((counters[0].max, counters[0].window_end), (30, 7_500));
@@ -342,7 +272,7 @@ mod tests {
         assert_eq!(counters[2].window_end, 10_800);
         assert!(counters.iter().all(|c| !c.key.contains("example.com")));
         // A second later the minute window has rolled over; the hour has not.
-        let later = Limits::default().counters(&subject, at(7_260));
+        let later = Limits::default().counters(&subject, at_epoch_seconds(7_260));
         assert_ne!(later[1].key, counters[1].key);
         assert_eq!(later[2].key, counters[2].key);
     }
@@ -419,15 +349,6 @@ mod tests {
         assert_eq!(client("unknown"), "unknown");
     }
 
-    #[test]
-    fn without_a_table_the_counters_live_in_memory_and_with_one_in_dynamodb() {
-        let sdk = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
-        let memory = RateLimitSettings { limits: Limits::default(), table: None };
-        assert!(matches!(Limiter::from_settings(&memory, &sdk), Limiter::Memory(_)));
-        let table = RateLimitSettings { limits: Limits::default(), table: Some("limits".to_owned()) };
-        assert!(matches!(Limiter::from_settings(&table, &sdk), Limiter::Dynamo(_)));
-    }
-
     /// An address built from a grammar, and a spelling of it: each letter's case flipped or not,
     /// white space around it or not.
     fn address_and_spelling() -> impl Strategy<Value = (String, String)> {
@@ -446,7 +367,7 @@ mod tests {
         #[test]
         fn retry_after_is_within_the_window(window in 1u64..86_400, now in 0u64..10_000_000) {
             let limits = Limits { per_identifier: vec![], per_ip: Limit { max: 1, window: Duration::from_secs(window) } };
-            let at = UNIX_EPOCH + Duration::from_secs(now);
+            let at = at_epoch_seconds(now);
             let counter = &limits.counters(&subject("ip", "a", "b", "c"), at)[0];
             let wait = retry_after(counter.window_end, at).as_secs();
             prop_assert!((1..=window).contains(&wait));
@@ -458,7 +379,7 @@ mod tests {
         ) {
             let limits = Limits { per_identifier: vec![], per_ip: Limit { max: 1, window: Duration::from_secs(window) } };
             let a = subject("198.51.100.1", "customer", "emailpass", "a@example.com");
-            let at = |s: u64| UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s);
+            let at = |s: u64| at_epoch_seconds(1_800_000_000 + s);
             let (one, two) = (&limits.counters(&a, at(first))[0], &limits.counters(&a, at(first + gap))[0]);
             let same_window = (1_800_000_000 + first) / window == (1_800_000_000 + first + gap) / window;
             prop_assert_eq!(one.key == two.key, same_window);

@@ -12,14 +12,15 @@
 
 pub mod budget;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
 use uuid::Uuid;
 
 use crate::domain::actor::{ActorType, AuthProvider};
-use crate::domain::event::{AuthEvent, PasswordResetEvent, UnknownIdentityEvent};
+use crate::domain::clock::at_epoch_seconds;
+use crate::domain::event::{AuthEvent, EventSubject, PasswordResetEvent, UnknownIdentityEvent};
 use crate::domain::reset_request::ResetRequest;
 use crate::domain::token::{TokenError, TokenMinter};
 use crate::identity::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord};
@@ -54,6 +55,17 @@ pub enum ResetOutcome {
     UnknownIdentity,
     /// The identifier had its share of tokens for now: nothing minted, nothing published.
     RateLimited,
+}
+
+impl ResetOutcome {
+    /// The outcome the request log and the metric give this request.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::TokenPublished => "token_published",
+            Self::UnknownIdentity => "unknown_identity",
+            Self::RateLimited => "rate_limited_identifier",
+        }
+    }
 }
 
 /// Everything a reset needs, built once per cold start.
@@ -160,15 +172,11 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
             entity_id: request.identifier.as_str(),
             provider: provider.as_str(),
             jti: minted.jti,
-            expires_at: UNIX_EPOCH + Duration::from_secs(minted.expires_at),
+            expires_at: at_epoch_seconds(minted.expires_at),
         };
+        let about = EventSubject::new(&request.identifier, actor_type, provider);
         let Some(issued) = self.store.issue(&record).await? else {
-            let event = AuthEvent::UnknownIdentity(UnknownIdentityEvent {
-                entity_id: request.identifier.as_str().to_owned(),
-                actor_type: actor_type.as_str().to_owned(),
-                provider: provider.as_str().to_owned(),
-                metadata: request.metadata,
-            });
+            let event = AuthEvent::UnknownIdentity(UnknownIdentityEvent { about, metadata: request.metadata });
             // The minted token stays here; only its length goes, for a sealing publisher's throwaway.
             if let Err(error) = self.publisher.publish_unknown(&event, minted.token.expose().len()).await {
                 // The known path withdraws its row here: the same call, withdrawing nothing.
@@ -177,13 +185,8 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
             }
             return Ok(ResetOutcome::UnknownIdentity);
         };
-        let event = AuthEvent::PasswordReset(PasswordResetEvent {
-            entity_id: request.identifier.as_str().to_owned(),
-            actor_type: actor_type.as_str().to_owned(),
-            provider: provider.as_str().to_owned(),
-            token: minted.token,
-            metadata: request.metadata,
-        });
+        let event =
+            AuthEvent::PasswordReset(PasswordResetEvent { about, token: minted.token, metadata: request.metadata });
         if let Err(error) = self.publisher.publish(&event).await {
             // No usable token without its e-mail: take the row back.
             self.withdraw(&issued).await;
@@ -266,7 +269,9 @@ mod tests {
     async fn an_unknown_identity_gets_no_token_only_the_unknown_event() {
         let (service, mut events) = service(MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]));
         assert_eq!(reset(&service, "nobody@example.com").await.unwrap(), ResetOutcome::UnknownIdentity);
-        assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(e)) if e.entity_id == "nobody@example.com"));
+        assert!(
+            matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(e)) if e.about.entity_id == "nobody@example.com")
+        );
         assert!(events.try_recv().is_err());
     }
 
@@ -365,7 +370,7 @@ mod tests {
         let (service, mut events) = service(MemoryIdentityStore::open());
         assert_eq!(reset(&service, "Victim@Example.com").await.unwrap(), ResetOutcome::TokenPublished);
         let Ok(AuthEvent::PasswordReset(event)) = events.try_recv() else { panic!("a password reset event") };
-        assert_eq!(event.entity_id, "Victim@Example.com");
+        assert_eq!(event.about.entity_id, "Victim@Example.com");
         let claims =
             jsonwebtoken::dangerous::insecure_decode_claims::<crate::domain::token::ResetClaims>(event.token.expose())
                 .unwrap();

@@ -5,19 +5,20 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::aws_fixtures::{BusToQueue, secret};
+use crate::support::aws_fixtures::BusToQueue;
 use crate::support::medusa_db::TestDb;
 use crate::support::runtime_api::{Answer, RuntimeApi};
-use crate::support::{SECRET, failed_start, moto_endpoint, moto_sdk_config, read_event};
+use crate::support::{SECRET, TestApp, api_config, failed_start, moto_endpoint, moto_sdk_config, read_event, secret};
 use aws_config::SdkConfig;
 use medusa_reset::aws::secrets::{DatabaseSource, resolve_database};
+use medusa_reset::identity::DatabaseOptions;
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_reset-password");
 const SECRET_VAR: &str = "MEDUSA_DATABASE_SECRET_ARN";
 
 fn source(arn: String) -> DatabaseSource {
-    DatabaseSource::SecretsManager { arn, options: Vec::new() }
+    DatabaseSource::SecretsManager { arn, options: DatabaseOptions::default() }
 }
 
 /// RDS's JSON for a test database on the machine's PostgreSQL (trust auth: the password is unused).
@@ -49,15 +50,9 @@ async fn a_url_secret_and_an_rds_json_secret_both_reach_the_database() {
         let arn = secret(&config, &value).await;
         let settings = resolve_database(Some(source(arn)), &config).await.unwrap().expect("a database");
         assert!(!format!("{settings:?}").contains("p@ss"), "Debug hides the password");
-        let (publisher, mut events) = medusa_reset::publish::ChannelPublisher::new();
         let store = medusa_reset::identity::PostgresIdentityStore::new(settings);
-        let app =
-            crate::support::app(&crate::support::api_config(&[("MEDUSA_DATABASE_URL", &db.url)]), publisher, store);
-        let (response, _) = crate::support::send(
-            &app,
-            crate::support::post_json("/auth/customer/emailpass/reset-password", r#"{"identifier":"a@example.com"}"#),
-        )
-        .await;
+        let (app, mut events) = TestApp::with_channel(&api_config(&[("MEDUSA_DATABASE_URL", &db.url)]), store);
+        let (response, _) = app.reset("a@example.com").await;
         assert_eq!(response.status(), 201);
         assert!(matches!(events.try_recv(), Ok(medusa_reset::domain::event::AuthEvent::PasswordReset(_))));
         assert_eq!(db.reset_rows("a@example.com").await.len(), 1);

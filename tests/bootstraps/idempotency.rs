@@ -8,41 +8,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::aws_fixtures::{
-    claim_record, idempotency_table, password_reset_event, sent_messages, verified_sender,
-};
+use crate::support::aws_fixtures::{sent_messages, verified_sender};
 use crate::support::faults::{Fault, HttpFaultProxy};
 use crate::support::runtime_api::{Answer, RuntimeApi};
 use crate::support::{
-    LINK_TEMPLATE, moto_endpoint, moto_sdk_config, notifier_command, sdk_config_for, serve, unreachable_endpoint,
+    NotifierOnMoto, claim_record, moto_endpoint, moto_sdk_config, notifier_command, notifier_config,
+    password_reset_event, sdk_config_for, serve, unreachable_endpoint,
 };
 use aws_config::SdkConfig;
 use axum::Router;
 use axum::routing::post;
 use http::StatusCode;
-use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::idempotency::Holder;
 use medusa_reset::mail::SesMailer;
 use medusa_reset::notify::notifier::Attempt;
 use medusa_reset::notify::{Delivery, Notifier, NotifyError};
 use serde_json::Value;
 
-fn notifier_config(sender: &str, table: &str) -> NotifierConfig {
-    let (sender, table) = (sender.to_owned(), table.to_owned());
-    let vars = Vars::new(move |var: &str| match var {
-        "MAIL_FROM" => Some(sender.clone()),
-        "RESET_URL_TEMPLATE_CUSTOMER" => Some(LINK_TEMPLATE.to_owned()),
-        "IDEMPOTENCY_TABLE" => Some(table.clone()),
-        _ => None,
-    });
-    NotifierConfig::from_vars(Profile::Lambda, &vars).expect("valid notifier configuration")
-}
-
 /// A notifier as the Lambda's, its SES at `ses` and its claims in `table` through `dynamodb`.
 fn notifier(ses: &SdkConfig, dynamodb: &SdkConfig, sender: &str, table: &str) -> Notifier<SesMailer> {
-    let config = notifier_config(sender, table);
+    let config = notifier_config(sender, &[("IDEMPOTENCY_TABLE", table)]);
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(ses), config.sender.clone(), None);
-    let claims = medusa_reset::app::wiring::claims(&config.idempotency, dynamodb);
+    let claims = medusa_reset::app::wiring::claim_store(&config.idempotency, dynamodb);
     medusa_reset::app::wiring::notifier(config, mailer, None).claiming_with(claims)
 }
 
@@ -59,16 +46,15 @@ fn seconds(at: SystemTime) -> u64 {
 
 #[tokio::test]
 async fn one_event_delivered_twice_in_one_process_sends_one_email() {
-    let moto = moto_sdk_config().await;
-    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let NotifierOnMoto { moto, sender, table } = NotifierOnMoto::create().await;
     let notifier = notifier(&moto, &moto, &sender, &table);
     let (event, jti) = password_reset_event("twice@example.com");
 
-    let first = notifier.open_envelope(event.clone(), SystemTime::now()).await;
+    let first = notifier.handle(event.clone(), SystemTime::now()).await;
     assert!(matches!(first.outcome, Ok(Delivery::Sent { .. })), "{first:?}");
-    let second = notifier.open_envelope(event.clone(), SystemTime::now()).await;
+    let second = notifier.handle(event.clone(), SystemTime::now()).await;
     assert!(matches!(second.outcome, Ok(Delivery::Duplicate { holder: Holder::Done })), "{second:?}");
-    assert!(notifier.handle_envelope(event.clone()).await.is_ok(), "a duplicate is not retried");
+    assert!(notifier.handle(event.clone(), SystemTime::now()).await.outcome.is_ok(), "a duplicate is not retried");
 
     let messages = sent_messages(&moto_endpoint(), &sender).await;
     assert_eq!(messages.len(), 1, "{messages:?}");
@@ -80,7 +66,7 @@ async fn one_event_delivered_twice_in_one_process_sends_one_email() {
 
     // A notifier in another execution environment (its own memory, the same table) skips it too.
     let elsewhere = self::notifier(&moto, &moto, &sender, &table);
-    let third = elsewhere.open_envelope(event, SystemTime::now()).await;
+    let third = elsewhere.handle(event, SystemTime::now()).await;
     assert!(matches!(third.outcome, Ok(Delivery::Duplicate { holder: Holder::Done })), "{third:?}");
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
 }
@@ -103,8 +89,7 @@ async fn outcomes(mut child: tokio::process::Child) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_same_events_at_once_in_two_notifier_processes_send_one_email_each() {
-    let moto = moto_sdk_config().await;
-    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let NotifierOnMoto { sender, table, .. } = NotifierOnMoto::create().await;
     let (one, two) = (RuntimeApi::start().await.unwrap(), RuntimeApi::start().await.unwrap());
     let (first, second) = (spawn_notifier(&one, &sender, &table), spawn_notifier(&two, &sender, &table));
     for api in [&one, &two] {
@@ -144,8 +129,7 @@ async fn the_same_events_at_once_in_two_notifier_processes_send_one_email_each()
 
 #[tokio::test]
 async fn a_claim_left_by_a_crash_between_claim_and_send_lets_the_retry_send_once_it_expires() {
-    let moto = moto_sdk_config().await;
-    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let NotifierOnMoto { moto, sender, table } = NotifierOnMoto::create().await;
     // An SES that takes the request and never answers: the attempt is stopped there, as a crash or
     // Lambda's time-out stops it, before SES accepted anything.
     let (reached, mut ses_reached) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -166,7 +150,7 @@ async fn a_claim_left_by_a_crash_between_claim_and_send_lets_the_retry_send_once
     let crashed = Attempt { now, deadline: now + Duration::from_secs(2) };
     let attempt = tokio::spawn({
         let event = event.clone();
-        async move { crashing.open_envelope(event, crashed).await }
+        async move { crashing.handle(event, crashed).await }
     });
     tokio::time::timeout(Duration::from_secs(5), ses_reached.recv()).await.expect("the attempt reached SES");
     attempt.abort();
@@ -177,14 +161,14 @@ async fn a_claim_left_by_a_crash_between_claim_and_send_lets_the_retry_send_once
     assert_eq!(record["expires_at"], seconds(crashed.deadline).to_string(), "it ends with the attempt's deadline");
 
     let retry = notifier(&moto, &moto, &sender, &table);
-    let early = retry.open_envelope(event.clone(), SystemTime::now()).await;
+    let early = retry.handle(event.clone(), SystemTime::now()).await;
     assert!(matches!(early.outcome, Ok(Delivery::Duplicate { holder: Holder::InProgress })), "{early:?}");
     assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
 
     // Lambda retries after the attempt's deadline: the claim has expired, so the retry sends.
     let wait = crashed.deadline.duration_since(SystemTime::now()).unwrap_or_default() + Duration::from_secs(1);
     tokio::time::sleep(wait).await;
-    let after = retry.open_envelope(event.clone(), SystemTime::now()).await;
+    let after = retry.handle(event.clone(), SystemTime::now()).await;
     assert!(matches!(after.outcome, Ok(Delivery::Sent { .. })), "{after:?}");
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
     let record = claim_record(&moto, &table, &jti).await.unwrap();
@@ -212,22 +196,21 @@ async fn unavailable_ses(requests: Arc<AtomicUsize>) -> String {
 
 #[tokio::test]
 async fn ses_failing_after_the_claim_is_tried_once_and_gives_the_claim_back_so_the_retry_sends() {
-    let moto = moto_sdk_config().await;
-    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let NotifierOnMoto { moto, sender, table } = NotifierOnMoto::create().await;
     let requests = Arc::new(AtomicUsize::new(0));
     let down = sdk_config_for(&unavailable_ses(requests.clone()).await).await;
     assert!(down.retry_config().is_some_and(|r| r.max_attempts() > 1), "the shared configuration retries");
     let (event, jti) = password_reset_event("flaky@example.com");
 
     let failing = notifier(&down, &moto, &sender, &table);
-    let handled = failing.open_envelope(event.clone(), SystemTime::now()).await;
+    let handled = failing.handle(event.clone(), SystemTime::now()).await;
     assert!(matches!(handled.outcome, Err(NotifyError::Mail(_))), "an error, for Lambda to retry: {handled:?}");
     assert_eq!(requests.load(Ordering::SeqCst), 1, "one SDK attempt: retries are Lambda's");
     assert_eq!(claim_record(&moto, &table, &jti).await, None, "the claim was given back");
 
     // Lambda's retry, long before the failed attempt's deadline.
     let retry = notifier(&moto, &moto, &sender, &table);
-    let sent = retry.open_envelope(event, SystemTime::now()).await;
+    let sent = retry.handle(event, SystemTime::now()).await;
     assert!(matches!(sent.outcome, Ok(Delivery::Sent { .. })), "{sent:?}");
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
 }
@@ -240,7 +223,7 @@ async fn dynamodb_down_is_an_error_and_nothing_is_sent_without_a_claim() {
     let (event, _) = password_reset_event("nodb@example.com");
 
     let notifier = notifier(&moto, &unreachable, &sender, "claims");
-    let handled = notifier.open_envelope(event.clone(), SystemTime::now()).await;
+    let handled = notifier.handle(event.clone(), SystemTime::now()).await;
     assert!(matches!(handled.outcome, Err(NotifyError::Claim(_))), "{handled:?}");
 
     // The bootstrap: SES on moto, DynamoDB at an address where nothing listens.
@@ -265,8 +248,7 @@ const DELETE_ITEM: &str = "DynamoDB_20120810.DeleteItem";
 
 #[tokio::test]
 async fn a_lost_reply_to_the_claim_is_this_attempts_own_claim_and_the_email_goes_out_once() {
-    let moto = moto_sdk_config().await;
-    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let NotifierOnMoto { moto, sender, table } = NotifierOnMoto::create().await;
     let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
     // The claim reaches DynamoDB and is written, but its reply is lost: the SDK sends it again,
     // and the retry meets the record its own first try wrote.
@@ -274,7 +256,7 @@ async fn a_lost_reply_to_the_claim_is_this_attempts_own_claim_and_the_email_goes
     let notifier = notifier(&moto, &sdk_config_for(&proxy.endpoint).await, &sender, &table);
     let (event, jti) = password_reset_event("lost-claim@example.com");
 
-    let handled = notifier.open_envelope(event.clone(), SystemTime::now()).await;
+    let handled = notifier.handle(event.clone(), SystemTime::now()).await;
     assert!(matches!(handled.outcome, Ok(Delivery::Sent { .. })), "not a duplicate of itself: {handled:?}");
     assert_eq!(proxy.count(PUT_ITEM), 3, "the claim, the SDK's retry of it, marking done: {:?}", proxy.seen());
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
@@ -282,45 +264,43 @@ async fn a_lost_reply_to_the_claim_is_this_attempts_own_claim_and_the_email_goes
     assert_eq!(record["state"], "done", "{record:?}");
 
     // A redelivery is still a duplicate: the owner is per attempt, not per process.
-    let again = notifier.open_envelope(event, SystemTime::now()).await;
+    let again = notifier.handle(event, SystemTime::now()).await;
     assert!(matches!(again.outcome, Ok(Delivery::Duplicate { holder: Holder::Done })), "{again:?}");
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
 }
 
 #[tokio::test]
 async fn a_claim_whose_every_try_loses_its_reply_fails_and_leaves_nothing_held_so_an_early_retry_sends() {
-    let moto = moto_sdk_config().await;
-    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let NotifierOnMoto { moto, sender, table } = NotifierOnMoto::create().await;
     let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
     // The first try is written, and the SDK's two retries meet it; every reply is lost.
     proxy.inject(PUT_ITEM, Fault::LoseReply, 3);
     let notifier = notifier(&moto, &sdk_config_for(&proxy.endpoint).await, &sender, &table);
     let (event, jti) = password_reset_event("undecided@example.com");
 
-    let failed = notifier.open_envelope(event.clone(), SystemTime::now()).await;
+    let failed = notifier.handle(event.clone(), SystemTime::now()).await;
     assert!(matches!(failed.outcome, Err(NotifyError::Claim(_))), "undecided: for Lambda to retry: {failed:?}");
     assert_eq!(proxy.count(PUT_ITEM), 3, "{:?}", proxy.seen());
     assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty(), "no claim, no send");
     assert_eq!(claim_record(&moto, &table, &jti).await, None, "what landed was given back");
 
     // A redelivery long before the failed attempt's deadline is not held up by it.
-    let retry = notifier.open_envelope(event, SystemTime::now()).await;
+    let retry = notifier.handle(event, SystemTime::now()).await;
     assert!(matches!(retry.outcome, Ok(Delivery::Sent { .. })), "{retry:?}");
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
 }
 
 #[tokio::test]
 async fn lost_replies_to_marking_done_and_to_giving_the_claim_back_change_nothing() {
-    let moto = moto_sdk_config().await;
-    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let NotifierOnMoto { moto, sender, table } = NotifierOnMoto::create().await;
     let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
     let dynamodb = sdk_config_for(&proxy.endpoint).await;
 
     // Marking done: the claim goes through, the `done` write lands and its reply is lost.
-    proxy.inject(PUT_ITEM, Fault::Delay(Duration::ZERO), 1);
+    proxy.inject(PUT_ITEM, None, 1);
     proxy.inject(PUT_ITEM, Fault::LoseReply, 1);
     let (event, jti) = password_reset_event("lost-done@example.com");
-    let sent = notifier(&moto, &dynamodb, &sender, &table).open_envelope(event, SystemTime::now()).await;
+    let sent = notifier(&moto, &dynamodb, &sender, &table).handle(event, SystemTime::now()).await;
     assert!(matches!(sent.outcome, Ok(Delivery::Sent { .. })), "{sent:?}");
     assert_eq!(proxy.count(PUT_ITEM), 3, "{:?}", proxy.seen());
     assert_eq!(claim_record(&moto, &table, &jti).await.expect("recorded")["state"], "done");
@@ -330,11 +310,11 @@ async fn lost_replies_to_marking_done_and_to_giving_the_claim_back_change_nothin
     let down = sdk_config_for(&unavailable_ses(requests).await).await;
     proxy.inject(DELETE_ITEM, Fault::LoseReply, 1);
     let (event, jti) = password_reset_event("lost-release@example.com");
-    let failed = notifier(&down, &dynamodb, &sender, &table).open_envelope(event.clone(), SystemTime::now()).await;
+    let failed = notifier(&down, &dynamodb, &sender, &table).handle(event.clone(), SystemTime::now()).await;
     assert!(matches!(failed.outcome, Err(NotifyError::Mail(_))), "SES's failure, not the store's: {failed:?}");
     assert_eq!(proxy.count(DELETE_ITEM), 2, "{:?}", proxy.seen());
     assert_eq!(claim_record(&moto, &table, &jti).await, None, "given back");
-    let retry = notifier(&moto, &moto, &sender, &table).open_envelope(event, SystemTime::now()).await;
+    let retry = notifier(&moto, &moto, &sender, &table).handle(event, SystemTime::now()).await;
     assert!(matches!(retry.outcome, Ok(Delivery::Sent { .. })), "{retry:?}");
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 2, "one for each reset");
 }

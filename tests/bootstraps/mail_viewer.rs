@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::TestApp;
 use crate::support::local_runner::LocalRunner;
 use axum::body::Body;
 use http::Request;
 use medusa_reset::identity::MemoryIdentityStore;
-use medusa_reset::publish::ChannelPublisher;
 
 /// The locales of `metadata.locale` sent, and the locale each e-mail must say it is written in.
 const LOCALES: [(&str, &str); 8] = [
@@ -32,10 +32,9 @@ const BRAND: [u8; 3] = [0x25, 0x63, 0xeb];
 
 #[tokio::test]
 async fn the_lambda_router_answers_404_at_the_mail_viewers_paths() {
-    let (publisher, _events) = ChannelPublisher::new();
-    let app = crate::support::app(&crate::support::api_config(&[]), publisher, MemoryIdentityStore::open());
+    let (app, _events) = TestApp::with_channel(&crate::support::api_config(&[]), MemoryIdentityStore::open());
     for path in ["/_dev/mail", "/_dev/mail/some-id", "/_dev/mail/some-id/html"] {
-        let (response, body) = crate::support::send(&app, Request::get(path).body(Body::empty()).unwrap()).await;
+        let (response, body) = app.send(Request::get(path).body(Body::empty()).unwrap()).await;
         assert_eq!(response.status(), 404, "{path}: {body}");
         assert!(body.contains("\"type\":\"not_found\""), "{path}: Medusa's error shape, not a page: {body}");
     }

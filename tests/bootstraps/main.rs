@@ -1,7 +1,6 @@
 //! Tests that run compiled binaries: the Lambda bootstraps under the Runtime API emulator, `make run`'s
 //! local runner, cargo-lambda, the replay command; AWS on moto, PostgreSQL on 127.0.0.1.
 
-#[path = "../support/mod.rs"]
 mod support;
 
 mod cargo_lambda;

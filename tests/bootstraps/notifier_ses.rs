@@ -6,20 +6,17 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::support::aws_fixtures::{
-    claim_record, idempotency_table, password_reset_event, sent_messages, verified_sender,
-};
+use crate::support::aws_fixtures::{sent_messages, verified_sender};
 use crate::support::faults::{Fault, HttpFaultProxy};
 use crate::support::runtime_api::{Answer, RuntimeApi};
 use crate::support::{
-    LINK_TEMPLATE, moto_endpoint, moto_sdk_config, notifier_command, read_event, sdk_config_for, serve,
-    unreachable_endpoint,
+    NotifierOnMoto, claim_record, moto_endpoint, moto_sdk_config, notifier_command, notifier_config,
+    password_reset_event, read_event, sdk_config_for, serve, unreachable_endpoint,
 };
 use axum::Router;
 use axum::routing::post;
 use http::StatusCode;
 use lambda_runtime::{Context, LambdaEvent};
-use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::domain::recipient::Recipient;
 use medusa_reset::mail::{Email, MailError, Mailer, Sender, SesMailer};
 use medusa_reset::notify::pacing::RESEND_RESERVE;
@@ -29,25 +26,22 @@ use serde_json::Value;
 /// SES v2's `SendEmail`, as the fault proxy tells it by its path.
 const SEND_EMAIL: &str = "/v2/email/outbound-emails";
 
-fn notifier_config(from: &str) -> NotifierConfig {
-    notifier_config_with(from, None)
-}
-
-fn notifier_config_with(from: &str, table: Option<&str>) -> NotifierConfig {
-    let (from, table) = (from.to_owned(), table.map(str::to_owned));
-    let vars = Vars::new(move |var: &str| match var {
-        "MAIL_FROM" => Some(from.clone()),
-        "RESET_URL_TEMPLATE_CUSTOMER" => Some(LINK_TEMPLATE.to_owned()),
-        "IDEMPOTENCY_TABLE" => table.clone(),
-        _ => None,
-    });
-    NotifierConfig::from_vars(Profile::Lambda, &vars).expect("valid notifier configuration")
+/// SES v2 refusing a send for the account's daily quota (not accepted).
+fn ses_daily_quota() -> Fault {
+    Fault::aws_error(429, "TooManyRequestsException", "Daily message quota exceeded.")
 }
 
 async fn notifier_against(config: &aws_config::SdkConfig, from: &str) -> Notifier<SesMailer> {
-    let notifier_config = notifier_config(from);
+    let notifier_config = notifier_config(from, &[]);
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(config), notifier_config.sender.clone(), None);
     medusa_reset::app::wiring::notifier(notifier_config, mailer, None)
+}
+
+/// A notifier on moto, sending from a verified sender of its own; returns it and the sender.
+async fn notifier_on_moto() -> (Notifier<SesMailer>, String) {
+    let config = moto_sdk_config().await;
+    let sender = verified_sender(&config).await;
+    (notifier_against(&config, &sender).await, sender)
 }
 
 fn sample(name: &str) -> Value {
@@ -67,10 +61,8 @@ fn email() -> Email {
 
 #[tokio::test]
 async fn a_valid_event_is_sent_through_ses_with_the_link() {
-    let config = moto_sdk_config().await;
-    let sender = verified_sender(&config).await;
-    let notifier = notifier_against(&config, &sender).await;
-    notifier.handle_envelope(sample("valid.json")).await.expect("sent");
+    let (notifier, sender) = notifier_on_moto().await;
+    notifier.handle(sample("valid.json"), SystemTime::now()).await.outcome.expect("sent");
 
     let messages = sent_messages(&moto_endpoint(), &sender).await;
     assert_eq!(messages.len(), 1, "{messages:?}");
@@ -84,48 +76,41 @@ async fn a_valid_event_is_sent_through_ses_with_the_link() {
 
 #[tokio::test]
 async fn the_german_sample_is_sent_in_german() {
-    let config = moto_sdk_config().await;
-    let sender = verified_sender(&config).await;
-    notifier_against(&config, &sender).await.handle_envelope(sample("locale-de.json")).await.unwrap();
+    let (notifier, sender) = notifier_on_moto().await;
+    notifier.handle(sample("locale-de.json"), SystemTime::now()).await.outcome.unwrap();
     let messages = sent_messages(&moto_endpoint(), &sender).await;
     assert_eq!(messages[0]["subject"], "Setzen Sie Ihr Passwort zurück");
 }
 
 #[tokio::test]
 async fn expired_unaddressable_and_malformed_events_send_nothing_and_are_not_retried() {
-    let config = moto_sdk_config().await;
-    let sender = verified_sender(&config).await;
-    let notifier = notifier_against(&config, &sender).await;
+    let (notifier, sender) = notifier_on_moto().await;
     for name in ["expired-token.json", "not-an-email.json", "malformed-detail.json"] {
-        assert!(notifier.handle_envelope(sample(name)).await.is_ok(), "{name}");
+        assert!(notifier.handle(sample(name), SystemTime::now()).await.outcome.is_ok(), "{name}");
     }
     assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_well_formed_reset_under_another_detail_type_sends_nothing() {
-    let config = moto_sdk_config().await;
-    let sender = verified_sender(&config).await;
-    let notifier = notifier_against(&config, &sender).await;
+    let (notifier, sender) = notifier_on_moto().await;
     let mut other = sample("valid.json");
     other["detail-type"] = Value::from("auth.password_reset_unknown");
-    let handled = notifier.open_envelope(other, std::time::SystemTime::now()).await;
+    let handled = notifier.handle(other, std::time::SystemTime::now()).await;
     assert!(matches!(handled.outcome, Ok(Delivery::Ignored)), "{handled:?}");
     assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
     // The very same detail under the notifier's own detail-type is sent: only the type differed.
-    notifier.handle_envelope(sample("valid.json")).await.unwrap();
+    notifier.handle(sample("valid.json"), SystemTime::now()).await.outcome.unwrap();
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
 }
 
 #[tokio::test]
 async fn a_token_moved_onto_another_address_is_not_mailed() {
-    let config = moto_sdk_config().await;
-    let sender = verified_sender(&config).await;
-    let notifier = notifier_against(&config, &sender).await;
+    let (notifier, sender) = notifier_on_moto().await;
     // The sample's token is for customer@example.com; someone puts it on the bus for their own address.
     let mut moved = sample("valid.json");
     moved["detail"]["entity_id"] = Value::from("attacker@example.com");
-    let handled = notifier.open_envelope(moved, std::time::SystemTime::now()).await;
+    let handled = notifier.handle(moved, std::time::SystemTime::now()).await;
     assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::ClaimsMismatch, .. })), "{handled:?}");
     assert!(sent_messages(&moto_endpoint(), &sender).await.is_empty());
 }
@@ -133,13 +118,13 @@ async fn a_token_moved_onto_another_address_is_not_mailed() {
 #[tokio::test]
 async fn an_unverified_sender_is_a_permanent_rejection_not_a_retry() {
     let config = moto_sdk_config().await;
-    let notifier_config = notifier_config("no-reply@unverified.example.org");
+    let notifier_config = notifier_config("no-reply@unverified.example.org", &[]);
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), notifier_config.sender.clone(), None);
     let error = mailer.send(&email()).await.unwrap_err();
     assert!(matches!(error, MailError::Permanent(_)), "{error:?}");
     // Through the notifier, the rejection is logged and dropped: Lambda sees success, no retry.
     let notifier = medusa_reset::app::wiring::notifier(notifier_config, mailer, None);
-    assert!(notifier.handle_envelope(sample("valid.json")).await.is_ok());
+    assert!(notifier.handle(sample("valid.json"), SystemTime::now()).await.outcome.is_ok());
 }
 
 /// A stand-in for SES v2 answering every `SendEmail` with `status` and an error type.
@@ -174,7 +159,7 @@ async fn outages_are_transient_so_lambda_retries() {
 async fn the_sending_rate_and_the_daily_quota_are_told_apart_as_ses_words_them() {
     let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
     proxy.inject(SEND_EMAIL, Fault::ses_throttled(), 1);
-    proxy.inject(SEND_EMAIL, Fault::ses_daily_quota(), 1);
+    proxy.inject(SEND_EMAIL, ses_daily_quota(), 1);
     let throttled = send_through(&proxy.endpoint).await.unwrap_err();
     assert!(
         matches!(&throttled, MailError::Throttled(cause) if cause.contains("Maximum sending rate")),
@@ -209,7 +194,7 @@ async fn an_ses_that_accepts_the_connection_and_never_answers_is_a_transient_tim
 async fn ses_unreachable_makes_the_handler_fail_so_lambda_retries() {
     let notifier = notifier_against(&sdk_config_for(&unreachable_endpoint()).await, "no-reply@shop.example.com").await;
     let started = std::time::Instant::now();
-    assert!(notifier.handle_envelope(sample("valid.json")).await.is_err());
+    assert!(notifier.handle(sample("valid.json"), SystemTime::now()).await.outcome.is_err());
     assert!(started.elapsed() < Duration::from_secs(6));
 }
 
@@ -220,9 +205,9 @@ fn claiming_notifier(
     sender: &str,
     table: &str,
 ) -> Notifier<SesMailer> {
-    let config = notifier_config_with(sender, Some(table));
+    let config = notifier_config(sender, &[("IDEMPOTENCY_TABLE", table)]);
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(ses), config.sender.clone(), None);
-    let claims = medusa_reset::app::wiring::claims(&config.idempotency, moto);
+    let claims = medusa_reset::app::wiring::claim_store(&config.idempotency, moto);
     medusa_reset::app::wiring::notifier(config, mailer, None).claiming_with(claims)
 }
 
@@ -259,8 +244,7 @@ fn emf_counts(lines: &[Value], name: &str) -> HashMap<String, f64> {
 
 #[tokio::test]
 async fn a_send_throttled_twice_then_accepted_goes_out_once_within_the_invocation_counting_the_throttled_sends() {
-    let moto = moto_sdk_config().await;
-    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let NotifierOnMoto { moto, sender, table } = NotifierOnMoto::create().await;
     let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
     proxy.inject(SEND_EMAIL, Fault::ses_throttled(), 2);
     let api = RuntimeApi::start().await.unwrap();
@@ -283,10 +267,9 @@ async fn a_send_throttled_twice_then_accepted_goes_out_once_within_the_invocatio
 
 #[tokio::test]
 async fn the_daily_quota_parks_the_event_for_lambdas_retries_with_its_own_outcome_and_no_second_send() {
-    let moto = moto_sdk_config().await;
-    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let NotifierOnMoto { moto, sender, table } = NotifierOnMoto::create().await;
     let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
-    proxy.inject(SEND_EMAIL, Fault::ses_daily_quota(), 5);
+    proxy.inject(SEND_EMAIL, ses_daily_quota(), 5);
     let api = RuntimeApi::start().await.unwrap();
     let child = spawn_behind(&proxy, &api, &sender, &table);
     let (event, jti) = password_reset_event("quota@example.com");
@@ -311,8 +294,7 @@ async fn the_daily_quota_parks_the_event_for_lambdas_retries_with_its_own_outcom
 
 #[tokio::test]
 async fn throttling_that_outlasts_the_deadline_fails_the_invocation_for_lambdas_retry_with_the_claim_given_back() {
-    let moto = moto_sdk_config().await;
-    let (sender, table) = (verified_sender(&moto).await, idempotency_table(&moto).await);
+    let NotifierOnMoto { moto, sender, table } = NotifierOnMoto::create().await;
     let proxy = HttpFaultProxy::start(&moto_endpoint()).await;
     proxy.inject(SEND_EMAIL, Fault::ses_throttled(), 1_000);
     let notifier = claiming_notifier(&sdk_config_for(&proxy.endpoint).await, &moto, &sender, &table);
@@ -335,7 +317,7 @@ async fn throttling_that_outlasts_the_deadline_fails_the_invocation_for_lambdas_
 
     // Lambda's retry, once the rate allows again: sent, once.
     let retry = claiming_notifier(&moto, &moto, &sender, &table);
-    let sent = retry.open_envelope(event, SystemTime::now()).await;
+    let sent = retry.handle(event, SystemTime::now()).await;
     assert!(matches!(sent.outcome, Ok(Delivery::Sent { .. })), "{sent:?}");
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
 }

@@ -11,7 +11,7 @@ use crate::support::aws_fixtures::rate_limit_table;
 use crate::support::faults::{Fault, HttpFaultProxy};
 use crate::support::local_runner::LocalRunner;
 use crate::support::{
-    SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint,
+    ROUTE, TestApp, api_config, moto_endpoint, moto_sdk_config, sdk_config_for, serve, unreachable_endpoint,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, StatusCode};
 use medusa_reset::domain::event::AuthEvent;
-use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::publish::{EventPublisher, PublishError};
@@ -28,7 +27,6 @@ use medusa_reset::ratelimit::{DynamoDbRateLimiter, IdentityKey, Limit, Limits, R
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 /// A multiple of 3600 (and so of 300 and 60): every window starts at this second.
 const WINDOWS_START: u64 = 1_800_000_000;
 
@@ -40,10 +38,22 @@ fn subject(ip: &str, identifier: &str) -> Subject {
     Subject::new(&IdentityKey::new(b"rate-limit-test-key"), ip, "customer", "emailpass", Share::Identifier(identifier))
 }
 
-async fn limiter(limits: Limits) -> DynamoDbRateLimiter {
+/// A limiter on a fresh table of moto's, with the table's client and name to read the counts.
+struct OnMoto {
+    limiter: DynamoDbRateLimiter,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+async fn on_moto(limits: Limits) -> OnMoto {
     let config = moto_sdk_config().await;
     let table = rate_limit_table(&config).await;
-    DynamoDbRateLimiter::new(aws_sdk_dynamodb::Client::new(&config), table, limits)
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    OnMoto { limiter: DynamoDbRateLimiter::new(dynamodb.clone(), table.clone(), limits), dynamodb, table }
+}
+
+async fn limiter(limits: Limits) -> DynamoDbRateLimiter {
+    on_moto(limits).await.limiter
 }
 
 #[tokio::test]
@@ -90,14 +100,9 @@ async fn an_identifier_over_its_limit_still_counts_against_the_ip() {
     assert!(matches!(limiter.check(&a(), at(now + 2)).await.unwrap(), Verdict::IpLimited { .. }));
 }
 
-fn route_with(
-    limiter: DynamoDbRateLimiter,
-    overrides: &[(&str, &str)],
-) -> (axum::Router, UnboundedReceiver<AuthEvent>) {
-    let config = api_config(overrides);
+fn route_with(limiter: DynamoDbRateLimiter, overrides: &[(&str, &str)]) -> (TestApp, UnboundedReceiver<AuthEvent>) {
     let (publisher, events) = ChannelPublisher::new();
-    let secret = SigningSecret::parse(SECRET).unwrap();
-    (medusa_reset::app::wiring::app(&config, &secret, publisher, MemoryIdentityStore::open(), limiter), events)
+    (TestApp::with_limiter(&api_config(overrides), publisher, MemoryIdentityStore::open(), limiter), events)
 }
 
 #[tokio::test]
@@ -105,16 +110,16 @@ async fn through_the_route_an_identifier_over_its_limit_gets_201_and_an_ip_over_
     let limits = Limits { per_ip: Limit { max: 3, window: Duration::from_secs(300) }, ..Limits::default() };
     let (app, mut events) = route_with(limiter(limits).await, &[]);
     let body = r#"{"identifier":"a@example.com"}"#;
-    let (first, first_body) = send(&app, post_json(ROUTE, body)).await;
+    let (first, first_body) = app.post(ROUTE, body).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     assert!(events.try_recv().is_ok());
-    let (second, second_body) = send(&app, post_json(ROUTE, body)).await;
+    let (second, second_body) = app.post(ROUTE, body).await;
     assert_eq!(second.status(), StatusCode::CREATED, "revealing nothing");
     assert_eq!(second_body, first_body, "the same answer as a request that was served");
     assert_eq!(second.headers().get("content-type"), first.headers().get("content-type"));
     assert!(events.try_recv().is_err(), "nothing minted or published");
-    send(&app, post_json(ROUTE, r#"{"identifier":"b@example.com"}"#)).await;
-    let (limited, limited_body) = send(&app, post_json(ROUTE, r#"{"identifier":"c@example.com"}"#)).await;
+    app.reset("b@example.com").await;
+    let (limited, limited_body) = app.reset("c@example.com").await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=300).contains(&retry_after), "{retry_after}");
@@ -128,7 +133,7 @@ async fn when_dynamodb_fails_the_route_fails_closed() {
     let config = sdk_config_for(&unreachable_endpoint()).await;
     let limiter = DynamoDbRateLimiter::new(aws_sdk_dynamodb::Client::new(&config), "limits".into(), Limits::default());
     let (app, mut events) = route_with(limiter, &[]);
-    let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    let (response, body) = app.reset("a@example.com").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "unknown_error");
     assert!(events.try_recv().is_err(), "never open");
@@ -136,10 +141,7 @@ async fn when_dynamodb_fails_the_route_fails_closed() {
 
 #[tokio::test]
 async fn the_table_holds_no_identifier_in_clear() {
-    let config = moto_sdk_config().await;
-    let table = rate_limit_table(&config).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let limiter = DynamoDbRateLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
+    let OnMoto { limiter, dynamodb, table } = on_moto(Limits::default()).await;
     limiter.check(&subject("198.51.100.1", "secret.person@example.com"), SystemTime::now()).await.unwrap();
     let items = dynamodb.scan().table_name(&table).send().await.unwrap();
     assert_eq!(items.count(), 3);
@@ -160,10 +162,7 @@ async fn counts(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> HashMap<Str
 
 #[tokio::test]
 async fn a_count_given_back_on_dynamodb_lets_the_retry_through_and_never_goes_below_zero() {
-    let config = moto_sdk_config().await;
-    let table = rate_limit_table(&config).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let limiter = DynamoDbRateLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
+    let OnMoto { limiter, dynamodb, table } = on_moto(Limits::default()).await;
     let now = at(WINDOWS_START + 10);
     let a = || subject("198.51.100.1", "a@example.com");
     let failed = a();
@@ -239,34 +238,29 @@ impl EventPublisher for FlakyPublisher {
 async fn through_the_route_a_500_gives_the_count_back_on_dynamodb_so_the_retry_gets_its_token() {
     let (inner, mut events) = ChannelPublisher::new();
     let publisher = FlakyPublisher { failures: 1.into(), inner };
-    let secret = SigningSecret::parse(SECRET).unwrap();
-    let app = medusa_reset::app::wiring::app(
+    let app = TestApp::with_limiter(
         &api_config(&[]),
-        &secret,
         publisher,
         MemoryIdentityStore::open(),
         limiter(Limits::default()).await,
     );
     let body = r#"{"identifier":"a@example.com"}"#;
-    let (failed, _) = send(&app, post_json(ROUTE, body)).await;
+    let (failed, _) = app.post(ROUTE, body).await;
     assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let (retry, _) = send(&app, post_json(ROUTE, body)).await;
+    let (retry, _) = app.post(ROUTE, body).await;
     assert_eq!(retry.status(), StatusCode::CREATED);
     assert!(
-        matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(e)) if e.entity_id == "a@example.com"),
+        matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(e)) if e.about.entity_id == "a@example.com"),
         "the retry's e-mail"
     );
-    let (again, _) = send(&app, post_json(ROUTE, body)).await;
+    let (again, _) = app.post(ROUTE, body).await;
     assert_eq!(again.status(), StatusCode::CREATED);
     assert!(events.try_recv().is_err(), "a served request is counted as before");
 }
 
 #[tokio::test]
 async fn every_item_expires_a_little_after_its_window_ends() {
-    let config = moto_sdk_config().await;
-    let table = rate_limit_table(&config).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let limiter = DynamoDbRateLimiter::new(dynamodb.clone(), table.clone(), Limits::default());
+    let OnMoto { limiter, dynamodb, table } = on_moto(Limits::default()).await;
     let now = at(WINDOWS_START + 61);
     let a = subject("198.51.100.1", "a@example.com");
     limiter.check(&a, now).await.unwrap();
@@ -692,8 +686,7 @@ async fn twelve_concurrent_requests_for_one_address_on_a_contended_dynamodb_give
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..12 {
         let app = app.clone();
-        requests
-            .spawn(async move { send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await.0.status() });
+        requests.spawn(async move { app.reset("a@example.com").await.0.status() });
     }
     let statuses = requests.join_all().await;
     assert!(statuses.iter().all(|status| *status == StatusCode::CREATED), "{statuses:?}");
@@ -713,13 +706,13 @@ async fn twelve_shoppers_behind_one_address_at_once_each_get_their_reset_or_a_50
         let app = app.clone();
         requests.spawn(async move {
             let body = json!({ "identifier": format!("shopper{n}@example.com") }).to_string();
-            (n, send(&app, post_json(ROUTE, &body)).await.0.status())
+            (n, app.post(ROUTE, &body).await.0.status())
         });
     }
     let statuses = requests.join_all().await;
     let published: HashSet<String> = std::iter::from_fn(|| events.try_recv().ok())
         .filter_map(|event| match event {
-            AuthEvent::PasswordReset(reset) => Some(reset.entity_id),
+            AuthEvent::PasswordReset(reset) => Some(reset.about.entity_id),
             _ => None,
         })
         .collect();
@@ -765,6 +758,17 @@ async fn through_faults(limits: Limits) -> ThroughFaults {
 }
 
 const TRANSACT: &str = "DynamoDB_20120810.TransactWriteItems";
+
+/// DynamoDB cancelling a transaction, one reason per item (`None`, `TransactionConflict`, …).
+fn transaction_cancelled(reasons: &[&str]) -> Fault {
+    let reasons: Vec<Value> = reasons.iter().map(|code| json!({"Code": code})).collect();
+    let body = json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
+        "CancellationReasons": reasons,
+    });
+    Fault::Answer { status: 400, body: body.to_string() }
+}
 const UPDATE_ITEM: &str = "DynamoDB_20120810.UpdateItem";
 
 #[tokio::test]
@@ -822,11 +826,11 @@ async fn a_lost_reply_to_a_give_back_gives_back_once() {
 async fn a_conflict_on_the_client_counter_that_clears_is_waited_out_and_the_reset_is_published() {
     let faulty = through_faults(Limits::default()).await;
     let (app, mut events) = route_with(faulty.limiter.clone(), &[]);
-    faulty.aws.inject(TRANSACT, Fault::transaction_cancelled(&["TransactionConflict", "None", "None"]), 3);
-    let (response, _) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    faulty.aws.inject(TRANSACT, transaction_cancelled(&["TransactionConflict", "None", "None"]), 3);
+    let (response, _) = app.reset("a@example.com").await;
     assert_eq!(response.status(), StatusCode::CREATED);
     assert!(
-        matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(e)) if e.entity_id == "a@example.com"),
+        matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(e)) if e.about.entity_id == "a@example.com"),
         "the reset is published"
     );
     assert_eq!(faulty.aws.count(TRANSACT), 4, "three cancelled, the fourth applied");
@@ -839,9 +843,9 @@ async fn a_conflict_on_the_client_counter_that_persists_is_a_500_with_the_identi
     // The first attempt is applied and its reply lost; every attempt after it finds the client's
     // counter held by other transactions.
     faulty.aws.inject(TRANSACT, Fault::LoseReply, 1);
-    faulty.aws.inject(TRANSACT, Fault::transaction_cancelled(&["TransactionConflict", "None", "None"]), 1_000);
+    faulty.aws.inject(TRANSACT, transaction_cancelled(&["TransactionConflict", "None", "None"]), 1_000);
     let body = r#"{"identifier":"a@example.com"}"#;
-    let (response, answer) = send(&app, post_json(ROUTE, body)).await;
+    let (response, answer) = app.post(ROUTE, body).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(serde_json::from_str::<Value>(&answer).unwrap()["type"], "unknown_error");
     assert!(events.try_recv().is_err());
@@ -853,7 +857,7 @@ async fn a_conflict_on_the_client_counter_that_persists_is_a_500_with_the_identi
     }
     // The contention over, the user's retry right after is served.
     let (direct, mut direct_events) = route_with(faulty.direct.clone(), &[]);
-    let (retry, _) = send(&direct, post_json(ROUTE, body)).await;
+    let (retry, _) = direct.post(ROUTE, body).await;
     assert_eq!(retry.status(), StatusCode::CREATED);
     assert!(matches!(direct_events.try_recv(), Ok(AuthEvent::PasswordReset(_))), "the retry's e-mail");
 }
@@ -862,8 +866,8 @@ async fn a_conflict_on_the_client_counter_that_persists_is_a_500_with_the_identi
 async fn a_conflict_on_the_identifiers_counter_that_persists_answers_201_and_sends_nothing() {
     let faulty = through_faults(Limits::default()).await;
     let (app, mut events) = route_with(faulty.limiter.clone(), &[]);
-    faulty.aws.inject(TRANSACT, Fault::transaction_cancelled(&["None", "TransactionConflict", "None"]), 1_000);
-    let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    faulty.aws.inject(TRANSACT, transaction_cancelled(&["None", "TransactionConflict", "None"]), 1_000);
+    let (response, body) = app.reset("a@example.com").await;
     assert_eq!((response.status(), body.as_str()), (StatusCode::CREATED, "Created"));
     assert!(events.try_recv().is_err(), "the request holding the counter sends the e-mail, not this one");
     assert_eq!(faulty.aws.count(TRANSACT), CONFLICT_ATTEMPTS);
@@ -873,7 +877,7 @@ async fn a_conflict_on_the_identifiers_counter_that_persists_answers_201_and_sen
 #[tokio::test]
 async fn make_run_answers_a_second_request_within_a_minute_with_201_and_sends_nothing() {
     let local = LocalRunner::start(&[("LOG_FORMAT", "json")]).await;
-    let url = local.url("/auth/customer/emailpass/reset-password");
+    let url = local.url(ROUTE);
     let client = reqwest::Client::new();
     let post =
         || client.post(&url).header("content-type", "application/json").body(r#"{"identifier":"a@example.com"}"#);
@@ -882,7 +886,7 @@ async fn make_run_answers_a_second_request_within_a_minute_with_201_and_sends_no
     let second = post().send().await.unwrap();
     assert_eq!(second.status(), 201);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let emails = std::fs::read_dir(local.outbox()).map(|dir| dir.count()).unwrap_or(0);
+    let emails = std::fs::read_dir(&local.outbox).map(|dir| dir.count()).unwrap_or(0);
     let log = local.stop().await;
     let outcomes: Vec<String> = log
         .lines()

@@ -8,11 +8,9 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::aws_fixtures::{
-    dead_letter_queue, idempotency_table, password_reset_event, queue_depth, sent_messages, verified_sender,
-};
+use crate::support::aws_fixtures::{idempotency_table, sent_messages, verified_sender};
 use crate::support::runtime_api::{Answer, RuntimeApi};
-use crate::support::{moto_endpoint, moto_sdk_config, notifier_command, serve};
+use crate::support::{moto_endpoint, moto_sdk_config, notifier_command, password_reset_event, serve};
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use axum::Router;
@@ -24,6 +22,31 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 const REPLAY: &str = env!("CARGO_BIN_EXE_replay-dead-letters");
+
+/// A fresh SQS queue standing for the notifier's dead-letter queue; returns its URL.
+pub async fn dead_letter_queue(config: &SdkConfig) -> String {
+    let name = format!("dlq-{}", uuid::Uuid::new_v4().simple());
+    let created = aws_sdk_sqs::Client::new(config).create_queue().queue_name(name).send().await.expect("create queue");
+    created.queue_url.expect("queue url")
+}
+
+/// Messages in a queue, visible or being handled (SQS's approximate counts, exact on moto).
+pub async fn queue_depth(config: &SdkConfig, queue_url: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = aws_sdk_sqs::Client::new(config)
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes");
+    let count = |name: QueueAttributeName| {
+        attributes.attributes().and_then(|a| a.get(&name)).and_then(|n| n.parse::<usize>().ok()).expect("a count")
+    };
+    count(QueueAttributeName::ApproximateNumberOfMessages)
+        + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+}
 
 /// Lambda's `Invoke` API for two functions: `notifier`, handed to the bootstrap behind `api`, and
 /// `broken`, which fails every invocation as a notifier that cannot reach SES would.

@@ -5,9 +5,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::aws_fixtures::{BusToQueue, secret};
+use crate::support::aws_fixtures::BusToQueue;
 use crate::support::runtime_api::{Answer, RuntimeApi};
-use crate::support::{failed_start, moto_endpoint, moto_sdk_config, read_event, verify_independently};
+use crate::support::{failed_start, moto_endpoint, moto_sdk_config, read_event, secret, verify_independently};
 use medusa_reset::aws::secrets::SecretSource;
 
 const LONG_SECRET: &str = "secrets-manager-signing-secret-0123456789abcdef";

@@ -12,23 +12,18 @@ use crate::support::aws_fixtures::rate_limit_table;
 use crate::support::faults::TcpFaultProxy;
 use crate::support::medusa_db::{TestDb, connect_to};
 use crate::support::runtime_api::RuntimeApi;
-use crate::support::{api_config, moto_sdk_config, post_json, sdk_config_for, send};
+use crate::support::{TestApp, api_config, moto_sdk_config, sdk_config_for};
 use aws_config::SdkConfig;
-use axum::Router;
 use http::StatusCode;
 use medusa_reset::app::wiring;
 use medusa_reset::aws;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
 use medusa_reset::domain::event::AuthEvent;
-use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::{DatabaseSettings, IdentityStore, MemoryIdentityStore, PostgresIdentityStore};
 use medusa_reset::publish::{ChannelPublisher, EventBridgePublisher, EventPublisher};
-use medusa_reset::ratelimit::Limiter;
 use medusa_reset::reset::budget::MARGIN;
 use serde_json::Value;
 use tokio::net::TcpListener;
-
-const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
 /// A parameter of `template.yaml`'s `Parameters` section: the text after `Default:` and `MinValue:`.
 fn template_parameter(name: &str) -> (String, String) {
@@ -59,8 +54,7 @@ fn deployed_config(function_timeout: &str, extra: &[(&str, &str)]) -> Result<Api
         ("FUNCTION_TIMEOUT_SECONDS", function_timeout),
     ];
     let pairs: Vec<(&str, &str)> = fixed.iter().chain(extra).copied().collect();
-    let lookup = |var: &str| pairs.iter().find(|(k, _)| *k == var).map(|(_, v)| v.to_string());
-    ApiConfig::from_vars(Profile::Lambda, &Vars::new(lookup)).map_err(|e| e.to_string())
+    ApiConfig::from_vars(Profile::Lambda, &Vars::from_pairs(&pairs)).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -115,19 +109,15 @@ async fn stuck_listener() -> String {
     address
 }
 
-fn secret() -> SigningSecret {
-    SigningSecret::parse(crate::support::SECRET).unwrap()
-}
-
-/// The router with the DynamoDB rate limiter of `config`'s table on `sdk`.
-fn app<P: EventPublisher, S: IdentityStore>(config: &ApiConfig, sdk: &SdkConfig, publisher: P, store: S) -> Router {
-    wiring::app(config, &secret(), publisher, store, Limiter::from_settings(&config.limits, sdk))
+/// The route with the DynamoDB rate limiter of `config`'s table on `sdk`.
+fn app(config: &ApiConfig, sdk: &SdkConfig, publisher: impl EventPublisher, store: impl IdentityStore) -> TestApp {
+    TestApp::with_limiter(config, publisher, store, wiring::rate_limiter(&config.limits, sdk))
 }
 
 /// Sends a reset for `identifier`; returns the status, the error type if any, and the time taken.
-async fn reset(app: &Router, identifier: &str) -> (StatusCode, Option<String>, Duration) {
+async fn reset(app: &TestApp, identifier: &str) -> (StatusCode, Option<String>, Duration) {
     let started = Instant::now();
-    let (response, body) = send(app, post_json(ROUTE, &format!(r#"{{"identifier":"{identifier}"}}"#))).await;
+    let (response, body) = app.reset(identifier).await;
     let elapsed = started.elapsed();
     let kind = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["type"].as_str().map(str::to_owned));
     (response.status(), kind, elapsed)
@@ -149,7 +139,10 @@ async fn assert_count_was_given_back(sdk: &SdkConfig, table: &str, identifier: &
     let (publisher, mut events) = ChannelPublisher::new();
     let healthy = app(&config, sdk, publisher, MemoryIdentityStore::open());
     assert_eq!(reset(&healthy, identifier).await.0, StatusCode::CREATED);
-    assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(e)) if e.entity_id == identifier), "the retry");
+    assert!(
+        matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(e)) if e.about.entity_id == identifier),
+        "the retry"
+    );
     assert_eq!(reset(&healthy, identifier).await.0, StatusCode::CREATED);
     assert!(events.try_recv().is_err(), "the request after the retry is over the limit");
 }
@@ -224,8 +217,7 @@ async fn a_dead_connection_before_a_stuck_database_is_a_500_within_the_budget_th
     let config = api_config(&[("MEDUSA_DATABASE_URL", &url)]);
     let database = crate::support::database_settings(&config);
     let (timeout, first_try) = (database.timeout(), DatabaseSettings::first_try_limit(database.timeout()));
-    let (publisher, mut events) = ChannelPublisher::new();
-    let app = crate::support::app(&config, publisher, PostgresIdentityStore::new(database));
+    let (app, mut events) = TestApp::with_channel(&config, PostgresIdentityStore::new(database));
     assert_eq!(reset(&app, "dead-then-stuck@example.com").await.0, StatusCode::CREATED);
     assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(_))));
 

@@ -35,13 +35,9 @@ fn record() -> TokenRecord<'static> {
 
 /// An environment's store on `url` (and `MEDUSA_DATABASE_CA_FILE`), which connects on first use.
 fn store(url: &str, ca_file: Option<&str>) -> PostgresIdentityStore {
-    let (url, ca_file) = (url.to_owned(), ca_file.map(str::to_owned));
-    let vars = Vars::new(move |var: &str| match var {
-        "MEDUSA_DATABASE_URL" => Some(url.clone()),
-        "MEDUSA_DATABASE_CA_FILE" => ca_file.clone(),
-        _ => None,
-    });
-    PostgresIdentityStore::new(DatabaseSettings::from_vars(&vars).unwrap().unwrap())
+    let ca_file = ca_file.map(|ca_file| ("MEDUSA_DATABASE_CA_FILE", ca_file));
+    let pairs: Vec<_> = [("MEDUSA_DATABASE_URL", url)].into_iter().chain(ca_file).collect();
+    PostgresIdentityStore::new(DatabaseSettings::from_vars(&Vars::from_pairs(&pairs)).unwrap().unwrap())
 }
 
 /// Records a token for the known identity through a store on `url`. Err: why it could not connect.

@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 
-use medusa_reset::config::{NotifierConfig, Profile, Vars};
+use crate::support::notifier_config;
+use medusa_reset::config::NotifierConfig;
 use medusa_reset::domain::metadata::Metadata;
 use medusa_reset::notify::locale::Locale;
 use medusa_reset::notify::templates::{EmailContext, EmailTemplates, RenderedEmail};
@@ -50,15 +51,13 @@ const ENGLISH: [&str; 14] = [
 const LINK: &str = "https://shop.example.com/reset-password?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln&email=o%27brien%2Btest%40example.com";
 const EMAIL: &str = "o'brien+test@example.com";
 
-fn notifier_config(pairs: &[(&str, &str)]) -> NotifierConfig {
-    let mut map: HashMap<String, String> = HashMap::from([
-        ("MAIL_FROM".to_owned(), "Acme <no-reply@shop.example.com>".to_owned()),
-        ("AUTH_PROVIDERS".to_owned(), "customer=emailpass;user=emailpass".to_owned()),
-        ("RESET_URL_TEMPLATE_CUSTOMER".to_owned(), "https://shop.example.com/r?token={token}".to_owned()),
-        ("RESET_URL_TEMPLATE_USER".to_owned(), "https://admin.example.com/app/r?token={token}".to_owned()),
-    ]);
-    map.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    NotifierConfig::from_vars(Profile::Lambda, &Vars::new(|var: &str| map.get(var).cloned())).unwrap()
+/// The notifier's configuration for both actor types, with `pairs` on top.
+fn templates_config(pairs: &[(&str, &str)]) -> NotifierConfig {
+    let both_actor_types = [
+        ("AUTH_PROVIDERS", "customer=emailpass;user=emailpass"),
+        ("RESET_URL_TEMPLATE_USER", "https://admin.example.com/app/r?token={token}"),
+    ];
+    notifier_config("Acme <no-reply@shop.example.com>", &[pairs, &both_actor_types].concat())
 }
 
 fn render(templates: &EmailTemplates, locale: &str, actor_type: &str, metadata: Option<&Metadata>) -> RenderedEmail {
@@ -112,7 +111,7 @@ fn hrefs(html: &str) -> Vec<String> {
 
 #[test]
 fn every_locale_and_actor_type_has_its_link_expiry_and_shop_and_no_english_left_over() {
-    let config = notifier_config(&[("SHOP_NAME", "Acme Outdoor")]);
+    let config = templates_config(&[("SHOP_NAME", "Acme Outdoor")]);
     let templates = &config.templates;
     let english: Vec<String> = ACTOR_TYPES
         .iter()
@@ -163,7 +162,7 @@ fn every_locale_and_actor_type_has_its_link_expiry_and_shop_and_no_english_left_
 
 #[test]
 fn admin_users_are_told_about_the_dashboard_not_the_shop() {
-    let config = notifier_config(&[]);
+    let config = templates_config(&[]);
     // How each locale names the admin dashboard, and how it names the shop to customers.
     let wording = [
         ("en", "admin dashboard", "account"),
@@ -196,7 +195,7 @@ fn html_special_characters_in_the_shop_name_address_and_metadata_are_escaped_in_
         "{% set greeting %}Hello {{ metadata.first_name | default('there') }},{% endset %}",
     );
     std::fs::write(dir.join("en/words.txt"), words).unwrap();
-    let config = notifier_config(&[("SHOP_NAME", shop), ("TEMPLATE_DIR", dir.to_str().unwrap())]);
+    let config = templates_config(&[("SHOP_NAME", shop), ("TEMPLATE_DIR", dir.to_str().unwrap())]);
     let _ = std::fs::remove_dir_all(&dir);
 
     let hostile = "<img src=x onerror=alert(1)>";
@@ -219,7 +218,7 @@ fn html_special_characters_in_the_shop_name_address_and_metadata_are_escaped_in_
 #[test]
 fn the_html_is_a_card_of_at_most_600_px_with_a_preheader_a_button_in_the_brand_colour_and_a_dark_mode() {
     let config =
-        notifier_config(&[("SHOP_LOGO_URL", "https://cdn.example.com/acme.png"), ("SHOP_BRAND_COLOR", "#e11d48")]);
+        templates_config(&[("SHOP_LOGO_URL", "https://cdn.example.com/acme.png"), ("SHOP_BRAND_COLOR", "#e11d48")]);
     let email = render(&config.templates, "fr", "customer", None);
     let html = &email.html;
     assert!(html.contains("max-width:600px") && html.contains("<table role=\"presentation\""));
@@ -239,7 +238,7 @@ fn the_html_is_a_card_of_at_most_600_px_with_a_preheader_a_button_in_the_brand_c
 /// Each locale's e-mails as a shop would send them, for a look in a browser.
 fn write_previews(dir: &std::path::Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let config = notifier_config(&[("SHOP_NAME", "Medusa Store")]);
+    let config = templates_config(&[("SHOP_NAME", "Medusa Store")]);
     for (locale, _) in LOCALES {
         for (actor_type, suffix) in [("customer", ""), ("user", "-user")] {
             let html = render(&config.templates, locale, actor_type, None).html;

@@ -7,10 +7,10 @@ use crate::support::aws_fixtures::{BusToQueue, idempotency_table, rate_limit_tab
 use crate::support::faults::{Fault, HttpFaultProxy, TcpFaultProxy};
 use crate::support::medusa_db::TestDb;
 use crate::support::{
-    SECRET, api_config, moto_endpoint, moto_sdk_config, post_json, sdk_config_for, send, verify_independently,
+    ROUTE, SECRET, TestApp, api_config, moto_endpoint, moto_sdk_config, notifier_config, sdk_config_for,
+    verify_independently,
 };
 use http::StatusCode;
-use medusa_reset::config::{NotifierConfig, Profile, Vars};
 use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::mail::SesMailer;
 use medusa_reset::notify::Notifier;
@@ -26,26 +26,18 @@ async fn a_reset_request_ends_as_an_email_whose_link_carries_a_valid_token() {
     // The reset-password side, publishing to the bus.
     let api_config = api_config(&[("EVENT_BUS_NAME", fixture.bus_name.as_str())]);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), api_config.events.clone());
-    let app = crate::support::app(&api_config, publisher, MemoryIdentityStore::open());
+    let app = TestApp::new(&api_config, publisher, MemoryIdentityStore::open());
     let body = r#"{"identifier":"shopper@example.com","metadata":{"locale":"de"}}"#;
-    let (response, _) = send(&app, post_json("/auth/customer/emailpass/reset-password", body)).await;
+    let (response, _) = app.post(ROUTE, body).await;
     assert_eq!(response.status(), StatusCode::CREATED);
 
     // The bus delivers to the queue; the test hands each message to the notifier as Lambda would.
-    let from = sender.clone();
-    let vars = Vars::new(move |var: &str| match var {
-        "MAIL_FROM" => Some(from.clone()),
-        "RESET_URL_TEMPLATE_CUSTOMER" => {
-            Some("https://shop.example.com/reset-password?token={token}&email={email}".into())
-        }
-        _ => None,
-    });
-    let notifier_config = NotifierConfig::from_vars(Profile::Lambda, &vars).unwrap();
+    let notifier_config = notifier_config(&sender, &[]);
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), notifier_config.sender.clone(), None);
     let notifier = medusa_reset::app::wiring::notifier(notifier_config, mailer, None);
     let events = fixture.drain(Duration::from_secs(2)).await;
     assert_eq!(events.len(), 1);
-    notifier.handle_envelope(events[0].clone()).await.expect("the e-mail is sent");
+    notifier.handle(events[0].clone(), std::time::SystemTime::now()).await.outcome.expect("the e-mail is sent");
 
     let messages = sent_messages(&moto_endpoint(), &sender).await;
     assert_eq!(messages.len(), 1);
@@ -71,9 +63,8 @@ async fn a_request_without_metadata_puts_an_event_with_an_empty_metadata_object_
     let fixture = BusToQueue::create(&config, "medusa.auth", "auth.password_reset").await;
     let api_config = api_config(&[("EVENT_BUS_NAME", fixture.bus_name.as_str())]);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), api_config.events.clone());
-    let app = crate::support::app(&api_config, publisher, MemoryIdentityStore::open());
-    let (response, _) =
-        send(&app, post_json("/auth/customer/emailpass/reset-password", r#"{"identifier":"plain@example.com"}"#)).await;
+    let app = TestApp::new(&api_config, publisher, MemoryIdentityStore::open());
+    let (response, _) = app.reset("plain@example.com").await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let events = fixture.drain(Duration::from_secs(2)).await;
     assert_eq!(events.len(), 1);
@@ -92,7 +83,7 @@ fn inject_faults(i: usize, aws: &HttpFaultProxy, database: &TcpFaultProxy) {
         aws.inject("AWSEvents.PutEvents", Fault::LoseReply, 1);
     }
     if i % 11 == 5 {
-        aws.inject("AWSEvents.PutEvents", Fault::PartialPutEvents, 1);
+        aws.inject("AWSEvents.PutEvents", partial_put_events_failure(), 1);
     }
     if i % 5 == 1 {
         aws.inject("/v2/email/outbound-emails", Fault::ses_throttled(), 2);
@@ -104,7 +95,7 @@ fn inject_faults(i: usize, aws: &HttpFaultProxy, database: &TcpFaultProxy) {
         aws.inject("DynamoDB_20120810.TransactWriteItems", Fault::LoseReply, 1);
     }
     if i % 17 == 6 {
-        aws.inject("DynamoDB_20120810.TransactWriteItems", Fault::dynamodb_throttled(), 1);
+        aws.inject("DynamoDB_20120810.TransactWriteItems", dynamodb_throttled(), 1);
     }
     if i % 19 == 8 {
         database.kill_silently();
@@ -118,7 +109,7 @@ fn inject_faults(i: usize, aws: &HttpFaultProxy, database: &TcpFaultProxy) {
 /// dead-letter queue. Returns whether the event ended there.
 async fn deliver_as_lambda_does(notifier: &Notifier<Timed<SesMailer>>, event: &serde_json::Value) -> bool {
     for _ in 0..3 {
-        if notifier.handle_envelope(event.clone()).await.is_ok() {
+        if notifier.handle(event.clone(), std::time::SystemTime::now()).await.outcome.is_ok() {
             return false;
         }
     }
@@ -148,14 +139,14 @@ async fn under_a_mix_of_faults_every_accepted_reset_ends_in_one_email_or_the_dea
         ("RATE_LIMIT_TABLE", limits.as_str()),
         ("MEDUSA_DATABASE_URL", url.as_str()),
     ]);
-    let router = medusa_reset::app::wiring::reset_password_lambda(&config, &through_faults).await.unwrap();
+    let app =
+        TestApp { router: medusa_reset::app::wiring::reset_password_lambda(&config, &through_faults).await.unwrap() };
 
     let mut accepted = Vec::new();
     for i in 0..SOAK_REQUESTS {
         inject_faults(i, &aws, &database);
         let partial_before = partial_put_events(&aws);
-        let body = serde_json::json!({ "identifier": identifier(i) }).to_string();
-        let (response, _) = send(&router, post_json("/auth/customer/emailpass/reset-password", &body)).await;
+        let (response, _) = app.reset(&identifier(i)).await;
         let refused_by_eventbridge = partial_put_events(&aws) > partial_before;
         match response.status() {
             StatusCode::CREATED => {
@@ -167,14 +158,8 @@ async fn under_a_mix_of_faults_every_accepted_reset_ends_in_one_email_or_the_dea
         }
     }
 
-    let notifier_vars = Vars::new(|var: &str| match var {
-        "MAIL_FROM" => Some(sender.clone()),
-        "RESET_URL_TEMPLATE_CUSTOMER" => Some(crate::support::LINK_TEMPLATE.to_owned()),
-        "IDEMPOTENCY_TABLE" => Some(claims.clone()),
-        _ => None,
-    });
     let notifier = medusa_reset::app::wiring::notifier_lambda(
-        NotifierConfig::from_vars(Profile::Lambda, &notifier_vars).unwrap(),
+        notifier_config(&sender, &[("IDEMPOTENCY_TABLE", &claims)]),
         &through_faults,
     );
     let mut dead_letters = Vec::new();
@@ -211,5 +196,20 @@ async fn under_a_mix_of_faults_every_accepted_reset_ends_in_one_email_or_the_dea
 
 /// How many partial `PutEvents` failures the proxy has answered so far.
 fn partial_put_events(aws: &HttpFaultProxy) -> usize {
-    aws.seen().iter().filter(|seen| matches!(seen.fault, Some(Fault::PartialPutEvents))).count()
+    aws.seen().iter().filter(|seen| seen.fault == Some(partial_put_events_failure())).count()
+}
+
+/// `PutEvents` answered with HTTP 200 and `FailedEntryCount` 1, without forwarding.
+fn partial_put_events_failure() -> Fault {
+    let body = r#"{"FailedEntryCount":1,"Entries":[{"ErrorCode":"InternalFailure","ErrorMessage":"injected"}]}"#;
+    Fault::Answer { status: 200, body: body.to_owned() }
+}
+
+/// DynamoDB throttling a request (not applied).
+fn dynamodb_throttled() -> Fault {
+    Fault::aws_error(
+        400,
+        "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+        "Rate of requests exceeds the allowed throughput.",
+    )
 }

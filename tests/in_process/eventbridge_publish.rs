@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::aws_fixtures::BusToQueue;
 use crate::support::{
-    SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve, unreachable_endpoint,
+    ROUTE, SECRET, TestApp, api_config, moto_sdk_config, sdk_config_for, serve, unreachable_endpoint,
     verify_independently,
 };
 use axum::Router;
@@ -16,12 +16,10 @@ use medusa_reset::identity::MemoryIdentityStore;
 use medusa_reset::publish::EventBridgePublisher;
 use serde_json::{Value, json};
 
-const ROUTE: &str = "/auth/customer/emailpass/reset-password";
-
-async fn app_publishing_to(config: &aws_config::SdkConfig, bus_name: &str) -> Router {
+async fn app_publishing_to(config: &aws_config::SdkConfig, bus_name: &str) -> TestApp {
     let api_config = api_config(&[("EVENT_BUS_NAME", bus_name), ("EVENT_SOURCE", "shop.auth")]);
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), api_config.events.clone());
-    crate::support::app(&api_config, publisher, MemoryIdentityStore::open())
+    TestApp::new(&api_config, publisher, MemoryIdentityStore::open())
 }
 
 #[tokio::test]
@@ -31,7 +29,7 @@ async fn a_reset_puts_medusas_event_on_the_bus_and_a_rule_delivers_it() {
     let app = app_publishing_to(&config, &fixture.bus_name).await;
 
     let body = r#"{"identifier":"a@example.com","metadata":{"locale":"fr-CA"}}"#;
-    let (response, text) = send(&app, post_json(ROUTE, body)).await;
+    let (response, text) = app.post(ROUTE, body).await;
     assert_eq!(response.status(), StatusCode::CREATED, "{text}");
 
     let events = fixture.drain(Duration::from_secs(2)).await;
@@ -52,7 +50,7 @@ async fn a_reset_puts_medusas_event_on_the_bus_and_a_rule_delivers_it() {
 async fn a_bus_that_does_not_exist_is_a_500() {
     let config = moto_sdk_config().await;
     let app = app_publishing_to(&config, "no-such-bus").await;
-    let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    let (response, body) = app.reset("a@example.com").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "unknown_error");
 }
@@ -79,7 +77,7 @@ async fn a_failed_entry_is_a_failure_not_a_success() {
     let answer = json!({"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "boom"}]});
     let endpoint = stub(StatusCode::OK, answer, calls.clone()).await;
     let app = app_publishing_to(&sdk_config_for(&endpoint).await, "bus").await;
-    let (response, _) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    let (response, _) = app.reset("a@example.com").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
@@ -90,7 +88,7 @@ async fn throttling_is_retried_by_the_sdk_then_answered_500() {
     let answer = json!({"__type": "ThrottlingException", "message": "Rate exceeded"});
     let endpoint = stub(StatusCode::BAD_REQUEST, answer, calls.clone()).await;
     let app = app_publishing_to(&sdk_config_for(&endpoint).await, "bus").await;
-    let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    let (response, body) = app.reset("a@example.com").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!body.contains("Rate exceeded"), "the cause stays in the log: {body}");
     assert_eq!(calls.load(Ordering::SeqCst), 3, "the standard retry strategy makes three attempts");
@@ -100,7 +98,7 @@ async fn throttling_is_retried_by_the_sdk_then_answered_500() {
 async fn an_unreachable_endpoint_is_a_500_within_the_timeouts() {
     let app = app_publishing_to(&sdk_config_for(&unreachable_endpoint()).await, "bus").await;
     let started = std::time::Instant::now();
-    let (response, _) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    let (response, _) = app.reset("a@example.com").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
 }

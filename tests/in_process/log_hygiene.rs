@@ -7,21 +7,25 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::{SECRET, api_config, post_json, sdk_config_for, send, serve, unreachable_endpoint};
+use crate::support::medusa_db::settings_for;
+use crate::support::{
+    ROUTE, SECRET, TestApp, api_config, notifier_config, post_json, sdk_config_for, serve, unreachable_endpoint,
+};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::post;
 use http::{Request, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use medusa_reset::aws::seal::KmsOpener;
-use medusa_reset::config::{NotifierConfig, Profile, Vars};
-use medusa_reset::domain::event::{AuthEvent, PasswordResetEvent};
-use medusa_reset::domain::token::{RESET_PURPOSE, ResetClaims, ResetToken, SigningSecret};
-use medusa_reset::identity::{DatabaseSettings, MemoryIdentityStore, PostgresIdentityStore};
+use medusa_reset::config::{Profile, Vars};
+use medusa_reset::domain::event::{AuthEvent, EventSubject, PasswordResetEvent};
+use medusa_reset::domain::token::{RESET_PURPOSE, ResetClaims, ResetToken};
+use medusa_reset::identity::{MemoryIdentityStore, PostgresIdentityStore};
 use medusa_reset::mail::{OutboxMailer, SesMailer};
+use medusa_reset::notify::Inbound;
 use medusa_reset::observability::logs::{self, LogSettings};
 use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::ratelimit::{DynamoDbRateLimiter, Limits, MemoryRateLimiter};
+use medusa_reset::ratelimit::{DynamoDbRateLimiter, Limits};
 use serde_json::{Value, json};
 
 /// Log output captured in memory.
@@ -46,12 +50,11 @@ impl Capture {
 }
 
 fn json_logs() -> LogSettings {
-    let vars = Vars::new(|var: &str| (var == "LOG_FORMAT").then(|| "json".to_owned()));
-    LogSettings::from_vars(Profile::Lambda, &vars).unwrap()
+    LogSettings::from_vars(Profile::Lambda, &Vars::from_pairs(&[("LOG_FORMAT", "json")])).unwrap()
 }
 
 const VICTIM: &str = "victim.person@example.com";
-const ROUTE: &str = "/auth/customer/emailpass/reset-password";
+const SENDER: &str = "no-reply@shop.example.com";
 const ORIGIN: &str = "https://shop.example.com";
 
 /// Outcomes no test can reach, each with the reason.
@@ -60,29 +63,28 @@ const UNREACHABLE: [(&str, &str); 1] = [(
     "HS256 signing with an in-memory key cannot fail, and the route's clock cannot be set before 1970",
 )];
 
-/// Every outcome label the two functions can log, read from the code that logs them.
+/// Every outcome label the two functions can log, read from the outcome types' `label` methods.
 fn outcome_labels() -> BTreeSet<String> {
     let source = |path: &str| {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     };
-    // The body of `fn name` (up to the next line that closes a method).
-    let body_of = |text: &str, name: &str| -> String {
-        let start = text.find(&format!("fn {name}")).unwrap_or_else(|| panic!("no fn {name}"));
-        let end = text[start..].find("\n    }\n").map_or(text.len(), |e| start + e);
-        text[start..end].to_owned()
+    // The bodies of every `fn label` (each up to the next line that closes a method): the outcome
+    // types label themselves.
+    let label_bodies = |text: &str| -> Vec<String> {
+        let starts = text.match_indices("fn label(").map(|(start, _)| start);
+        starts
+            .map(|start| text[start..].find("\n    }\n").map_or(&text[start..], |end| &text[start..start + end]))
+            .map(str::to_owned)
+            .collect()
     };
     let quoted = regex_lite::Regex::new(r#""([a-z_]+)""#).unwrap();
     let mut labels = BTreeSet::new();
-    let mut collect = |text: &str, pattern: &regex_lite::Regex| {
-        labels.extend(pattern.captures_iter(text).map(|c| c[1].to_owned()));
-    };
-    collect(&body_of(&source("src/api/error.rs"), "outcome"), &quoted);
-    let handler = source("src/api/reset_password.rs");
-    collect(&handler, &regex_lite::Regex::new(r#"ResetOutcome::\w+ => "([a-z_]+)""#).unwrap());
-    let notifier = source("src/notify/notifier.rs");
-    collect(&body_of(&notifier, "label"), &quoted);
-    collect(&notifier, &regex_lite::Regex::new(r#"outcome = "([a-z_]+)""#).unwrap());
+    for path in ["src/api/error.rs", "src/reset/mod.rs", "src/notify/notifier.rs"] {
+        for body in label_bodies(&source(path)) {
+            labels.extend(quoted.captures_iter(&body).map(|c| c[1].to_owned()));
+        }
+    }
     assert!(source("src/api/request_log.rs").contains("\"preflight\""), "the request log labels preflights");
     labels.insert("preflight".to_owned());
     labels
@@ -110,41 +112,38 @@ fn unix_now() -> u64 {
 
 /// Drives the reset route through each of its outcomes; returns every token it minted.
 async fn every_reset_outcome() -> Vec<String> {
-    let secret = SigningSecret::parse(SECRET).unwrap();
     // The default identifier limits; six requests per client, so the seventh well-formed one is a 429.
     let config = api_config(&[
         ("RATE_LIMIT_PER_IDENTIFIER", "1/60,5/3600"),
         ("RATE_LIMIT_PER_IP", "6/300"),
         ("AUTH_CORS", ORIGIN),
     ]);
-    let limiter = || MemoryRateLimiter::new(config.limits.limits.clone());
-    let (publisher, mut events) = ChannelPublisher::new();
     let store = MemoryIdentityStore::with_identities([(VICTIM, "emailpass")]);
-    let app = medusa_reset::app::wiring::app(&config, &secret, publisher, store, limiter());
+    let (app, mut events) = TestApp::with_channel(&config, store);
     let body = format!(r#"{{"identifier":"{VICTIM}","metadata":{{"note":"{VICTIM}"}}}}"#);
-    send(&app, post_json(ROUTE, &body)).await; // token published
-    send(&app, post_json(ROUTE, &body)).await; // identifier rate-limited
-    send(&app, post_json(ROUTE, r#"{"identifier":"nobody.else@example.com"}"#)).await; // unknown identity
-    send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"{VICTIM}","x":1}}"#))).await; // invalid data
-    send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"{VICTIM}""#))).await; // malformed
-    send(&app, post_json("/auth/customer/github/reset-password", &body)).await; // not allowed
+    app.post(ROUTE, &body).await; // token published
+    app.post(ROUTE, &body).await; // identifier rate-limited
+    app.reset("nobody.else@example.com").await; // unknown identity
+    app.send(post_json(ROUTE, &format!(r#"{{"identifier":"{VICTIM}","x":1}}"#))).await; // invalid data
+    app.send(post_json(ROUTE, &format!(r#"{{"identifier":"{VICTIM}""#))).await; // malformed
+    app.post("/auth/customer/github/reset-password", &body).await; // not allowed
     let form = Request::post(ROUTE).header("content-type", "text/plain").body(Body::from(body.clone())).unwrap();
-    send(&app, form).await; // unsupported content type
-    send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"{VICTIM}","pad":"{}"}}"#, "x".repeat(10_000)))).await; // too large
-    send(&app, post_json("/nowhere", &body)).await; // not found
-    send(&app, Request::get(ROUTE).body(Body::empty()).unwrap()).await; // method not allowed
+    app.send(form).await; // unsupported content type
+    app.send(post_json(ROUTE, &format!(r#"{{"identifier":"{VICTIM}","pad":"{}"}}"#, "x".repeat(10_000)))).await; // too large
+    app.post("/nowhere", &body).await; // not found
+    app.send(Request::get(ROUTE).body(Body::empty()).unwrap()).await; // method not allowed
     let preflight = Request::options(ROUTE)
         .header("origin", ORIGIN)
         .header("access-control-request-method", "POST")
         .header("access-control-request-headers", "content-type")
         .body(Body::empty())
         .unwrap();
-    let (answer, _) = send(&app, preflight).await;
+    let (answer, _) = app.send(preflight).await;
     assert!(answer.status().is_success(), "the preflight is answered: {}", answer.status());
     for n in 0..3 {
-        send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"victim{n}@example.com"}}"#))).await;
+        app.reset(&format!("victim{n}@example.com")).await;
     }
-    send(&app, post_json(ROUTE, r#"{"identifier":"victim9@example.com"}"#)).await; // IP rate-limited
+    app.reset("victim9@example.com").await; // IP rate-limited
     let mut tokens = Vec::new();
     while let Ok(event) = events.try_recv() {
         if let AuthEvent::PasswordReset(event) = event {
@@ -152,36 +151,21 @@ async fn every_reset_outcome() -> Vec<String> {
         }
     }
 
-    let (publisher, events) = ChannelPublisher::new();
+    let (unpublishable, events) = TestApp::with_channel(&config, MemoryIdentityStore::open());
     drop(events);
-    let unpublishable =
-        medusa_reset::app::wiring::app(&config, &secret, publisher, MemoryIdentityStore::open(), limiter());
-    send(&unpublishable, post_json(ROUTE, r#"{"identifier":"victim.two@example.com"}"#)).await; // publish failure
+    unpublishable.reset("victim.two@example.com").await; // publish failure
 
     // A database and a rate limiter that cannot be reached.
     let down = unreachable_endpoint().replace("http://", "postgres://medusa:db-password@") + "/medusa?sslmode=disable";
-    let url = down.clone();
-    let vars = Vars::new(move |var: &str| (var == "MEDUSA_DATABASE_URL").then(|| url.clone()));
-    let database = PostgresIdentityStore::new(DatabaseSettings::from_vars(&vars).unwrap().unwrap());
-    let (publisher, _events) = ChannelPublisher::new();
-    let broken_db = medusa_reset::app::wiring::app(&config, &secret, publisher, database, limiter());
-    send(&broken_db, post_json(ROUTE, &body)).await;
+    let database = PostgresIdentityStore::new(settings_for(&down));
+    let (broken_db, _events) = TestApp::with_channel(&config, database);
+    broken_db.post(ROUTE, &body).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
     let (publisher, _events) = ChannelPublisher::new();
     let limiter = DynamoDbRateLimiter::new(dynamo, "limits".into(), Limits::default());
-    let broken_limiter =
-        medusa_reset::app::wiring::app(&config, &secret, publisher, MemoryIdentityStore::open(), limiter);
-    send(&broken_limiter, post_json(ROUTE, &body)).await;
+    let broken_limiter = TestApp::with_limiter(&config, publisher, MemoryIdentityStore::open(), limiter);
+    broken_limiter.post(ROUTE, &body).await;
     tokens
-}
-
-fn notifier_vars(template_dir: Option<String>) -> Vars<impl Fn(&str) -> Option<String>> {
-    Vars::new(move |var: &str| match var {
-        "MAIL_FROM" => Some("no-reply@shop.example.com".to_owned()),
-        "RESET_URL_TEMPLATE_CUSTOMER" => Some("https://shop.example.com/reset?token={token}&email={email}".to_owned()),
-        "TEMPLATE_DIR" => template_dir.clone(),
-        _ => None,
-    })
 }
 
 /// An SES v2 stand-in that rejects every message, quoting the recipient as SES does.
@@ -219,38 +203,51 @@ async fn quota_spent_ses() -> String {
 /// returns the further tokens it made up.
 async fn every_notifier_outcome(token: &str) -> Vec<String> {
     let event = |entity_id: &str, token: &str| PasswordResetEvent {
-        entity_id: entity_id.to_owned(),
-        actor_type: "customer".to_owned(),
-        provider: "emailpass".to_owned(),
+        about: EventSubject {
+            entity_id: entity_id.to_owned(),
+            actor_type: "customer".to_owned(),
+            provider: "emailpass".to_owned(),
+        },
         token: ResetToken::new(token.to_owned()),
         metadata: None,
     };
     let envelope = |detail_type: &str, detail: Value| json!({"id": "e1", "detail-type": detail_type, "source": "medusa.auth", "detail": detail});
+    // As `make run`'s bus hands its events over.
+    let local = |id: &str, event: PasswordResetEvent| Inbound::Local { id: id.to_owned(), event };
     let expired = token_for(VICTIM, "customer", unix_now() - 60);
     let for_user = token_for(VICTIM, "user", unix_now() + 900);
     let for_someone_else = token_for("someone.else@example.com", "customer", unix_now() + 900);
 
     let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
-    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
+    let config = notifier_config(SENDER, &[]);
     let sender = config.sender.clone();
     let notifier =
         medusa_reset::app::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
-    notifier.handle("sent", &event(VICTIM, token)).await.unwrap();
-    notifier.handle("redelivered", &event(VICTIM, token)).await.unwrap(); // the same token: a duplicate
-    notifier.handle("not-an-email", &event(&format!("{VICTIM}\r\nBcc: x@y.z"), token)).await.unwrap();
-    notifier.handle("unreadable", &event(VICTIM, "garbage")).await.unwrap();
-    notifier.handle("expired", &event(VICTIM, &expired)).await.unwrap();
+    notifier.handle(local("sent", event(VICTIM, token)), SystemTime::now()).await.outcome.unwrap();
+    // The same token: a duplicate.
+    notifier.handle(local("redelivered", event(VICTIM, token)), SystemTime::now()).await.outcome.unwrap();
+    notifier
+        .handle(local("not-an-email", event(&format!("{VICTIM}\r\nBcc: x@y.z"), token)), SystemTime::now())
+        .await
+        .outcome
+        .unwrap();
+    notifier.handle(local("unreadable", event(VICTIM, "garbage")), SystemTime::now()).await.outcome.unwrap();
+    notifier.handle(local("expired", event(VICTIM, &expired)), SystemTime::now()).await.outcome.unwrap();
     let mut admin = event(VICTIM, &for_user);
-    admin.actor_type = "user".to_owned();
-    notifier.handle("no-link", &admin).await.unwrap();
+    admin.about.actor_type = "user".to_owned();
+    notifier.handle(local("no-link", admin), SystemTime::now()).await.outcome.unwrap();
     let moved = serde_json::to_value(event(VICTIM, &for_someone_else)).unwrap();
-    notifier.handle_envelope(envelope("auth.password_reset", moved)).await.unwrap();
-    notifier.handle_envelope(envelope("auth.password_reset", json!({"entity_id": VICTIM}))).await.unwrap();
+    notifier.handle(envelope("auth.password_reset", moved), SystemTime::now()).await.outcome.unwrap();
+    notifier
+        .handle(envelope("auth.password_reset", json!({"entity_id": VICTIM})), SystemTime::now())
+        .await
+        .outcome
+        .unwrap();
     let well_formed = serde_json::to_value(event(VICTIM, token)).unwrap();
-    notifier.handle_envelope(envelope("auth.password_reset_unknown", well_formed)).await.unwrap();
+    notifier.handle(envelope("auth.password_reset_unknown", well_formed), SystemTime::now()).await.outcome.unwrap();
     let sealed = json!({"entity_id": VICTIM, "actor_type": "customer", "provider": "emailpass",
         "subject": "ab12", "jti": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "encrypted_token": "AQID"});
-    notifier.handle_envelope(envelope("auth.password_reset", sealed)).await.unwrap();
+    notifier.handle(envelope("auth.password_reset", sealed), SystemTime::now()).await.outcome.unwrap();
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "only the valid event was sent, and only once");
     let _ = std::fs::remove_dir_all(&outbox);
 
@@ -259,42 +256,41 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     std::fs::create_dir_all(templates.join("en")).unwrap();
     std::fs::write(templates.join("en/body.txt"), "{% if metadata %}{{ metadata.shop.name }}{% endif %}{{ link }}")
         .unwrap();
-    let dir = Some(templates.display().to_string());
-    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(dir)).unwrap();
+    let config = notifier_config(SENDER, &[("TEMPLATE_DIR", &templates.display().to_string())]);
     let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
     let rendering =
         medusa_reset::app::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
     let mut with_metadata = serde_json::to_value(event(VICTIM, token)).unwrap();
     with_metadata["metadata"] = json!({"note": VICTIM});
-    rendering.handle_envelope(envelope("auth.password_reset", with_metadata)).await.unwrap();
+    rendering.handle(envelope("auth.password_reset", with_metadata), SystemTime::now()).await.outcome.unwrap();
     let _ = std::fs::remove_dir_all(&templates);
     let _ = std::fs::remove_dir_all(&outbox);
 
-    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
+    let config = notifier_config(SENDER, &[]);
     let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&rejecting_ses().await).await);
     let rejecting = medusa_reset::app::wiring::notifier(config, SesMailer::new(ses, sender.clone(), None), None);
-    rejecting.handle("rejected", &event(VICTIM, token)).await.unwrap();
+    rejecting.handle(local("rejected", event(VICTIM, token)), SystemTime::now()).await.outcome.unwrap();
 
     // Sealing on: a plain token on the bus is not the route's. (No KMS call is made for it.)
-    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
+    let config = notifier_config(SENDER, &[]);
     let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
     let kms = aws_sdk_kms::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
     let mailer = OutboxMailer::new(outbox.clone(), sender.clone()).unwrap();
     let sealing =
         medusa_reset::app::wiring::notifier(config, mailer, Some(KmsOpener::new(kms, "alias/reset".to_owned())));
     let plain = serde_json::to_value(event(VICTIM, token)).unwrap();
-    sealing.handle_envelope(envelope("auth.password_reset", plain)).await.unwrap();
+    sealing.handle(envelope("auth.password_reset", plain), SystemTime::now()).await.outcome.unwrap();
     let _ = std::fs::remove_dir_all(&outbox);
 
-    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
+    let config = notifier_config(SENDER, &[]);
     let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
     let failing = medusa_reset::app::wiring::notifier(config, SesMailer::new(ses, sender.clone(), None), None);
-    assert!(failing.handle("ses-down", &event(VICTIM, token)).await.is_err());
+    assert!(failing.handle(local("ses-down", event(VICTIM, token)), SystemTime::now()).await.outcome.is_err());
 
-    let config = NotifierConfig::from_vars(Profile::Lambda, &notifier_vars(None)).unwrap();
+    let config = notifier_config(SENDER, &[]);
     let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&quota_spent_ses().await).await);
     let parking = medusa_reset::app::wiring::notifier(config, SesMailer::new(ses, sender, None), None);
-    assert!(parking.handle("daily-quota", &event(VICTIM, token)).await.is_err());
+    assert!(parking.handle(local("daily-quota", event(VICTIM, token)), SystemTime::now()).await.outcome.is_err());
     vec![expired, for_user, for_someone_else]
 }
 
@@ -338,7 +334,7 @@ async fn no_log_line_of_any_outcome_holds_a_token_a_secret_or_an_identifier() {
             let signature = token.rsplit('.').next().unwrap();
             assert!(!line.contains(signature), "a token reached log line {number}: {line}");
         }
-        for forbidden in [SECRET, "db-password", "reset?token=", "token="].iter().chain(&identifiers) {
+        for forbidden in [SECRET, "db-password", "reset-password?token=", "token="].iter().chain(&identifiers) {
             assert!(!line.contains(forbidden), "`{forbidden}` reached log line {number}: {line}");
         }
     }
@@ -374,10 +370,9 @@ async fn the_rate_limit_metric_filter_matches_the_rate_limited_log_lines() {
     let writer = capture.clone();
     let _guard = tracing::subscriber::set_default(logs::subscriber(&json_logs(), move || writer.clone()));
     let config = api_config(&[("RATE_LIMIT_PER_IDENTIFIER", "1/60"), ("RATE_LIMIT_PER_IP", "3/300")]);
-    let (publisher, _events) = ChannelPublisher::new();
-    let app = crate::support::app(&config, publisher, MemoryIdentityStore::open());
+    let (app, _events) = TestApp::with_channel(&config, MemoryIdentityStore::open());
     for identifier in ["a@example.com", "a@example.com", "b@example.com", "c@example.com"] {
-        send(&app, post_json(ROUTE, &format!(r#"{{"identifier":"{identifier}"}}"#))).await;
+        app.reset(identifier).await;
     }
     let matched: Vec<String> = capture
         .text()

@@ -1,7 +1,6 @@
 //! Tests that drive the library in process (the router, the notifier, the adapters) against real parts:
 //! moto's AWS APIs, the machine's PostgreSQL, the template's own tools.
 
-#[path = "../support/mod.rs"]
 mod support;
 
 mod database_tls;

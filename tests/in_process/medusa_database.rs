@@ -10,20 +10,16 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::support::faults::TcpFaultProxy;
 use crate::support::medusa_db::{TestDb, settings_for};
 use crate::support::pgbouncer::PgBouncer;
-use crate::support::{SECRET, api_config, post_json, send, unreachable_endpoint, verify_independently};
-use axum::Router;
+use crate::support::{ROUTE, SECRET, TestApp, api_config, post_json, unreachable_endpoint, verify_independently};
 use http::StatusCode;
 use medusa_reset::config::{Profile, Vars};
 use medusa_reset::domain::event::AuthEvent;
-use medusa_reset::domain::token::SigningSecret;
 use medusa_reset::identity::{DatabaseSettings, PostgresIdentityStore};
 use medusa_reset::observability::logs::{self, LogSettings};
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::{LimitError, RateLimiter, Subject, Verdict};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
-
-const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
 /// The project's JSON log lines, captured in memory for the test's thread.
 #[derive(Clone, Default)]
@@ -44,8 +40,7 @@ impl Logs {
     /// Captures what the code under test logs until the guard is dropped.
     fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
         let logs = Self::default();
-        let vars = Vars::new(|var: &str| (var == "LOG_FORMAT").then(|| "json".to_owned()));
-        let settings = LogSettings::from_vars(Profile::Lambda, &vars).unwrap();
+        let settings = LogSettings::from_vars(Profile::Lambda, &Vars::from_pairs(&[("LOG_FORMAT", "json")])).unwrap();
         let writer = logs.clone();
         let guard = tracing::subscriber::set_default(logs::subscriber(&settings, move || writer.clone()));
         (logs, guard)
@@ -65,19 +60,82 @@ impl Logs {
     }
 }
 
-fn app(db: &TestDb) -> (Router, UnboundedReceiver<AuthEvent>) {
+fn app(db: &TestDb) -> (TestApp, UnboundedReceiver<AuthEvent>) {
     app_on(db.settings())
 }
 
 /// One execution environment: its router and the events it publishes.
-fn app_on(settings: DatabaseSettings) -> (Router, UnboundedReceiver<AuthEvent>) {
-    let (publisher, events) = ChannelPublisher::new();
-    (crate::support::app(&api_config(&[]), publisher, PostgresIdentityStore::new(settings)), events)
+fn app_on(settings: DatabaseSettings) -> (TestApp, UnboundedReceiver<AuthEvent>) {
+    TestApp::with_channel(&api_config(&[]), PostgresIdentityStore::new(settings))
 }
 
-async fn request(app: &Router, identifier: &str) -> StatusCode {
-    let body = serde_json::json!({ "identifier": identifier }).to_string();
-    send(app, post_json(ROUTE, &body)).await.0.status()
+async fn request(app: &TestApp, identifier: &str) -> StatusCode {
+    app.reset(identifier).await.0.status()
+}
+
+/// Medusa's own reads and writes of its tables, which only these tests make.
+impl TestDb {
+    /// Does the reset-token table exist?
+    pub async fn has_reset_token_table(&self) -> bool {
+        let row = self.client.query_one("SELECT to_regclass('auth_password_reset_token') IS NOT NULL", &[]).await;
+        row.expect("catalog lookup").get(0)
+    }
+
+    /// Every row of the auth tables, as text in a fixed order: equal snapshots mean nothing was written.
+    pub async fn auth_tables_snapshot(&self) -> Vec<String> {
+        let rows = self
+            .client
+            .query(
+                "SELECT 'auth_identity ' || a::text FROM auth_identity a \
+                 UNION ALL SELECT 'provider_identity ' || p::text FROM provider_identity p ORDER BY 1",
+                &[],
+            )
+            .await
+            .expect("snapshot");
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+
+    /// Ends every other session on this database, as a restart or failover would, and waits until
+    /// the server has closed them.
+    pub async fn end_other_sessions(&self) {
+        let others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        self.client.execute(&format!("SELECT pg_terminate_backend(pid) {others}"), &[]).await.expect("terminate");
+        for _ in 0..100 {
+            let left: i64 = self.client.query_one(&format!("SELECT count(*) {others}"), &[]).await.unwrap().get(0);
+            if left == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("other sessions did not end");
+    }
+
+    /// What Medusa's update route does with a reset token whose signature and claims have been
+    /// verified: find a live, unexpired row whose `token_hash` is the SHA-256 hex of the `jti` and
+    /// whose provider identity matches the token's `entity_id` and the route's provider, then delete
+    /// it. True when the token was accepted (and so used up).
+    pub async fn medusa_consumes(&self, jti: &str, entity_id: &str, provider: &str) -> bool {
+        let found = self
+            .client
+            .query_opt(
+                "SELECT t.id FROM auth_password_reset_token t \
+                 JOIN provider_identity pi ON pi.id = t.provider_identity_id \
+                 WHERE t.token_hash = encode(sha256(convert_to($1, 'UTF8')), 'hex') \
+                   AND t.deleted_at IS NULL AND t.expires_at > now() \
+                   AND pi.entity_id = $2 AND pi.provider = $3",
+                &[&jti, &entity_id, &provider],
+            )
+            .await
+            .expect("Medusa's lookup");
+        match found {
+            Some(row) => {
+                let id: String = row.get(0);
+                self.client.execute("DELETE FROM auth_password_reset_token WHERE id = $1", &[&id]).await.expect("use");
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// The claims of the next event's token, verified independently; panics on any other event.
@@ -142,7 +200,7 @@ async fn an_unknown_identity_gets_201_no_row_and_only_the_unknown_event() {
 
     assert_eq!(request(&app, "nobody@example.com").await, StatusCode::CREATED);
     match events.try_recv() {
-        Ok(AuthEvent::UnknownIdentity(event)) => assert_eq!(event.entity_id, "nobody@example.com"),
+        Ok(AuthEvent::UnknownIdentity(event)) => assert_eq!(event.about.entity_id, "nobody@example.com"),
         other => panic!("expected the unknown-identity event, got {other:?}"),
     }
     assert!(events.try_recv().is_err());
@@ -158,10 +216,9 @@ async fn an_unknown_identity_gets_201_no_row_and_only_the_unknown_event() {
 async fn spellings_medusa_does_not_know_leave_the_accounts_share_for_its_own_request() {
     let db = TestDb::create().await;
     db.add_identity("alice@example.com", "emailpass").await;
-    let (publisher, mut events) = ChannelPublisher::new();
     // The shipped limits: one token a minute, five an hour, per identifier.
     let config = api_config(&[("RATE_LIMIT_PER_IDENTIFIER", "1/60,5/3600")]);
-    let app = crate::support::app(&config, publisher, PostgresIdentityStore::new(db.settings()));
+    let (app, mut events) = TestApp::with_channel(&config, PostgresIdentityStore::new(db.settings()));
     for spelling in
         ["ALICE@example.com", "alice@EXAMPLE.com", "Alice@Example.com", "ALICE@EXAMPLE.COM", "aLiCe@example.com"]
     {
@@ -171,7 +228,7 @@ async fn spellings_medusa_does_not_know_leave_the_accounts_share_for_its_own_req
     let mut tokens = Vec::new();
     while let Ok(event) = events.try_recv() {
         if let AuthEvent::PasswordReset(event) = event {
-            tokens.push(event.entity_id);
+            tokens.push(event.about.entity_id);
         }
     }
     assert_eq!(tokens, ["alice@example.com"], "her own request gets its e-mail");
@@ -220,11 +277,10 @@ async fn a_publish_failure_leaves_no_row() {
 async fn a_database_that_is_down_is_a_500_quickly_and_publishes_nothing() {
     let down = unreachable_endpoint().replace("http://", "postgres://postgres@") + "/medusa?sslmode=disable";
     let config = api_config(&[("MEDUSA_DATABASE_URL", &down), ("MEDUSA_DATABASE_TIMEOUT_MS", "500")]);
-    let (publisher, mut events) = ChannelPublisher::new();
-    let app =
-        crate::support::app(&config, publisher, PostgresIdentityStore::new(crate::support::database_settings(&config)));
+    let (app, mut events) =
+        TestApp::with_channel(&config, PostgresIdentityStore::new(crate::support::database_settings(&config)));
     let started = Instant::now();
-    let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    let (response, body) = app.reset("a@example.com").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "unknown_error");
     assert!(!body.contains("postgres"), "{body}");
@@ -245,9 +301,8 @@ async fn a_stuck_database_times_out_instead_of_hanging() {
     blocker.client.batch_execute("BEGIN; LOCK TABLE auth_password_reset_token IN ACCESS EXCLUSIVE MODE").await.unwrap();
     let url = db.url.clone();
     let config = api_config(&[("MEDUSA_DATABASE_URL", &url), ("MEDUSA_DATABASE_TIMEOUT_MS", "300")]);
-    let (publisher, mut events) = ChannelPublisher::new();
-    let app =
-        crate::support::app(&config, publisher, PostgresIdentityStore::new(crate::support::database_settings(&config)));
+    let (app, mut events) =
+        TestApp::with_channel(&config, PostgresIdentityStore::new(crate::support::database_settings(&config)));
     let started = Instant::now();
     assert_eq!(request(&app, "a@example.com").await, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
@@ -262,7 +317,7 @@ async fn concurrent_requests_from_many_environments_leave_exactly_one_live_row()
     let db = TestDb::create().await;
     db.add_identity("a@example.com", "emailpass").await;
     // Eight apps, eight connections: as eight Lambda execution environments would be.
-    let apps: Vec<(Router, UnboundedReceiver<AuthEvent>)> = (0..8).map(|_| app(&db)).collect();
+    let apps: Vec<(TestApp, UnboundedReceiver<AuthEvent>)> = (0..8).map(|_| app(&db)).collect();
     let mut requests = tokio::task::JoinSet::new();
     for (app, _) in &apps {
         for _ in 0..4 {
@@ -309,7 +364,7 @@ async fn every_request_succeeds_through_pgbouncer_in_transaction_mode() {
     let bouncer = PgBouncer::start(&db.name);
     // Four environments, each with its one connection to the pooler, which hands each transaction to
     // whichever of its server connections is next.
-    let mut environments: Vec<(Router, UnboundedReceiver<AuthEvent>)> =
+    let mut environments: Vec<(TestApp, UnboundedReceiver<AuthEvent>)> =
         (0..4).map(|_| app_on(settings_for(&bouncer.url(&db.name)))).collect();
     let mut statuses = Vec::new();
 
@@ -383,16 +438,15 @@ async fn known_and_unknown_identifiers_get_identical_answers_no_sooner_than_the_
         ("AUTH_CORS", ORIGIN),
     ]);
     assert_eq!(config.response_floor, FLOOR);
-    let (publisher, mut events) = ChannelPublisher::new();
-    let app =
-        crate::support::app(&config, publisher, PostgresIdentityStore::new(crate::support::database_settings(&config)));
+    let (app, mut events) =
+        TestApp::with_channel(&config, PostgresIdentityStore::new(crate::support::database_settings(&config)));
     // Status, body and every header, names and values in order, with the CORS headers an allowed
     // storefront gets; and how long the answer took.
     let answer = async |identifier: &str| {
         let mut post = post_json(ROUTE, &serde_json::json!({ "identifier": identifier }).to_string());
         post.headers_mut().insert("origin", ORIGIN.parse().unwrap());
         let started = Instant::now();
-        let (response, body) = send(&app, post).await;
+        let (response, body) = app.send(post).await;
         let elapsed = started.elapsed();
         let headers: Vec<(String, Vec<u8>)> =
             response.headers().iter().map(|(name, value)| (name.to_string(), value.as_bytes().to_vec())).collect();
@@ -441,7 +495,7 @@ async fn on_a_medusa_2_15_database_only_known_identities_get_a_token_and_nothing
         for unknown in ["nobody@example.com", "gone@example.com"] {
             assert_eq!(request(&app, unknown).await, StatusCode::CREATED);
             match events.try_recv() {
-                Ok(AuthEvent::UnknownIdentity(event)) => assert_eq!(event.entity_id, unknown),
+                Ok(AuthEvent::UnknownIdentity(event)) => assert_eq!(event.about.entity_id, unknown),
                 other => panic!("{unknown}: expected the unknown-identity event, got {other:?}"),
             }
         }
@@ -496,7 +550,7 @@ fn limits(settings: &DatabaseSettings) -> (Duration, Duration) {
 }
 
 /// A request for a known identity that must succeed: its token's row is the identity's only one.
-async fn assert_recorded(db: &TestDb, app: &Router, events: &mut UnboundedReceiver<AuthEvent>, identifier: &str) {
+async fn assert_recorded(db: &TestDb, app: &TestApp, events: &mut UnboundedReceiver<AuthEvent>, identifier: &str) {
     assert_eq!(request(app, identifier).await, StatusCode::CREATED, "{identifier}");
     assert_row_is_the_new_tokens(db, events, identifier).await;
 }
@@ -510,9 +564,9 @@ async fn assert_row_is_the_new_tokens(db: &TestDb, events: &mut UnboundedReceive
 }
 
 /// A request for an identifier without an account that must succeed as one.
-async fn assert_unknown(app: &Router, events: &mut UnboundedReceiver<AuthEvent>, identifier: &str) {
+async fn assert_unknown(app: &TestApp, events: &mut UnboundedReceiver<AuthEvent>, identifier: &str) {
     assert_eq!(request(app, identifier).await, StatusCode::CREATED, "{identifier}");
-    assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(e)) if e.entity_id == identifier));
+    assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(e)) if e.about.entity_id == identifier));
 }
 
 #[tokio::test]
@@ -594,9 +648,8 @@ async fn a_connection_that_dies_between_the_lookup_and_the_issue_is_replaced_bef
     let armed = Arc::new(AtomicBool::new(false));
     let limiter = KillingLimiter { proxy: proxy.clone(), armed: armed.clone() };
     let (publisher, mut events) = ChannelPublisher::new();
-    let secret = SigningSecret::parse(SECRET).unwrap();
     let store = PostgresIdentityStore::new(settings_for(&url));
-    let app = medusa_reset::app::wiring::app(&api_config(&[]), &secret, publisher, store, limiter);
+    let app = TestApp::with_limiter(&api_config(&[]), publisher, store, limiter);
     assert_recorded(&db, &app, &mut events, "a@example.com").await;
 
     armed.store(true, Ordering::SeqCst);
@@ -667,7 +720,7 @@ async fn a_database_that_went_down_behind_a_dead_connection_is_a_500_well_within
     let admin = crate::support::medusa_db::connect_to(&maintenance).await;
     admin.batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", db.name)).await.unwrap();
     let started = Instant::now();
-    let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    let (response, body) = app.reset("a@example.com").await;
     let elapsed = started.elapsed();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "unknown_error");

@@ -1,7 +1,6 @@
 //! The reset route in-process: Medusa's contract, the token, CORS, and a table of hostile requests.
 
-use crate::support::{SECRET, api_config, post_json, send, verify_independently};
-use axum::Router;
+use crate::support::{ROUTE, SECRET, TestApp, api_config, post_json, verify_independently};
 use axum::body::Body;
 use http::{Request, StatusCode};
 use medusa_reset::domain::event::{AuthEvent, PasswordResetEvent};
@@ -13,11 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-const ROUTE: &str = "/auth/customer/emailpass/reset-password";
-
-fn app_with(overrides: &[(&str, &str)]) -> (Router, UnboundedReceiver<AuthEvent>) {
-    let (publisher, events) = ChannelPublisher::new();
-    (crate::support::app(&api_config(overrides), publisher, MemoryIdentityStore::open()), events)
+fn app_with(overrides: &[(&str, &str)]) -> (TestApp, UnboundedReceiver<AuthEvent>) {
+    TestApp::with_channel(&api_config(overrides), MemoryIdentityStore::open())
 }
 
 /// The next published event, which must be a password reset.
@@ -28,15 +24,14 @@ fn next_reset(events: &mut UnboundedReceiver<AuthEvent>) -> PasswordResetEvent {
     }
 }
 
-fn app() -> (Router, UnboundedReceiver<AuthEvent>) {
+fn app() -> (TestApp, UnboundedReceiver<AuthEvent>) {
     app_with(&[("AUTH_CORS", "http://localhost:8000,/\\.example\\.com$/")])
 }
 
 #[tokio::test]
 async fn a_valid_request_gets_medusas_201_and_publishes_one_event() {
     let (app, mut events) = app();
-    let (response, body) =
-        send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com","metadata":{"locale":"de"}}"#)).await;
+    let (response, body) = app.post(ROUTE, r#"{"identifier":"a@example.com","metadata":{"locale":"de"}}"#).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(body, "Created");
     assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
@@ -63,7 +58,7 @@ async fn a_valid_request_gets_medusas_201_and_publishes_one_event() {
 #[tokio::test]
 async fn a_token_signed_with_another_secret_is_rejected_by_the_independent_verifier() {
     let (app, mut events) = app();
-    send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    app.reset("a@example.com").await;
     let token = next_reset(&mut events).token;
     let complaint = verify_independently(token.expose(), "another-secret-of-at-least-32-bytes!!", None).unwrap_err();
     assert!(complaint.contains("InvalidSignatureError"), "{complaint}");
@@ -73,7 +68,7 @@ async fn a_token_signed_with_another_secret_is_rejected_by_the_independent_verif
 async fn issuer_audience_and_lifetime_follow_configuration() {
     let (app, mut events) =
         app_with(&[("JWT_ISSUER", "shop"), ("JWT_AUDIENCE", "storefront"), ("RESET_TOKEN_TTL_SECONDS", "120")]);
-    send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    app.reset("a@example.com").await;
     let token = next_reset(&mut events).token;
     let claims = verify_independently(token.expose(), SECRET, Some("storefront")).unwrap();
     assert_eq!((claims["iss"].as_str(), claims["aud"].as_str()), (Some("shop"), Some("storefront")));
@@ -84,7 +79,7 @@ async fn issuer_audience_and_lifetime_follow_configuration() {
 #[tokio::test]
 async fn a_bare_json_string_is_refused_as_medusas_parser_refuses_it() {
     let (app, mut events) = app();
-    let (response, body) = send(&app, post_json(ROUTE, r#""customer@gmail.com""#)).await;
+    let (response, body) = app.post(ROUTE, r#""customer@gmail.com""#).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
@@ -96,12 +91,11 @@ async fn a_bare_json_string_is_refused_as_medusas_parser_refuses_it() {
 #[tokio::test]
 async fn unknown_identifier_gets_the_same_answer() {
     // A store that knows one identity, so the two requests take different paths inside.
-    let (publisher, mut events) = ChannelPublisher::new();
     let store = MemoryIdentityStore::with_identities([("customer@example.com", "emailpass")]);
-    let app = crate::support::app(&api_config(&[]), publisher, store);
-    let (known, known_body) = send(&app, post_json(ROUTE, r#"{"identifier":"customer@example.com"}"#)).await;
+    let (app, mut events) = TestApp::with_channel(&api_config(&[]), store);
+    let (known, known_body) = app.reset("customer@example.com").await;
     assert!(matches!(events.try_recv(), Ok(AuthEvent::PasswordReset(_))), "the known identity got a token");
-    let (unknown, unknown_body) = send(&app, post_json(ROUTE, r#"{"identifier":"nobody@nowhere.test"}"#)).await;
+    let (unknown, unknown_body) = app.reset("nobody@nowhere.test").await;
     assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(_))), "the unknown one got none");
     assert_eq!(known.status(), StatusCode::CREATED);
     assert_eq!((known.status(), &known_body), (unknown.status(), &unknown_body));
@@ -111,8 +105,7 @@ async fn unknown_identifier_gets_the_same_answer() {
 #[tokio::test]
 async fn a_disallowed_provider_is_refused_with_medusas_message() {
     let (app, mut events) = app();
-    let (response, body) =
-        send(&app, post_json("/auth/customer/github/reset-password", r#"{"identifier":"a@example.com"}"#)).await;
+    let (response, body) = app.post("/auth/customer/github/reset-password", r#"{"identifier":"a@example.com"}"#).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap(),
@@ -132,7 +125,7 @@ async fn validation_failures_use_medusas_messages() {
         (r#"[]"#, "Invalid request: Field '' is required"),
     ];
     for (body, message) in cases {
-        let (response, text) = send(&app, post_json(ROUTE, body)).await;
+        let (response, text) = app.post(ROUTE, body).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(text, json!({"type": "invalid_data", "message": message}).to_string(), "{body}");
     }
@@ -142,7 +135,7 @@ async fn validation_failures_use_medusas_messages() {
 async fn a_publish_failure_is_medusas_unknown_error() {
     let (app, events) = app();
     drop(events);
-    let (response, body) = send(&app, post_json(ROUTE, r#"{"identifier":"a@example.com"}"#)).await;
+    let (response, body) = app.reset("a@example.com").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap(),
@@ -157,8 +150,7 @@ async fn failures_take_no_less_than_the_response_floor_as_successes_do() {
     let (app, events) = app_with(&overrides);
     let timed = async |identifier: &str| {
         let started = Instant::now();
-        let body = json!({ "identifier": identifier }).to_string();
-        let (response, _) = send(&app, post_json(ROUTE, &body)).await;
+        let (response, _) = app.reset(identifier).await;
         (response.status(), started.elapsed())
     };
     // The bus is gone, so resets fail with a 500; after two the client is over its limit: a 429.
@@ -211,11 +203,10 @@ async fn a_failed_publish_takes_the_same_store_steps_for_a_known_and_an_unknown_
     };
     let (publisher, events) = ChannelPublisher::new();
     drop(events);
-    let app = crate::support::app(&api_config(&[]), publisher, store.clone());
+    let app = TestApp::new(&api_config(&[]), publisher, store.clone());
     let mut steps = Vec::new();
     for identifier in ["known@example.com", "nobody@example.com"] {
-        let body = json!({ "identifier": identifier }).to_string();
-        let (response, _) = send(&app, post_json(ROUTE, &body)).await;
+        let (response, _) = app.reset(identifier).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{identifier}");
         steps.push(store.take());
     }
@@ -234,7 +225,7 @@ async fn an_allowed_origin_gets_a_preflight_answer_with_credentials() {
             .header("access-control-request-headers", "content-type,x-publishable-api-key")
             .body(Body::empty())
             .unwrap();
-        let (response, _) = send(&app, preflight).await;
+        let (response, _) = app.send(preflight).await;
         assert!(response.status().is_success(), "{origin}: {}", response.status());
         let headers = response.headers();
         assert_eq!(headers["access-control-allow-origin"], origin);
@@ -244,7 +235,7 @@ async fn an_allowed_origin_gets_a_preflight_answer_with_credentials() {
     }
     let mut post = post_json(ROUTE, r#"{"identifier":"a@example.com"}"#);
     post.headers_mut().insert("origin", "http://localhost:8000".parse().unwrap());
-    let (response, _) = send(&app, post).await;
+    let (response, _) = app.send(post).await;
     assert_eq!(response.headers()["access-control-allow-origin"], "http://localhost:8000");
 }
 
@@ -256,17 +247,17 @@ async fn an_unknown_origin_gets_no_cors_headers() {
         .header("access-control-request-method", "POST")
         .body(Body::empty())
         .unwrap();
-    let (response, _) = send(&app, preflight).await;
+    let (response, _) = app.send(preflight).await;
     assert!(response.headers().get("access-control-allow-origin").is_none());
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_the_json_error_shape() {
     let (app, _events) = app();
-    let (response, body) = send(&app, post_json("/auth/customer/emailpass/reset", "{}")).await;
+    let (response, body) = app.post("/auth/customer/emailpass/reset", "{}").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "not_found");
-    let (response, body) = send(&app, Request::get(ROUTE).body(Body::empty()).unwrap()).await;
+    let (response, body) = app.send(Request::get(ROUTE).body(Body::empty()).unwrap()).await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "not_allowed");
 }
@@ -451,7 +442,7 @@ async fn hostile_requests_get_their_exact_answer_and_publish_nothing() {
         if let Some(content_type) = case.content_type {
             builder = builder.header("content-type", content_type);
         }
-        let (response, body) = send(&app, builder.body(Body::from(case.body)).unwrap()).await;
+        let (response, body) = app.send(builder.body(Body::from(case.body)).unwrap()).await;
         let name = case.name;
         assert_eq!(response.status().as_u16(), case.status, "{name}: {body}");
         let headers = response.headers();
@@ -531,12 +522,12 @@ proptest! {
             if !content_type.is_empty() {
                 request = request.header("content-type", content_type);
             }
-            (send(&app, request.body(Body::from(body.clone())).unwrap()).await.0.status(), events)
+            (app.send(request.body(Body::from(body.clone())).unwrap()).await.0.status(), events)
         });
         if status == StatusCode::CREATED {
             let sent: Value = serde_json::from_slice(&body).unwrap();
             let event = next_reset(&mut events);
-            prop_assert_eq!(Some(event.entity_id.as_str()), sent["identifier"].as_str());
+            prop_assert_eq!(Some(event.about.entity_id.as_str()), sent["identifier"].as_str());
             let published = serde_json::to_value(&event).unwrap();
             let empty = json!({});
             prop_assert_eq!(&published["metadata"], sent.get("metadata").unwrap_or(&empty));

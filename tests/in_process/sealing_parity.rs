@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::support::{SECRET, api_config, moto_sdk_config, post_json, sdk_config_for, send, serve};
+use crate::support::{SECRET, TestApp, api_config, moto_sdk_config, sdk_config_for, serve};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -69,20 +69,19 @@ async fn aws(State(stub): State<KmsStub>, headers: HeaderMap, body: String) -> i
 }
 
 /// The route with one account (`known@example.com`) and the Lambda's publisher, on the stub.
-async fn sealing_app(stub: &KmsStub) -> Router {
+async fn sealing_app(stub: &KmsStub) -> TestApp {
     let endpoint = serve(Router::new().route("/", post(aws)).with_state(stub.clone())).await;
     let config = api_config(&[("TOKEN_KMS_KEY_ID", KEY_ID)]);
     let publisher = reset_publisher(&config, &secret(), &sdk_config_for(&endpoint).await);
-    crate::support::app(&config, publisher, MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]))
+    TestApp::new(&config, publisher, MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]))
 }
 
 fn secret() -> SigningSecret {
     SigningSecret::parse(SECRET).expect("a long enough secret")
 }
 
-async fn reset(app: &Router, identifier: &str) -> StatusCode {
-    let body = format!(r#"{{"identifier":"{identifier}"}}"#);
-    send(app, post_json("/auth/customer/emailpass/reset-password", &body)).await.0.status()
+async fn reset(app: &TestApp, identifier: &str) -> StatusCode {
+    app.reset(identifier).await.0.status()
 }
 
 #[tokio::test]
@@ -151,11 +150,8 @@ async fn an_unknown_identifier_is_served_by_a_real_kms_too() {
     let key_id = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_owned();
     let config = api_config(&[("TOKEN_KMS_KEY_ID", &key_id)]);
     let publisher = reset_publisher(&config, &secret(), &sdk);
-    let app = crate::support::app(
-        &config,
-        publisher,
-        MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]),
-    );
+    let app =
+        TestApp::new(&config, publisher, MemoryIdentityStore::with_identities([("known@example.com", "emailpass")]));
     assert_eq!(reset(&app, "known@example.com").await, StatusCode::CREATED);
     assert_eq!(reset(&app, "other@example.com").await, StatusCode::CREATED);
 }

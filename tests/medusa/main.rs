@@ -1,7 +1,6 @@
 //! Tests beside a real Medusa 2.21.2 (`tools/with-medusa`): its answers compared with ours, our tokens at its
 //! update route, its own reset route closed, the storefront's JS SDK through `make run`.
 
-#[path = "../support/mod.rs"]
 mod support;
 
 mod backend_proxy;

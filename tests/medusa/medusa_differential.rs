@@ -7,10 +7,10 @@
 //! actor types outside the allow-list, numbers beyond a double's range, and unknown routes.
 
 use crate::support::medusa::{self, AUTH_PROVIDERS, Answer};
+use crate::support::{ROUTE, TestApp};
 use axum::body::Body;
 use http::Request;
 use medusa_reset::identity::MemoryIdentityStore;
-use medusa_reset::publish::ChannelPublisher;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use serde_json::{Map, Value, json};
@@ -131,12 +131,12 @@ fn case() -> impl Strategy<Value = Case> {
     })
 }
 
-async fn ours(app: &axum::Router, case: &Case) -> Answer {
+async fn ours(app: &TestApp, case: &Case) -> Answer {
     let mut request = Request::post(&case.path);
     if let Some(content_type) = case.content_type {
         request = request.header("content-type", content_type);
     }
-    let (response, body) = crate::support::send(app, request.body(Body::from(case.body.clone())).unwrap()).await;
+    let (response, body) = app.send(request.body(Body::from(case.body.clone())).unwrap()).await;
     let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
     Answer { status: response.status().as_u16(), content_type, body }
 }
@@ -160,13 +160,12 @@ fn generated_requests_get_the_same_answer_from_medusa_and_from_us() {
     let cases = std::env::var("CONFORMANCE_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_CASES);
     println!("differential: {cases} cases, CONFORMANCE_SEED={seed}");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (publisher, _events) = ChannelPublisher::new();
     let config = crate::support::api_config(&[
         ("AUTH_PROVIDERS", AUTH_PROVIDERS),
         ("RATE_LIMIT_PER_IDENTIFIER", "100000/60"),
         ("RATE_LIMIT_PER_IP", "100000/60"),
     ]);
-    let app = crate::support::app(&config, publisher, MemoryIdentityStore::open());
+    let (app, _events) = TestApp::with_channel(&config, MemoryIdentityStore::open());
     let client = medusa::client();
 
     let mut seed_bytes = [0u8; 32];
@@ -192,12 +191,8 @@ fn generated_requests_get_the_same_answer_from_medusa_and_from_us() {
 /// here names the case without shrinking.
 #[tokio::test]
 async fn the_contracts_examples_get_the_same_answer_from_medusa_and_from_us() {
-    let (publisher, _events) = ChannelPublisher::new();
-    let app = crate::support::app(
-        &crate::support::api_config(&[("AUTH_PROVIDERS", AUTH_PROVIDERS)]),
-        publisher,
-        MemoryIdentityStore::open(),
-    );
+    let config = crate::support::api_config(&[("AUTH_PROVIDERS", AUTH_PROVIDERS)]);
+    let (app, _events) = TestApp::with_channel(&config, MemoryIdentityStore::open());
     let client = medusa::client();
     let exactly = [
         "{}",
@@ -224,12 +219,8 @@ async fn the_contracts_examples_get_the_same_answer_from_medusa_and_from_us() {
     let cases =
         exactly.iter().map(|b| (b, Compare::Exactly)).chain(parser_text.iter().map(|b| (b, Compare::ParserText)));
     for (body, compare) in cases {
-        let case = Case {
-            path: "/auth/customer/emailpass/reset-password".into(),
-            content_type: Some("application/json"),
-            body: (*body).to_owned(),
-            compare,
-        };
+        let case =
+            Case { path: ROUTE.into(), content_type: Some("application/json"), body: (*body).to_owned(), compare };
         let medusa = medusa::send(&client, &case.path, case.content_type, case.body.clone().into_bytes()).await;
         let ours = ours(&app, &case).await;
         if let Err(e) = check(&case, &medusa, &ours) {

@@ -2,41 +2,16 @@
 //! accepted once by Medusa's password-update route, refused on reuse, and the new password logs in;
 //! an address Medusa does not know records nothing.
 
-use crate::support::medusa::{self, AUTH_PROVIDERS};
-use crate::support::medusa_db::connect_to;
-use axum::Router;
-use http::StatusCode;
+use crate::support::medusa;
+use http::{Response, StatusCode};
 use medusa_reset::domain::event::AuthEvent;
-use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::PostgresIdentityStore;
-use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::ratelimit::MemoryRateLimiter;
-use tokio::sync::mpsc::UnboundedReceiver;
-
-/// Our router in database mode on Medusa's database, signing with Medusa's secret.
-fn our_app() -> (Router, UnboundedReceiver<AuthEvent>) {
-    let database_url = format!("{}?sslmode=disable", medusa::database_url());
-    let secret = medusa::jwt_secret();
-    let config = crate::support::api_config(&[
-        ("AUTH_PROVIDERS", AUTH_PROVIDERS),
-        ("MEDUSA_DATABASE_URL", &database_url),
-        ("JWT_SECRET", &secret),
-    ]);
-    let secret = SigningSecret::parse(secret).expect("Medusa's secret is long enough");
-    let store = PostgresIdentityStore::new(crate::support::database_settings(&config));
-    let (publisher, events) = ChannelPublisher::new();
-    let limiter = MemoryRateLimiter::new(config.limits.limits.clone());
-    (medusa_reset::app::wiring::app(&config, &secret, publisher, store, limiter), events)
-}
 
 fn unique_email(actor_type: &str) -> String {
     format!("{actor_type}-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
-async fn request_reset(app: &Router, actor_type: &str, email: &str) {
-    let path = format!("/auth/{actor_type}/emailpass/reset-password");
-    let body = serde_json::json!({ "identifier": email }).to_string();
-    let (response, text) = crate::support::send(app, crate::support::post_json(&path, &body)).await;
+/// Our route's answer, which must be Medusa's 201.
+fn assert_created((response, text): (Response<()>, String)) {
     assert_eq!((response.status(), text.as_str()), (StatusCode::CREATED, "Created"));
 }
 
@@ -44,9 +19,9 @@ async fn medusa_accepts_our_token_once_and_the_new_password_logs_in(actor_type: 
     let client = medusa::client();
     let email = unique_email(actor_type);
     medusa::register(&client, actor_type, &email, "old-password-1").await;
-    let (app, mut events) = our_app();
+    let (app, mut events) = medusa::our_app();
 
-    request_reset(&app, actor_type, &email).await;
+    assert_created(app.reset_as(actor_type, &email).await);
     let token = match events.try_recv() {
         Ok(AuthEvent::PasswordReset(event)) => event.token.expose().to_owned(),
         other => panic!("expected a reset token for {email}, got {other:?}"),
@@ -77,10 +52,10 @@ async fn a_newer_token_replaces_the_older_one_as_medusa_requires() {
     let client = medusa::client();
     let email = unique_email("customer");
     medusa::register(&client, "customer", &email, "old-password-1").await;
-    let (app, mut events) = our_app();
+    let (app, mut events) = medusa::our_app();
     let mut tokens = Vec::new();
     for _ in 0..2 {
-        request_reset(&app, "customer", &email).await;
+        assert_created(app.reset(&email).await);
         match events.try_recv() {
             Ok(AuthEvent::PasswordReset(event)) => tokens.push(event.token.expose().to_owned()),
             other => panic!("expected a reset token, got {other:?}"),
@@ -94,12 +69,12 @@ async fn a_newer_token_replaces_the_older_one_as_medusa_requires() {
 
 #[tokio::test]
 async fn an_address_medusa_does_not_know_records_nothing() {
-    let (app, mut events) = our_app();
+    let (app, mut events) = medusa::our_app();
     let email = unique_email("customer");
-    request_reset(&app, "customer", &email).await;
-    assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(e)) if e.entity_id == email));
+    assert_created(app.reset(&email).await);
+    assert!(matches!(events.try_recv(), Ok(AuthEvent::UnknownIdentity(e)) if e.about.entity_id == email));
     assert!(events.try_recv().is_err(), "no token is published");
-    let db = connect_to(&medusa::database_url()).await;
+    let db = medusa::database().await;
     let rows = db
         .query_one("SELECT count(*) FROM auth_password_reset_token WHERE entity_id = $1", &[&email])
         .await

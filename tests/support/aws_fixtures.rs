@@ -1,10 +1,39 @@
-//! AWS fixtures in moto: an EventBridge bus whose rule feeds an SQS queue, and a way to drain it;
-//! SES senders and sent mail; DynamoDB tables and the notifier's claims; a dead-letter queue.
+//! AWS on moto: the SDK's settings for it, an EventBridge bus whose rule feeds an SQS queue and a way
+//! to drain it, SES senders and sent mail, DynamoDB tables; and the sample Lambda events of `events/`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
+use aws_config::{Region, SdkConfig};
 use serde_json::{Value, json};
+
+/// The moto server `make test` started (`MOTO_ENDPOINT`); tests that need AWS fail loudly without it.
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT")
+        .unwrap_or_else(|_| panic!("MOTO_ENDPOINT is not set: run these tests with `make test`, which starts moto"))
+}
+
+/// SDK configuration pointing at moto with dummy credentials.
+pub async fn moto_sdk_config() -> SdkConfig {
+    sdk_config_for(&moto_endpoint()).await
+}
+
+/// The project's SDK settings against any local endpoint (moto, or a stub a test runs).
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    medusa_reset::aws::defaults()
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await
+}
+
+/// A sample event from `events/`, e.g. `read_event("notifier/valid.json")`.
+pub fn read_event(relative: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events").join(relative);
+    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
 /// A fresh bus with a rule (`source` + `auth.password_reset`) that targets a fresh SQS queue.
 pub struct BusToQueue {
@@ -97,36 +126,6 @@ impl BusToQueue {
     }
 }
 
-/// An `auth.password_reset` event as EventBridge hands it to the notifier, for `entity_id`, with a
-/// fresh token (its own `jti`, valid for 15 minutes); returns the event and the `jti`.
-pub fn password_reset_event(entity_id: &str) -> (Value, String) {
-    use medusa_reset::domain::token::{RESET_PURPOSE, ResetClaims};
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
-    let jti = uuid::Uuid::new_v4().to_string();
-    let claims = ResetClaims {
-        entity_id: entity_id.to_owned(),
-        provider: "emailpass".to_owned(),
-        actor_type: "customer".to_owned(),
-        purpose: RESET_PURPOSE.to_owned(),
-        jti: jti.clone(),
-        iat: now,
-        exp: now + 900,
-        iss: None,
-        aud: None,
-    };
-    let key = jsonwebtoken::EncodingKey::from_secret(super::SECRET.as_bytes());
-    let token = jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)
-        .expect("a signed token");
-    let event = json!({
-        "version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": "auth.password_reset",
-        "source": "medusa.auth", "account": "123456789012", "time": "2026-11-28T10:00:00Z", "region": "us-east-1",
-        "resources": [],
-        "detail": {"entity_id": entity_id, "actor_type": "customer", "provider": "emailpass", "token": token,
-            "metadata": {}},
-    });
-    (event, jti)
-}
-
 /// A sender domain verified in moto's SES, unique to the caller so tests do not share identities.
 pub async fn verified_sender(config: &SdkConfig) -> String {
     let domain = format!("shop-{}.example.com", uuid::Uuid::new_v4().simple());
@@ -176,55 +175,6 @@ pub async fn idempotency_table(config: &SdkConfig) -> String {
     table_with_ttl(config, "claims").await
 }
 
-/// The notifier's claim of the reset whose token has this `jti`: its attributes as strings
-/// (`state`, `owner`, `expires_at`), `None` when there is none.
-pub async fn claim_record(
-    config: &SdkConfig,
-    table: &str,
-    jti: &str,
-) -> Option<std::collections::HashMap<String, String>> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let item = aws_sdk_dynamodb::Client::new(config)
-        .get_item()
-        .table_name(table)
-        .key("pk", AttributeValue::S(format!("reset#{jti}")))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("get item")
-        .item?;
-    let text = |value: &AttributeValue| match value {
-        AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
-        other => format!("{other:?}"),
-    };
-    Some(item.iter().map(|(name, value)| (name.clone(), text(value))).collect())
-}
-
-/// A fresh SQS queue standing for the notifier's dead-letter queue; returns its URL.
-pub async fn dead_letter_queue(config: &SdkConfig) -> String {
-    let name = format!("dlq-{}", uuid::Uuid::new_v4().simple());
-    let created = aws_sdk_sqs::Client::new(config).create_queue().queue_name(name).send().await.expect("create queue");
-    created.queue_url.expect("queue url")
-}
-
-/// Messages in a queue, visible or being handled (SQS's approximate counts, exact on moto).
-pub async fn queue_depth(config: &SdkConfig, queue_url: &str) -> usize {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let attributes = aws_sdk_sqs::Client::new(config)
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .expect("queue attributes");
-    let count = |name: QueueAttributeName| {
-        attributes.attributes().and_then(|a| a.get(&name)).and_then(|n| n.parse::<usize>().ok()).expect("a count")
-    };
-    count(QueueAttributeName::ApproximateNumberOfMessages)
-        + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-}
-
 /// A fresh table keyed by `pk` (S) with TTL on `expires_at`, as `template.yaml` declares its tables.
 async fn table_with_ttl(config: &SdkConfig, prefix: &str) -> String {
     use aws_sdk_dynamodb::types::{
@@ -253,17 +203,4 @@ async fn table_with_ttl(config: &SdkConfig, prefix: &str) -> String {
         .await
         .expect("enable TTL");
     name
-}
-
-/// A Secrets Manager secret holding `value`; returns its ARN.
-pub async fn secret(config: &SdkConfig, value: &str) -> String {
-    let name = format!("jwt-{}", uuid::Uuid::new_v4().simple());
-    let created = aws_sdk_secretsmanager::Client::new(config)
-        .create_secret()
-        .name(name)
-        .secret_string(value)
-        .send()
-        .await
-        .expect("create secret");
-    created.arn().expect("an ARN").to_owned()
 }

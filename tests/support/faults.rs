@@ -1,7 +1,7 @@
 //! Faults a real AWS account throws, injected at the wire, on 127.0.0.1 only: a TCP proxy in front
 //! of PostgreSQL whose connections can be reset (RST) or go silently dead (bytes vanish both ways),
-//! and an HTTP proxy in front of moto that forwards each request, or throttles it, or forwards it
-//! and loses the reply, or answers a partial `PutEvents` failure, as its queued rules say.
+//! and an HTTP proxy in front of moto that forwards each request, or answers an error (a throttle, a
+//! partial failure) without forwarding it, or forwards it and loses the reply, as its queued rules say.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -18,11 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// One live connection through the TCP proxy: what the test can do to it.
-struct Link {
+pub struct Link {
     /// Set: bytes are read and dropped both ways, as a dead NAT entry or a frozen peer does.
-    dead: Arc<AtomicBool>,
+    pub dead: Arc<AtomicBool>,
     /// Set: the client's side is closed with an RST.
-    reset: Arc<AtomicBool>,
+    pub reset: Arc<AtomicBool>,
 }
 
 /// A TCP proxy to `upstream`; each accepted connection is relayed until the test kills it.
@@ -51,18 +51,16 @@ impl TcpFaultProxy {
         Self { addr, links, accepted }
     }
 
-    /// Every connection open now goes silent: nothing it is sent arrives, nothing comes back, and
-    /// neither side is told. Connections opened afterwards work.
-    pub fn kill_silently(&self) {
-        for link in self.links.lock().unwrap().drain(..) {
-            link.dead.store(true, Ordering::SeqCst);
-        }
+    /// The connections open now, for the test to break; connections opened afterwards work.
+    pub fn take_links(&self) -> Vec<Link> {
+        self.links.lock().unwrap().drain(..).collect()
     }
 
-    /// Every connection open now is reset (RST to the client), as an idle timeout at a proxy does.
-    pub fn reset_all(&self) {
-        for link in self.links.lock().unwrap().drain(..) {
-            link.reset.store(true, Ordering::SeqCst);
+    /// Every connection open now goes silent: nothing it is sent arrives, nothing comes back, and
+    /// neither side is told.
+    pub fn kill_silently(&self) {
+        for link in self.take_links() {
+            link.dead.store(true, Ordering::SeqCst);
         }
     }
 
@@ -126,48 +124,20 @@ async fn watch(flag: &AtomicBool) {
     }
 }
 
-/// What the HTTP proxy does with one request that a rule matches.
-#[derive(Debug, Clone)]
+/// What the HTTP proxy does with one request that a rule matches. The faults only some tests use
+/// are written beside them, as `Answer`s.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// Answers this status and JSON body without forwarding: the service did nothing.
     Answer { status: u16, body: String },
     /// Forwards the request, so the service acts on it, then answers 500 instead of its reply.
     LoseReply,
-    /// Answers `PutEvents` with HTTP 200 and `FailedEntryCount` 1 without forwarding.
-    PartialPutEvents,
-    /// Waits this long, then forwards.
-    Delay(Duration),
 }
 
 impl Fault {
     /// SES v2 refusing a send for the account's rate (not accepted).
     pub fn ses_throttled() -> Self {
         Self::aws_error(429, "TooManyRequestsException", "Maximum sending rate exceeded.")
-    }
-
-    /// SES v2 refusing a send for the account's daily quota (not accepted).
-    pub fn ses_daily_quota() -> Self {
-        Self::aws_error(429, "TooManyRequestsException", "Daily message quota exceeded.")
-    }
-
-    /// DynamoDB throttling a request (not applied).
-    pub fn dynamodb_throttled() -> Self {
-        Self::aws_error(
-            400,
-            "com.amazonaws.dynamodb.v20120810#ThrottlingException",
-            "Rate of requests exceeds the allowed throughput.",
-        )
-    }
-
-    /// DynamoDB cancelling a transaction, one reason per item (`None`, `TransactionConflict`, …).
-    pub fn transaction_cancelled(reasons: &[&str]) -> Self {
-        let reasons: Vec<serde_json::Value> = reasons.iter().map(|code| serde_json::json!({"Code": code})).collect();
-        let body = serde_json::json!({
-            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-            "message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
-            "CancellationReasons": reasons,
-        });
-        Self::Answer { status: 400, body: body.to_string() }
     }
 
     /// An AWS JSON error answer with `__type`, as both the JSON-1.0 and REST-JSON services send it.
@@ -178,20 +148,31 @@ impl Fault {
 }
 
 /// A fault for the next `times` requests that `matches` (an `X-Amz-Target` such as
-/// `DynamoDB_20120810.PutItem`, or a path fragment such as `/v2/email/outbound-emails`).
+/// `DynamoDB_20120810.PutItem`, or a path fragment such as `/v2/email/outbound-emails`); `None`
+/// lets them through untouched, so that a later rule meets the requests after them.
 #[derive(Debug, Clone)]
 struct Rule {
     matches: String,
-    fault: Fault,
+    fault: Option<Fault>,
     times: usize,
 }
 
 /// One request as the proxy saw it: what it was, and what was done.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Seen {
     /// `X-Amz-Target`, or the path where a REST service has none.
     pub operation: String,
     pub fault: Option<Fault>,
+}
+
+/// Short, as tests print the whole list in their messages.
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.fault {
+            Some(fault) => write!(f, "{}: {fault:?}", self.operation),
+            None => write!(f, "{}: forwarded", self.operation),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -216,20 +197,16 @@ impl HttpFaultProxy {
     }
 
     /// Applies `fault` to the next `times` requests whose operation contains `matches`.
-    pub fn inject(&self, matches: &str, fault: Fault, times: usize) {
+    pub fn inject(&self, matches: &str, fault: impl Into<Option<Fault>>, times: usize) {
         if times > 0 {
-            self.plan.rules.lock().unwrap().push_back(Rule { matches: matches.to_owned(), fault, times });
+            let rule = Rule { matches: matches.to_owned(), fault: fault.into(), times };
+            self.plan.rules.lock().unwrap().push_back(rule);
         }
     }
 
     /// Every request seen so far, in order.
     pub fn seen(&self) -> Vec<Seen> {
         self.plan.seen.lock().unwrap().clone()
-    }
-
-    /// How many requests whose operation contains `matches` were seen.
-    pub fn count(&self, matches: &str) -> usize {
-        self.seen().iter().filter(|seen| seen.operation.contains(matches)).count()
     }
 }
 
@@ -254,15 +231,6 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
             let _ = forward().await;
             json_answer(500, r#"{"__type":"InternalServerError","message":"the reply was lost"}"#.to_owned())
         }
-        Some(Fault::PartialPutEvents) => {
-            let body =
-                r#"{"FailedEntryCount":1,"Entries":[{"ErrorCode":"InternalFailure","ErrorMessage":"injected"}]}"#;
-            json_answer(200, body.to_owned())
-        }
-        Some(Fault::Delay(wait)) => {
-            tokio::time::sleep(wait).await;
-            forward().await
-        }
     }
 }
 
@@ -275,7 +243,7 @@ fn take_fault(plan: &Plan, operation: &str) -> Option<Fault> {
     if rule.times == 0 {
         rules.remove(index);
     }
-    Some(fault)
+    fault
 }
 
 /// A JSON answer; an error's `__type` is also given as `x-amzn-errortype`, where the REST services

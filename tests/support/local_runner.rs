@@ -12,7 +12,8 @@ pub struct LocalRunner {
     child: Option<tokio::process::Child>,
     /// `http://127.0.0.1:<port>`
     pub base: String,
-    outbox: PathBuf,
+    /// Where it writes the e-mails it sends (removed when the runner is dropped).
+    pub outbox: PathBuf,
 }
 
 impl LocalRunner {
@@ -47,11 +48,6 @@ impl LocalRunner {
     /// `base` followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
-    }
-
-    /// Where it writes the e-mails it sends (removed when the runner is dropped).
-    pub fn outbox(&self) -> &std::path::Path {
-        &self.outbox
     }
 
     /// Stops the runner and returns what it printed: standard output, then standard error.

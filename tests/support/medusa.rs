@@ -1,10 +1,15 @@
 //! The real Medusa 2.21.2 backend that `tools/with-medusa` starts for `make test`, and the calls
 //! the tests make to it: the same reset request our router gets, and Medusa's own register, login
-//! and password-update routes.
+//! and password-update routes; and our route on Medusa's database.
 
 use std::time::Duration;
 
+use medusa_reset::domain::event::AuthEvent;
+use medusa_reset::identity::PostgresIdentityStore;
 use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{TestApp, api_config, database_settings};
 
 /// The allow-list both sides are configured with (`medusa-config.js` has the same).
 pub const AUTH_PROVIDERS: &str = "customer=emailpass;user=emailpass";
@@ -34,6 +39,28 @@ pub fn database_url() -> String {
 /// The JWT secret Medusa signs and verifies with.
 pub fn jwt_secret() -> String {
     std::env::var("MEDUSA_JWT_SECRET").unwrap_or_else(|_| panic!("MEDUSA_JWT_SECRET is not set: run with `make test`"))
+}
+
+/// A connection to Medusa's own database, for a test's own statements.
+pub async fn database() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("Medusa's database at {}: {e}", database_url()));
+    tokio::spawn(connection);
+    client
+}
+
+/// Our route in database mode on Medusa's database, signing with Medusa's secret: the tokens it
+/// publishes are for Medusa's own update route.
+pub fn our_app() -> (TestApp, UnboundedReceiver<AuthEvent>) {
+    let database_url = format!("{}?sslmode=disable", database_url());
+    let secret = jwt_secret();
+    let config = api_config(&[
+        ("AUTH_PROVIDERS", AUTH_PROVIDERS),
+        ("MEDUSA_DATABASE_URL", &database_url),
+        ("JWT_SECRET", &secret),
+    ]);
+    TestApp::with_channel(&config, PostgresIdentityStore::new(database_settings(&config)))
 }
 
 /// One answer, reduced to what the contract fixes: status, content type and body.

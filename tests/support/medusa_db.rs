@@ -1,5 +1,5 @@
-//! A fresh PostgreSQL database with Medusa's auth tables, on the machine's server (127.0.0.1:5432),
-//! and Medusa's own checks written independently of the code under test.
+//! A fresh PostgreSQL database with Medusa's auth tables, on the machine's server (127.0.0.1:5432), for
+//! one test.
 
 use medusa_reset::config::Vars;
 use medusa_reset::identity::DatabaseSettings;
@@ -21,8 +21,7 @@ pub async fn connect_to(url: &str) -> Client {
 
 /// The project's settings for a database URL (a test database's, or a pooler's in front of it).
 pub fn settings_for(url: &str) -> DatabaseSettings {
-    let url = url.to_owned();
-    let vars = Vars::new(move |var: &str| (var == "MEDUSA_DATABASE_URL").then(|| url.clone()));
+    let vars = Vars::from_pairs(&[("MEDUSA_DATABASE_URL", url)]);
     DatabaseSettings::from_vars(&vars).expect("valid settings").expect("a database is configured")
 }
 
@@ -59,41 +58,6 @@ impl TestDb {
     /// What Medusa 2.16's migration adds: the reset-token table.
     pub async fn add_reset_token_table(&self) {
         self.client.batch_execute(include_str!("../sql/medusa_reset_token_table.sql")).await.expect("the token table");
-    }
-
-    /// Does the reset-token table exist?
-    pub async fn has_reset_token_table(&self) -> bool {
-        let row = self.client.query_one("SELECT to_regclass('auth_password_reset_token') IS NOT NULL", &[]).await;
-        row.expect("catalog lookup").get(0)
-    }
-
-    /// Every row of the auth tables, as text in a fixed order: equal snapshots mean nothing was written.
-    pub async fn auth_tables_snapshot(&self) -> Vec<String> {
-        let rows = self
-            .client
-            .query(
-                "SELECT 'auth_identity ' || a::text FROM auth_identity a \
-                 UNION ALL SELECT 'provider_identity ' || p::text FROM provider_identity p ORDER BY 1",
-                &[],
-            )
-            .await
-            .expect("snapshot");
-        rows.iter().map(|row| row.get(0)).collect()
-    }
-
-    /// Ends every other session on this database, as a restart or failover would, and waits until
-    /// the server has closed them.
-    pub async fn end_other_sessions(&self) {
-        let others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
-        self.client.execute(&format!("SELECT pg_terminate_backend(pid) {others}"), &[]).await.expect("terminate");
-        for _ in 0..100 {
-            let left: i64 = self.client.query_one(&format!("SELECT count(*) {others}"), &[]).await.unwrap().get(0);
-            if left == 0 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("other sessions did not end");
     }
 
     pub async fn drop_database(self) {
@@ -145,32 +109,5 @@ impl TestDb {
             .iter()
             .map(|row| (row.get(0), row.get(1), row.get(2)))
             .collect()
-    }
-
-    /// What Medusa's update route does with a reset token whose signature and claims have been
-    /// verified: find a live, unexpired row whose `token_hash` is the SHA-256 hex of the `jti` and
-    /// whose provider identity matches the token's `entity_id` and the route's provider, then delete
-    /// it. True when the token was accepted (and so used up).
-    pub async fn medusa_consumes(&self, jti: &str, entity_id: &str, provider: &str) -> bool {
-        let found = self
-            .client
-            .query_opt(
-                "SELECT t.id FROM auth_password_reset_token t \
-                 JOIN provider_identity pi ON pi.id = t.provider_identity_id \
-                 WHERE t.token_hash = encode(sha256(convert_to($1, 'UTF8')), 'hex') \
-                   AND t.deleted_at IS NULL AND t.expires_at > now() \
-                   AND pi.entity_id = $2 AND pi.provider = $3",
-                &[&jti, &entity_id, &provider],
-            )
-            .await
-            .expect("Medusa's lookup");
-        match found {
-            Some(row) => {
-                let id: String = row.get(0);
-                self.client.execute("DELETE FROM auth_password_reset_token WHERE id = $1", &[&id]).await.expect("use");
-                true
-            }
-            None => false,
-        }
     }
 }

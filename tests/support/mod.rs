@@ -1,73 +1,24 @@
-//! Shared test support: the real parts tests use (moto, the compiled binaries, an independent JWT
-//! verifier) and small helpers to drive the router in-process.
-// Each test crate uses a different subset of these helpers.
-#![allow(dead_code)]
+//! What every test binary uses: the reset route in process on the tests' configuration (`TestApp`),
+//! and stubs on free loopback ports. Each binary's `support.rs` includes this file and, of the other
+//! files in this folder, only those its tests use: so nothing here is dead code in any of them.
 
-pub mod aws_fixtures;
-pub mod faults;
-pub mod local_runner;
-pub mod medusa;
-pub mod medusa_db;
-pub mod pgbouncer;
-pub mod runtime_api;
-pub mod tls_front;
-
-use std::path::PathBuf;
-use std::process::Command;
-
-use aws_config::{Region, SdkConfig};
 use axum::Router;
 use axum::body::Body;
 use http::{Request, Response};
 use http_body_util::BodyExt;
+use medusa_reset::aws::secrets::{DatabaseSource, SecretSource};
 use medusa_reset::config::{ApiConfig, Profile, Vars};
-use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::IdentityStore;
-use medusa_reset::publish::EventPublisher;
-use medusa_reset::ratelimit::MemoryRateLimiter;
-use serde_json::Value;
+use medusa_reset::domain::event::AuthEvent;
+use medusa_reset::identity::{DatabaseSettings, IdentityStore};
+use medusa_reset::publish::{ChannelPublisher, EventPublisher};
+use medusa_reset::ratelimit::{MemoryRateLimiter, RateLimiter};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tower::ServiceExt;
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
-/// The customer reset link the tests' notifiers are configured with.
-pub const LINK_TEMPLATE: &str = "https://shop.example.com/reset-password?token={token}&email={email}";
-
-/// The compiled notifier under `api` as Lambda runs it: sending as `sender` through moto's SES,
-/// claiming in `table`, logging JSON, output captured. Callers add what differs and spawn it.
-pub fn notifier_command(api: &runtime_api::RuntimeApi, sender: &str, table: &str) -> tokio::process::Command {
-    let mut command = api.command(std::path::Path::new(env!("CARGO_BIN_EXE_notifier")), "notifier");
-    command
-        .env("MAIL_FROM", sender)
-        .env("RESET_URL_TEMPLATE_CUSTOMER", LINK_TEMPLATE)
-        .env("IDEMPOTENCY_TABLE", table)
-        .env("AWS_ENDPOINT_URL", moto_endpoint())
-        .env("LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    command
-}
-
-/// The moto server `make test` started (`MOTO_ENDPOINT`); tests that need AWS fail loudly without it.
-pub fn moto_endpoint() -> String {
-    std::env::var("MOTO_ENDPOINT")
-        .unwrap_or_else(|_| panic!("MOTO_ENDPOINT is not set: run these tests with `make test`, which starts moto"))
-}
-
-/// SDK configuration pointing at moto with dummy credentials.
-pub async fn moto_sdk_config() -> SdkConfig {
-    sdk_config_for(&moto_endpoint()).await
-}
-
-/// The project's SDK settings against any local endpoint (moto, or a stub a test runs).
-pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
-    medusa_reset::aws::defaults()
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "tests"))
-        .load()
-        .await
-}
+/// Medusa's reset route for a customer with e-mail and password: the one most tests call.
+pub const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 
 /// The API configuration of the tests: the Lambda profile with the test secret, rate limits high
 /// enough not to interfere (tests of the limits set their own), the identity check skipped unless a
@@ -75,80 +26,86 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
 pub fn api_config(overrides: &[(&str, &str)]) -> ApiConfig {
     let has_database =
         overrides.iter().any(|(k, _)| matches!(*k, "MEDUSA_DATABASE_URL" | "MEDUSA_DATABASE_SECRET_ARN"));
-    let lookup = |var: &str| {
-        overrides.iter().find(|(k, _)| *k == var).map(|(_, v)| v.to_string()).or_else(|| match var {
-            "JWT_SECRET" => Some(SECRET.to_owned()),
-            "RATE_LIMIT_PER_IDENTIFIER" | "RATE_LIMIT_PER_IP" => Some("1000/60".to_owned()),
-            // Without Medusa's database the check must be skipped explicitly, as on Lambda.
-            "SKIP_IDENTITY_CHECK" if !has_database => Some("true".to_owned()),
-            _ => None,
-        })
-    };
-    ApiConfig::from_vars(Profile::Lambda, &Vars::new(lookup)).expect("test configuration is valid")
+    let mut defaults =
+        vec![("JWT_SECRET", SECRET), ("RATE_LIMIT_PER_IDENTIFIER", "1000/60"), ("RATE_LIMIT_PER_IP", "1000/60")];
+    if !has_database {
+        // Without Medusa's database the check must be skipped explicitly, as on Lambda.
+        defaults.push(("SKIP_IDENTITY_CHECK", "true"));
+    }
+    // The first pair for a name wins, so the overrides come first.
+    let vars = Vars::from_pairs(&[overrides, &defaults].concat());
+    ApiConfig::from_vars(Profile::Lambda, &vars).expect("test configuration is valid")
 }
 
 /// The database settings of a configuration given `MEDUSA_DATABASE_URL`.
-pub fn database_settings(config: &ApiConfig) -> medusa_reset::identity::DatabaseSettings {
+pub fn database_settings(config: &ApiConfig) -> DatabaseSettings {
     match &config.database {
-        Some(medusa_reset::aws::secrets::DatabaseSource::Url(settings)) => (**settings).clone(),
+        Some(DatabaseSource::Url(settings)) => (**settings).clone(),
         other => panic!("the test configuration has no MEDUSA_DATABASE_URL: {other:?}"),
     }
 }
 
-/// The router for a test configuration, with the test secret and an in-memory rate limiter.
-pub fn app<P: EventPublisher, S: IdentityStore>(config: &ApiConfig, publisher: P, store: S) -> Router {
-    let secret = SigningSecret::parse(SECRET).expect("a long enough secret");
-    medusa_reset::app::wiring::app(
-        config,
-        &secret,
-        publisher,
-        store,
-        MemoryRateLimiter::new(config.limits.limits.clone()),
-    )
+/// The reset route in process, as zero2prod's `TestApp`: the router of a test configuration over
+/// the ports the test chose, and the requests tests make to it.
+#[derive(Clone)]
+pub struct TestApp {
+    pub router: Router,
 }
 
-/// Sends one request through the router in-process and returns status, headers and body text.
-pub async fn send(app: &Router, request: Request<Body>) -> (Response<()>, String) {
-    let response = app.clone().oneshot(request).await.expect("the router never fails");
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.expect("body collects").to_bytes();
-    (Response::from_parts(parts, ()), String::from_utf8_lossy(&bytes).into_owned())
+impl TestApp {
+    /// The route on `config`, over `publisher` and `store`, its rate limits counted in memory.
+    pub fn new(config: &ApiConfig, publisher: impl EventPublisher, store: impl IdentityStore) -> Self {
+        Self::with_limiter(config, publisher, store, MemoryRateLimiter::new(config.limits.limits.clone()))
+    }
+
+    /// `new`, publishing to a channel: the test reads the events, or drops the receiver so that
+    /// publishing fails.
+    pub fn with_channel(config: &ApiConfig, store: impl IdentityStore) -> (Self, UnboundedReceiver<AuthEvent>) {
+        let (publisher, events) = ChannelPublisher::new();
+        (Self::new(config, publisher, store), events)
+    }
+
+    /// `new` with another rate limiter. Signs with `config`'s `JWT_SECRET`, as the tests give one.
+    pub fn with_limiter(
+        config: &ApiConfig,
+        publisher: impl EventPublisher,
+        store: impl IdentityStore,
+        limiter: impl RateLimiter,
+    ) -> Self {
+        let SecretSource::Value(secret) = &config.secret else {
+            panic!("a test configuration gives JWT_SECRET itself")
+        };
+        Self { router: medusa_reset::app::wiring::app(config, secret, publisher, store, limiter) }
+    }
+
+    /// Sends one request through the router in process; returns the answer's head and its body as text.
+    pub async fn send(&self, request: Request<Body>) -> (Response<()>, String) {
+        let response = self.router.clone().oneshot(request).await.expect("the router never fails");
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body collects").to_bytes();
+        (Response::from_parts(parts, ()), String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// POSTs `body` to `path` as JSON.
+    pub async fn post(&self, path: &str, body: &str) -> (Response<()>, String) {
+        self.send(post_json(path, body)).await
+    }
+
+    /// Asks for a reset of `identifier` as `actor_type` with e-mail and password.
+    pub async fn reset_as(&self, actor_type: &str, identifier: &str) -> (Response<()>, String) {
+        let body = serde_json::json!({ "identifier": identifier }).to_string();
+        self.post(&format!("/auth/{actor_type}/emailpass/reset-password"), &body).await
+    }
+
+    /// Asks for a customer's reset of `identifier`.
+    pub async fn reset(&self, identifier: &str) -> (Response<()>, String) {
+        self.reset_as("customer", identifier).await
+    }
 }
 
+/// A POST of `body` as JSON, for a test to add to before sending it.
 pub fn post_json(path: &str, body: &str) -> Request<Body> {
     Request::post(path).header("content-type", "application/json").body(Body::from(body.to_owned())).unwrap()
-}
-
-/// The project's Python with PyJWT (`make test` creates `.venv`); `PYTHON` overrides it.
-fn python() -> PathBuf {
-    std::env::var_os("PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
-}
-
-/// Verifies a token with PyJWT, a verifier independent of the code that minted it: signature,
-/// algorithm, expiry and the presence of Medusa's claims. Returns the claims, or PyJWT's complaint.
-pub fn verify_independently(token: &str, secret: &str, audience: Option<&str>) -> Result<Value, String> {
-    const SCRIPT: &str = r#"
-import json, sys, jwt
-token, secret, audience = sys.argv[1], sys.argv[2], sys.argv[3] or None
-try:
-    claims = jwt.decode(token, secret, algorithms=["HS256"], audience=audience,
-        options={"require": ["exp", "iat", "jti", "entity_id", "actor_type", "provider"]})
-except jwt.PyJWTError as e:
-    print(type(e).__name__ + ": " + str(e)); sys.exit(1)
-print(json.dumps(claims))
-"#;
-    let output = Command::new(python())
-        .args(["-c", SCRIPT, token, secret, audience.unwrap_or("")])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (run `make test`, which creates .venv): {e}", python().display()));
-    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if output.status.success() {
-        Ok(serde_json::from_str(&stdout).expect("PyJWT prints JSON claims"))
-    } else {
-        Err(format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)))
-    }
 }
 
 /// A free loopback port: free when asked, so whoever binds it next must do so soon.
@@ -167,22 +124,4 @@ pub async fn serve(app: Router) -> String {
     let address = format!("http://{}", listener.local_addr().expect("bound"));
     tokio::spawn(async move { axum::serve(listener, app).await.expect("the stub serves") });
     address
-}
-
-/// A sample event from `events/`, e.g. `read_event("notifier/valid.json")`.
-pub fn read_event(relative: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events").join(relative);
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Runs a bootstrap that must refuse to start: asserts it exits non-zero within 10 s and returns
-/// what it printed to standard error.
-pub async fn failed_start(command: &mut tokio::process::Command) -> String {
-    let output = tokio::time::timeout(std::time::Duration::from_secs(10), command.output())
-        .await
-        .expect("start-up ends within 10 s")
-        .expect("the bootstrap runs");
-    assert!(!output.status.success(), "the bootstrap started");
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -11,6 +11,7 @@
 //! close a connection that dies while the environment runs, so the next request does not meet it.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -22,11 +23,12 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls};
 
 use self::tls::{TrustedRoots, Verification};
+pub use self::url::{Endpoint, UrlError};
 use self::url::{Keepalive, ParsedUrl, RootCert, SslMode};
 
 use super::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord, new_row_id};
+use crate::domain::error_chain::with_causes;
 use crate::domain::token::jti_hash;
-use crate::vars::{ConfigError, Vars};
 
 mod tls;
 mod url;
@@ -70,18 +72,6 @@ const SCHEMA_SQL: &str = "SELECT to_regclass('auth_password_reset_token') IS NOT
 
 const WITHDRAW_SQL: &str = "DELETE FROM auth_password_reset_token WHERE id = $1";
 
-/// The longest one exchange with the database may take (`MEDUSA_DATABASE_TIMEOUT_MS`). A warm
-/// exchange is a few round trips of a millisecond or two, and opening a TLS connection a few more;
-/// a second leaves room for a cold connection through RDS Proxy and a short wait on the identity's
-/// lock, and keeps a stuck database from holding the request (`reset::budget` counts it three
-/// times: the lookup, the issue and, after a failed publish, the withdrawal, and the first tries of
-/// the lookup and the issue on a reused connection on top).
-const TIMEOUT_VAR: &str = "MEDUSA_DATABASE_TIMEOUT_MS";
-const URL_VAR: &str = "MEDUSA_DATABASE_URL";
-const CA_FILE_VAR: &str = "MEDUSA_DATABASE_CA_FILE";
-const DEFAULT_TIMEOUT_MS: u64 = 1_000;
-const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=10_000;
-
 /// The first try on a reused connection gets this share of the time-out (a quarter: 250 ms by
 /// default). It is one statement that waits for no other session (a read, or `BEGIN` and its
 /// settings), which a live connection answers in a few milliseconds; a silently dead one never
@@ -98,7 +88,8 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_COUNT: u32 = 3;
 
-/// How to reach Medusa's database. `Debug` shows no credentials.
+/// How to reach Medusa's database: from a URL or RDS's fields, and the options. `Debug` shows no
+/// credentials. Read from the environment in `config::database`.
 #[derive(Clone)]
 pub struct DatabaseSettings {
     config: tokio_postgres::Config,
@@ -117,39 +108,94 @@ impl fmt::Debug for DatabaseSettings {
     }
 }
 
-impl DatabaseSettings {
-    /// `MEDUSA_DATABASE_URL` (unset: no database mode) read as libpq reads it,
-    /// `MEDUSA_DATABASE_TIMEOUT_MS` for each exchange as a whole (connecting included), and
-    /// `MEDUSA_DATABASE_CA_FILE`, PEM roots to trust instead of the shipped ones.
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Option<Self>, ConfigError> {
-        let Some(url) = vars.get(URL_VAR) else {
-            return Ok(None);
-        };
-        // The URL holds a password: the parser's messages quote nothing from it.
-        let ParsedUrl { mut config, ssl_mode, root_cert, keepalive } = url::parse(&url).map_err(|e| {
-            ConfigError::new(
-                URL_VAR,
-                format!("{e} (expected e.g. postgres://user:password@host:5432/medusa?sslmode=verify-full)"),
-            )
-        })?;
-        let timeout = Self::timeout_from_vars(vars)?;
-        // Only the TCP connect; the overall limit in `exchange` covers DNS, TLS and start-up.
-        config.connect_timeout(timeout);
-        apply_keepalive(&mut config, keepalive);
-        let roots = roots_from_vars(vars, root_cert)?;
-        Ok(Some(Self { config, ssl_mode, roots, timeout }))
+/// What the configuration adds to a URL: each exchange's time-out (connecting included), and roots
+/// from a PEM file to trust as the URL's `sslrootcert` file is trusted.
+#[derive(Clone)]
+pub struct DatabaseOptions {
+    timeout: Duration,
+    ca_roots: Option<Vec<CertificateDer<'static>>>,
+}
+
+impl DatabaseOptions {
+    /// The longest one exchange with the database may take unless configured otherwise. A warm
+    /// exchange is a few round trips of a millisecond or two, and opening a TLS connection a few more;
+    /// a second leaves room for a cold connection through RDS Proxy and a short wait on the identity's
+    /// lock, and keeps a stuck database from holding the request (`reset::budget` counts it three
+    /// times: the lookup, the issue and, after a failed publish, the withdrawal, and the first tries of
+    /// the lookup and the issue on a reused connection on top).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// The file is read now, so that an unusable one stops start-up before any secret is read.
+    pub fn new(timeout: Duration, ca_file: Option<&Path>) -> Result<Self, SettingsError> {
+        let ca_roots = ca_file.map(read_pem).transpose().map_err(SettingsError::CaFile)?;
+        Ok(Self { timeout, ca_roots })
     }
 
-    /// `MEDUSA_DATABASE_TIMEOUT_MS`, or its default: read by the settings and by the time budget.
-    pub fn timeout_from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Duration, ConfigError> {
-        let timeout_ms = vars.parse_or(TIMEOUT_VAR, DEFAULT_TIMEOUT_MS)?;
-        if !TIMEOUT_RANGE_MS.contains(&timeout_ms) {
-            return Err(ConfigError::new(
-                TIMEOUT_VAR,
-                format!("must be between {} and {}", TIMEOUT_RANGE_MS.start(), TIMEOUT_RANGE_MS.end()),
-            ));
-        }
-        Ok(Duration::from_millis(timeout_ms))
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self { timeout: Self::DEFAULT_TIMEOUT, ca_roots: None }
+    }
+}
+
+impl fmt::Debug for DatabaseOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseOptions")
+            .field("timeout", &self.timeout)
+            .field("ca_roots", &self.ca_roots.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// Why database settings cannot be built. The text never repeats a value from the URL or the
+/// fields, which hold a password; the configuration names the setting at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// The URL, with an example of one, since the refused one cannot be shown.
+    #[error("{0} (expected e.g. postgres://user:password@host:5432/medusa?sslmode=verify-full)")]
+    Url(UrlError),
+    /// RDS's fields, refused as the URL made of them would be.
+    #[error("{0}")]
+    Endpoint(UrlError),
+    /// The file the URL's `sslrootcert` names.
+    #[error("its sslrootcert {0}")]
+    RootCert(String),
+    /// The options' PEM file.
+    #[error("{0}")]
+    CaFile(String),
+    #[error("cannot go with sslrootcert=system in the database URL, which trusts the public roots: give one")]
+    CaFileWithSystemRoots,
+}
+
+impl SettingsError {
+    /// Whether the options' PEM file is at fault rather than the URL or the fields.
+    pub fn concerns_ca_file(&self) -> bool {
+        matches!(self, Self::CaFile(_) | Self::CaFileWithSystemRoots)
+    }
+}
+
+impl DatabaseSettings {
+    /// A URL read as libpq reads it.
+    pub fn from_url(url: &str, options: &DatabaseOptions) -> Result<Self, SettingsError> {
+        Self::new(url::parse(url).map_err(SettingsError::Url)?, options)
+    }
+
+    /// RDS's fields, read as the URL made of them would be.
+    pub fn from_endpoint(endpoint: Endpoint, options: &DatabaseOptions) -> Result<Self, SettingsError> {
+        Self::new(url::from_endpoint(endpoint).map_err(SettingsError::Endpoint)?, options)
+    }
+
+    fn new(parsed: ParsedUrl, options: &DatabaseOptions) -> Result<Self, SettingsError> {
+        let ParsedUrl { mut config, ssl_mode, root_cert, keepalive } = parsed;
+        // Only the TCP connect; the overall limit in `exchange` covers DNS, TLS and start-up.
+        config.connect_timeout(options.timeout);
+        apply_keepalive(&mut config, keepalive);
+        let roots = trusted_roots(root_cert, options.ca_roots.as_deref())?;
+        Ok(Self { config, ssl_mode, roots, timeout: options.timeout })
     }
 
     /// Whether connections check the server's certificate (verify-ca, verify-full, or require with
@@ -230,48 +276,23 @@ fn apply_keepalive(config: &mut tokio_postgres::Config, asked: Keepalive) {
     }
 }
 
-/// The error and its causes: tokio-postgres says only "error performing TLS handshake" and keeps the
-/// reason (an unknown issuer, a name the certificate does not carry) in its source.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let inner_text = inner.to_string();
-        if !text.contains(&inner_text) {
-            text = format!("{text}: {inner_text}");
-        }
-        cause = inner.source();
-    }
-    text
-}
-
-/// The roots `sslrootcert` and `MEDUSA_DATABASE_CA_FILE` give. Either restricts them to its
+/// The roots `sslrootcert` and the options' PEM file give. Either restricts them to its
 /// certificates (both, to the two files'), as libpq's `sslrootcert` does; with neither, the shipped ones.
-fn roots_from_vars<F: Fn(&str) -> Option<String>>(
-    vars: &Vars<F>,
+fn trusted_roots(
     root_cert: Option<RootCert>,
-) -> Result<TrustedRoots, ConfigError> {
-    let ca_file = vars.get(CA_FILE_VAR);
+    ca_roots: Option<&[CertificateDer<'static>]>,
+) -> Result<TrustedRoots, SettingsError> {
     let mut given = match root_cert {
-        Some(RootCert::System) if ca_file.is_some() => {
-            return Err(ConfigError::new(
-                CA_FILE_VAR,
-                "cannot go with sslrootcert=system in the database URL, which trusts the public roots: give one",
-            ));
-        }
+        Some(RootCert::System) if ca_roots.is_some() => return Err(SettingsError::CaFileWithSystemRoots),
         Some(RootCert::System) => return Ok(TrustedRoots::System),
-        Some(RootCert::File(path)) => {
-            read_pem(&path).map_err(|e| ConfigError::new(URL_VAR, format!("its sslrootcert {e}")))?
-        }
+        Some(RootCert::File(path)) => read_pem(Path::new(&path)).map_err(SettingsError::RootCert)?,
         None => Vec::new(),
     };
-    if let Some(path) = ca_file {
-        given.extend(read_pem(&path).map_err(|e| ConfigError::new(CA_FILE_VAR, e))?);
-    }
+    given.extend(ca_roots.into_iter().flatten().cloned());
     Ok(if given.is_empty() { TrustedRoots::Shipped } else { TrustedRoots::Given(given) })
 }
 
-fn read_pem(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("cannot be read as PEM certificates: {e}"))?;
@@ -511,9 +532,8 @@ impl IdentityStore for PostgresIdentityStore {
 mod tests {
     use super::*;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<DatabaseSettings, ConfigError> {
-        let lookup = |var: &str| vars.iter().find(|(k, _)| *k == var).map(|(_, v)| v.to_string());
-        DatabaseSettings::from_vars(&Vars::new(lookup)).map(|s| s.expect("a database is configured"))
+    fn settings(url: &str, ca_file: Option<&Path>) -> Result<DatabaseSettings, SettingsError> {
+        DatabaseSettings::from_url(url, &DatabaseOptions::new(DatabaseOptions::DEFAULT_TIMEOUT, ca_file)?)
     }
 
     fn url(query: &str) -> String {
@@ -549,8 +569,7 @@ mod tests {
             (url("?sslrootcert=system"), None, true),
         ];
         for (url, ca_file, verifies) in cases {
-            let ca = ca_file.map(|p| p.display().to_string()).unwrap_or_default();
-            let settings = settings(&[("MEDUSA_DATABASE_URL", &url), ("MEDUSA_DATABASE_CA_FILE", &ca)]).unwrap();
+            let settings = settings(&url, ca_file.map(|p| p.as_path())).unwrap();
             assert_eq!(settings.verifies_server(), verifies, "{url} with CA file {ca_file:?}");
         }
         std::fs::remove_file(pem).unwrap();
@@ -559,29 +578,24 @@ mod tests {
     #[test]
     fn medusa_database_ca_file_restricts_the_roots_as_sslrootcert_does() {
         let (first, second) = (pem_file(), pem_file());
-        let (first_path, second_path) = (first.display().to_string(), second.display().to_string());
+        let first_path = first.display().to_string();
         let given = |settings: DatabaseSettings| match settings.roots {
             TrustedRoots::Given(certs) => certs.len(),
             other => panic!("{other:?}"),
         };
-        let ca_only = settings(&[("MEDUSA_DATABASE_URL", &url("")), ("MEDUSA_DATABASE_CA_FILE", &first_path)]);
+        let ca_only = settings(&url(""), Some(&first));
         assert_eq!(given(ca_only.unwrap()), 1);
-        let root_only = settings(&[("MEDUSA_DATABASE_URL", &url(&format!("?sslrootcert={first_path}")))]);
+        let root_only = settings(&url(&format!("?sslrootcert={first_path}")), None);
         assert_eq!(given(root_only.unwrap()), 1);
-        let both = settings(&[
-            ("MEDUSA_DATABASE_URL", &url(&format!("?sslrootcert={first_path}"))),
-            ("MEDUSA_DATABASE_CA_FILE", &second_path),
-        ]);
+        let both = settings(&url(&format!("?sslrootcert={first_path}")), Some(&second));
         assert_eq!(given(both.unwrap()), 2);
-        let neither = settings(&[("MEDUSA_DATABASE_URL", &url("?sslmode=verify-ca"))]).unwrap();
+        let neither = settings(&url("?sslmode=verify-ca"), None).unwrap();
         assert!(matches!(neither.roots, TrustedRoots::Shipped), "{:?}", neither.roots);
-        let system = settings(&[("MEDUSA_DATABASE_URL", &url("?sslrootcert=system"))]).unwrap();
+        let system = settings(&url("?sslrootcert=system"), None).unwrap();
         assert!(matches!(system.roots, TrustedRoots::System), "{:?}", system.roots);
-        let mixed =
-            settings(&[("MEDUSA_DATABASE_URL", &url("?sslrootcert=system")), ("MEDUSA_DATABASE_CA_FILE", &first_path)]);
-        let error = mixed.unwrap_err();
-        assert_eq!(error.var, "MEDUSA_DATABASE_CA_FILE");
-        assert!(!error.to_string().contains("s3cret-pw"), "{error}");
+        let error = settings(&url("?sslrootcert=system"), Some(&first)).unwrap_err();
+        assert_eq!(error, SettingsError::CaFileWithSystemRoots);
+        assert!(error.concerns_ca_file() && !error.to_string().contains("s3cret-pw"), "{error}");
         std::fs::remove_file(first).unwrap();
         std::fs::remove_file(second).unwrap();
     }
@@ -589,7 +603,7 @@ mod tests {
     #[test]
     fn an_rds_endpoint_without_sslmode_verifies_the_server_in_full() {
         let rds = "postgres://medusa:s3cret-pw@mydb.c9akciq32.us-east-1.rds.amazonaws.com/medusa";
-        let settings = settings(&[("MEDUSA_DATABASE_URL", rds)]).unwrap();
+        let settings = settings(rds, None).unwrap();
         assert_eq!(settings.ssl_mode, SslMode::VerifyFull);
         assert!(matches!(settings.roots, TrustedRoots::Shipped), "the RDS bundle is among the shipped roots");
         assert!(settings.verifies_server());
@@ -598,51 +612,77 @@ mod tests {
     #[test]
     fn connections_probe_a_silent_server_after_30_seconds_unless_the_url_says_otherwise() {
         let secs = Duration::from_secs;
-        let ours = settings(&[("MEDUSA_DATABASE_URL", &url(""))]).unwrap().config;
+        let ours = settings(&url(""), None).unwrap().config;
         assert!(ours.get_keepalives());
         assert_eq!(ours.get_keepalives_idle(), secs(30));
         assert_eq!(ours.get_keepalives_interval(), Some(secs(10)));
         assert_eq!(ours.get_keepalives_retries(), Some(3));
         let query = "?keepalives_idle=120&keepalives_interval=20&keepalives_count=5";
-        let given = settings(&[("MEDUSA_DATABASE_URL", &url(query))]).unwrap().config;
+        let given = settings(&url(query), None).unwrap().config;
         assert_eq!(given.get_keepalives_idle(), secs(120));
         assert_eq!(given.get_keepalives_interval(), Some(secs(20)));
         assert_eq!(given.get_keepalives_retries(), Some(5));
         // libpq's zero: the system's defaults (Linux's two hours for the idle time, which is always set).
         let query = "?keepalives_idle=0&keepalives_interval=0&keepalives_count=0";
-        let system = settings(&[("MEDUSA_DATABASE_URL", &url(query))]).unwrap().config;
+        let system = settings(&url(query), None).unwrap().config;
         assert_eq!(system.get_keepalives_idle(), secs(7_200));
         assert_eq!((system.get_keepalives_interval(), system.get_keepalives_retries()), (None, None));
-        let off = settings(&[("MEDUSA_DATABASE_URL", &url("?keepalives=0"))]).unwrap().config;
+        let off = settings(&url("?keepalives=0"), None).unwrap().config;
         assert!(!off.get_keepalives());
     }
 
     #[test]
     fn channel_binding_from_the_url_stays_in_the_settings() {
-        let required = settings(&[("MEDUSA_DATABASE_URL", &url("?sslmode=allow&channel_binding=require"))]).unwrap();
+        let required = settings(&url("?sslmode=allow&channel_binding=require"), None).unwrap();
         assert_eq!(required.config.get_channel_binding(), ChannelBinding::Require);
-        let error = settings(&[("MEDUSA_DATABASE_URL", &url("?sslmode=disable&channel_binding=require"))]).unwrap_err();
-        assert_eq!(error.var, "MEDUSA_DATABASE_URL");
-        assert!(error.reason.contains("channel_binding"), "{error}");
+        let error = settings(&url("?sslmode=disable&channel_binding=require"), None).unwrap_err();
+        assert!(matches!(error, SettingsError::Url(_)) && error.to_string().contains("channel_binding"), "{error}");
     }
 
     #[test]
-    fn a_bad_url_or_root_file_stops_start_up_naming_the_setting_and_not_the_url() {
+    fn a_bad_url_or_root_file_is_refused_saying_which_and_not_showing_the_url() {
         let empty = std::env::temp_dir().join(format!("empty-{}.pem", uuid::Uuid::new_v4().simple()));
         std::fs::write(&empty, "").unwrap();
         let cases = [
-            (url("?sslmode=verify_full"), None, "MEDUSA_DATABASE_URL"),
-            ("medusa:s3cret-pw@db.example.com".to_owned(), None, "MEDUSA_DATABASE_URL"),
-            (url("?sslmode=verify-full&sslrootcert=/nonexistent/root.pem"), None, "MEDUSA_DATABASE_URL"),
-            (url("?sslmode=verify-full"), Some(&empty), "MEDUSA_DATABASE_CA_FILE"),
+            (url("?sslmode=verify_full"), None, false),
+            ("medusa:s3cret-pw@db.example.com".to_owned(), None, false),
+            (url("?sslmode=verify-full&sslrootcert=/nonexistent/root.pem"), None, false),
+            (url("?sslmode=verify-full"), Some(&empty), true),
         ];
-        for (url, ca_file, var) in cases {
-            let ca = ca_file.map(|p| p.display().to_string()).unwrap_or_default();
-            let error = settings(&[("MEDUSA_DATABASE_URL", &url), ("MEDUSA_DATABASE_CA_FILE", &ca)]).unwrap_err();
-            assert_eq!(error.var, var, "{url}");
+        for (url, ca_file, ca_file_at_fault) in cases {
+            let error = settings(&url, ca_file.map(|p| p.as_path())).unwrap_err();
+            assert_eq!(error.concerns_ca_file(), ca_file_at_fault, "{url}");
             let shown = error.to_string();
             assert!(!shown.contains("s3cret-pw") && !shown.contains("db.example.com"), "{shown}");
         }
         std::fs::remove_file(empty).unwrap();
+    }
+
+    #[test]
+    fn rds_fields_are_read_as_the_url_made_of_them() {
+        let endpoint = |host: &str, ssl_mode: Option<&str>| Endpoint {
+            user: "medusa".to_owned(),
+            password: "p@ss:w/rd?#%".to_owned(),
+            host: host.to_owned(),
+            port: 6432,
+            dbname: Some("shop".to_owned()),
+            ssl_mode: ssl_mode.map(str::to_owned),
+        };
+        let options = DatabaseOptions::default();
+        let rds = DatabaseSettings::from_endpoint(endpoint("db.cluster.rds.amazonaws.com", None), &options).unwrap();
+        assert_eq!(rds.ssl_mode, SslMode::VerifyFull, "an RDS endpoint is verified in full");
+        assert_eq!(rds.config.get_password(), Some(b"p@ss:w/rd?#%".as_slice()), "taken as it is");
+        assert_eq!((rds.config.get_user(), rds.config.get_dbname()), (Some("medusa"), Some("shop")));
+        assert_eq!(rds.config.get_ports(), [6432]);
+        assert_eq!(rds.config.get_keepalives_idle(), Duration::from_secs(30), "the URL's defaults apply");
+        let other = DatabaseSettings::from_endpoint(endpoint("db.example.com", None), &options).unwrap();
+        assert_eq!(other.ssl_mode, SslMode::Prefer);
+        let given = DatabaseSettings::from_endpoint(endpoint("db.example.com", Some("require")), &options).unwrap();
+        assert_eq!(given.ssl_mode, SslMode::Require);
+        for (host, ssl_mode) in [("db.example.com", Some("verify_full")), ("a,b", None), ("/tmp", None)] {
+            let error = DatabaseSettings::from_endpoint(endpoint(host, ssl_mode), &options).unwrap_err();
+            assert!(matches!(error, SettingsError::Endpoint(_)), "{host} {ssl_mode:?}: {error}");
+            assert!(!error.to_string().contains("p@ss"), "{error}");
+        }
     }
 }

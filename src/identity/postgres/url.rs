@@ -5,6 +5,7 @@
 //! endpoint named without `sslmode` is verified in full, since RDS's certificates are known (the
 //! shipped bundle) and a connection to RDS that anyone on the path could answer is never what was
 //! meant. The keepalive figures are handed on as given; the settings fill in their own defaults.
+//! A database named field by field (`Endpoint`, from RDS's secret JSON) goes through the same checks.
 
 use percent_encoding::percent_decode_str;
 use tokio_postgres::config::{ChannelBinding, TargetSessionAttrs};
@@ -152,6 +153,60 @@ pub fn parse(url: &str) -> Result<ParsedUrl, UrlError> {
         apply(&mut parts, &mut config, &decode(name, "parameter name")?, raw)?;
     }
 
+    finish(parts, config)
+}
+
+/// A database named field by field, as RDS's secret JSON names it, rather than by a URL. `Debug`
+/// shows no password.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub user: String,
+    pub password: String,
+    pub host: String,
+    pub port: u16,
+    pub dbname: Option<String>,
+    /// libpq's name for the mode; unset, the same default as a URL without `sslmode`.
+    pub ssl_mode: Option<String>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("user", &self.user)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("dbname", &self.dbname)
+            .field("ssl_mode", &self.ssl_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads `endpoint` as the URL with the same parts is read; its fields are taken as they are, with
+/// nothing percent-decoded.
+pub fn from_endpoint(endpoint: Endpoint) -> Result<ParsedUrl, UrlError> {
+    if endpoint.host.contains(',') {
+        return Err(refuse("names several hosts; one is supported"));
+    }
+    let ssl_mode =
+        endpoint.ssl_mode.as_deref().map(|mode| SslMode::parse(mode).ok_or_else(bad_ssl_mode)).transpose()?;
+    let parts = Parts {
+        user: Some(endpoint.user).filter(|u| !u.is_empty()),
+        password: Some(endpoint.password.into_bytes()),
+        host: Some(endpoint.host),
+        port: Some(endpoint.port),
+        dbname: endpoint.dbname.filter(|d| !d.is_empty()),
+        ssl_mode,
+        ..Parts::default()
+    };
+    finish(parts, tokio_postgres::Config::new())
+}
+
+fn bad_ssl_mode() -> UrlError {
+    refuse("sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full")
+}
+
+/// The settings `parts` make, checked as libpq would check them at connection time.
+fn finish(parts: Parts, mut config: tokio_postgres::Config) -> Result<ParsedUrl, UrlError> {
     let host = parts.host.filter(|h| !h.is_empty()).ok_or_else(|| refuse("names no host"))?;
     if host.starts_with('/') {
         return Err(refuse("names a Unix socket; a host name or address is needed"));
@@ -177,10 +232,7 @@ fn apply(parts: &mut Parts, config: &mut tokio_postgres::Config, name: &str, raw
     let value = || decode(raw, &format!("{} value", shown(name)));
     match name {
         "sslmode" => {
-            let mode = SslMode::parse(&value()?).ok_or_else(|| {
-                refuse("sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full")
-            })?;
-            parts.ssl_mode = Some(mode);
+            parts.ssl_mode = Some(SslMode::parse(&value()?).ok_or_else(bad_ssl_mode)?);
         }
         "sslrootcert" => {
             let value = value()?;

@@ -14,6 +14,7 @@ use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, conte
 
 use self::shop::Shop;
 use super::locale::Locale;
+use crate::domain::error_chain::with_causes;
 use crate::domain::metadata::Metadata;
 use crate::domain::recipient::Recipient;
 use crate::mail::Email;
@@ -105,18 +106,6 @@ pub enum TemplateError {
     NoDefaultLocale(String),
     #[error("template {}", with_causes(.0))]
     Template(#[from] minijinja::Error),
-}
-
-/// minijinja's error and what caused it: "could not render include" alone does not say what broke.
-fn with_causes(error: &minijinja::Error) -> String {
-    let mut message = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(error) = cause {
-        message.push_str(": ");
-        message.push_str(&error.to_string());
-        cause = error.source();
-    }
-    message
 }
 
 /// Which template renders each part, and the words they import (none for a locale's own parts).

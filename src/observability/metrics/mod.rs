@@ -27,8 +27,6 @@ use metrics_cloudwatch_embedded::{Builder, Collector};
 
 pub use timed::Timed;
 
-use crate::vars::{ConfigError, Vars, env_var};
-
 /// The namespace when `METRICS_NAMESPACE` is unset.
 pub const DEFAULT_NAMESPACE: &str = "MedusaReset";
 /// The dimension of `Requests` and `Emails`.
@@ -68,29 +66,30 @@ impl Latency {
     }
 }
 
-/// Where the metrics go: the CloudWatch namespace.
+/// Where the metrics go: the CloudWatch namespace. Read from the environment in `config::metrics`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsSettings {
     pub namespace: String,
 }
 
-impl MetricsSettings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(&Vars::new(env_var))
-    }
+/// A namespace CloudWatch would refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NamespaceError {
+    #[error("must be at most 255 letters, digits and `.-_/#: ` (a CloudWatch namespace)")]
+    Invalid,
+    #[error("must not start with `AWS/`, which AWS reserves")]
+    Reserved,
+}
 
+impl MetricsSettings {
     /// CloudWatch's rules for a namespace: 1 to 255 of letters, digits and `.-_/#: `, not `AWS/…`.
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
-        let namespace = vars.get_or("METRICS_NAMESPACE", DEFAULT_NAMESPACE);
+    pub fn new(namespace: String) -> Result<Self, NamespaceError> {
         let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
-        if namespace.len() > 255 || !namespace.chars().all(allowed) {
-            return Err(ConfigError::new(
-                "METRICS_NAMESPACE",
-                "must be at most 255 letters, digits and `.-_/#: ` (a CloudWatch namespace)",
-            ));
+        if namespace.is_empty() || namespace.len() > 255 || !namespace.chars().all(allowed) {
+            return Err(NamespaceError::Invalid);
         }
         if namespace.starts_with("AWS/") {
-            return Err(ConfigError::new("METRICS_NAMESPACE", "must not start with `AWS/`, which AWS reserves"));
+            return Err(NamespaceError::Reserved);
         }
         Ok(Self { namespace })
     }
@@ -178,25 +177,12 @@ fn millis(elapsed: Duration) -> f64 {
 mod tests {
     use super::*;
 
-    fn settings(namespace: Option<&str>) -> Result<MetricsSettings, ConfigError> {
-        let namespace = namespace.map(str::to_owned);
-        MetricsSettings::from_vars(&Vars::new(move |var: &str| {
-            (var == "METRICS_NAMESPACE").then(|| namespace.clone()).flatten()
-        }))
-    }
-
     #[test]
-    fn the_namespace_defaults_to_medusa_reset_and_can_be_overridden() {
-        assert_eq!(settings(None).unwrap().namespace, "MedusaReset");
-        assert_eq!(settings(Some("")).unwrap().namespace, "MedusaReset");
-        assert_eq!(settings(Some("Shop/Auth-Prod")).unwrap().namespace, "Shop/Auth-Prod");
-    }
-
-    #[test]
-    fn a_namespace_cloudwatch_would_refuse_stops_start_up_naming_the_variable() {
-        for bad in ["AWS/Lambda", "naïve", "a\"b", &"x".repeat(256)] {
-            let error = settings(Some(bad)).unwrap_err();
-            assert_eq!(error.var, "METRICS_NAMESPACE", "{bad}");
+    fn a_namespace_cloudwatch_would_refuse_is_refused() {
+        assert_eq!(MetricsSettings::new("Shop/Auth-Prod".to_owned()).unwrap().namespace, "Shop/Auth-Prod");
+        assert_eq!(MetricsSettings::new("AWS/Lambda".to_owned()), Err(NamespaceError::Reserved));
+        for bad in ["", "naïve", "a\"b", &"x".repeat(256)] {
+            assert_eq!(MetricsSettings::new(bad.to_owned()), Err(NamespaceError::Invalid), "{bad}");
         }
     }
 }

@@ -5,17 +5,12 @@
 //! register, login and the update route still work, with this project's tokens, directly and
 //! through `make run`'s proxy.
 
-use axum::Router;
 use medusa_reset::domain::event::AuthEvent;
-use medusa_reset::domain::token::SigningSecret;
-use medusa_reset::identity::PostgresIdentityStore;
-use medusa_reset::publish::ChannelPublisher;
-use medusa_reset::ratelimit::MemoryRateLimiter;
 use serde_json::{Value, json};
 
-use crate::support;
+use crate::support::ROUTE;
 use crate::support::local_runner::LocalRunner;
-use crate::support::medusa::{self, AUTH_PROVIDERS};
+use crate::support::medusa;
 
 /// The middleware's message (`RESET_PASSWORD_CLOSED`), which the README quotes.
 const CLOSED: &str = "Password reset is not available on this server";
@@ -80,20 +75,8 @@ fn identifier(email: &str) -> String {
 /// A reset token minted by this project's route in database mode on Medusa's database, with
 /// Medusa's secret: what the e-mailed link carries.
 async fn our_token(actor_type: &str, email: &str) -> String {
-    let database_url = format!("{}?sslmode=disable", medusa::database_url());
-    let secret = medusa::jwt_secret();
-    let config = support::api_config(&[
-        ("AUTH_PROVIDERS", AUTH_PROVIDERS),
-        ("MEDUSA_DATABASE_URL", &database_url),
-        ("JWT_SECRET", &secret),
-    ]);
-    let secret = SigningSecret::parse(secret).expect("Medusa's secret is long enough");
-    let store = PostgresIdentityStore::new(support::database_settings(&config));
-    let (publisher, mut events) = ChannelPublisher::new();
-    let limiter = MemoryRateLimiter::new(config.limits.limits.clone());
-    let app: Router = medusa_reset::app::wiring::app(&config, &secret, publisher, store, limiter);
-    let path = format!("/auth/{actor_type}/emailpass/reset-password");
-    let (response, text) = support::send(&app, support::post_json(&path, &identifier(email))).await;
+    let (app, mut events) = medusa::our_app();
+    let (response, text) = app.reset_as(actor_type, email).await;
     assert_eq!((response.status().as_u16(), text.as_str()), (201, "Created"));
     match events.try_recv() {
         Ok(AuthEvent::PasswordReset(event)) => event.token.expose().to_owned(),
@@ -120,7 +103,7 @@ async fn the_closed_route_answers_404_whatever_the_body_carries() {
     let over_large = identifier(&"a".repeat(200_000));
     let bodies = ["{}", "{bad", "\"a@example.com\"", "", r#"{"identifier":"a@example.com","x":1}"#, &over_large];
     for body in bodies {
-        let path = "/auth/customer/emailpass/reset-password";
+        let path = ROUTE;
         let what = format!("a body of {} bytes: {:.40}", body.len(), body);
         // A stock Medusa refuses each of these itself: 400 from its validation or parser, 413.
         let stock = send(&client, "POST", &format!("{}{path}", medusa::url()), body.to_owned()).await;
@@ -133,7 +116,7 @@ async fn the_closed_route_answers_404_whatever_the_body_carries() {
 #[tokio::test]
 async fn other_methods_find_no_route_there_as_on_a_stock_medusa() {
     let client = medusa::client();
-    let path = "/auth/customer/emailpass/reset-password";
+    let path = ROUTE;
     for method in ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] {
         let stock = send(&client, method, &format!("{}{path}", medusa::url()), "").await;
         let guarded = send(&client, method, &format!("{}{path}", medusa::guarded_url()), "").await;
@@ -228,7 +211,7 @@ async fn through_make_runs_proxy_the_odd_spellings_get_medusas_404_and_the_route
             assert!(!answer.from_medusa, "make run answers {path} itself: {answer:?}");
         }
     }
-    let ours = send(&client, "POST", &local.url("/auth/customer/emailpass/reset-password"), identifier(&email)).await;
+    let ours = send(&client, "POST", &local.url(ROUTE), identifier(&email)).await;
     assert_eq!((ours.status, ours.body.as_str()), (201, "Created"), "{ours:?}");
 
     medusa::register_at(&client, &local.base, "customer", &email, "old-password-1").await;

@@ -1,0 +1,35 @@
+//! What the in-process tests use of `tests/support`. Each binary includes only the files its tests
+//! use, so that nothing in them is dead code there.
+
+#[path = "../support/mod.rs"]
+mod shared;
+pub use shared::*;
+
+#[path = "../support/aws_fixtures.rs"]
+pub mod aws_fixtures;
+#[path = "../support/faults.rs"]
+pub mod faults;
+#[path = "../support/medusa_db.rs"]
+pub mod medusa_db;
+#[path = "../support/notifier.rs"]
+mod notifier;
+#[path = "../support/pgbouncer.rs"]
+pub mod pgbouncer;
+#[path = "../support/pyjwt.rs"]
+mod pyjwt;
+#[path = "../support/tls_front.rs"]
+pub mod tls_front;
+
+pub use aws_fixtures::{moto_endpoint, moto_sdk_config, read_event, sdk_config_for};
+pub use notifier::notifier_config;
+pub use pyjwt::verify_independently;
+
+/// Only the in-process tests reset connections; both binaries kill them silently.
+impl faults::TcpFaultProxy {
+    /// Every connection open now is reset (RST to the client), as an idle timeout at a proxy does.
+    pub fn reset_all(&self) {
+        for link in self.take_links() {
+            link.reset.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
