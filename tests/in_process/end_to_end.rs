@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::support::aws_fixtures::{BusToQueue, idempotency_table, rate_limit_table, sent_messages, verified_sender};
+use crate::support::behind_proxy;
 use crate::support::faults::{Fault, HttpFaultProxy, TcpFaultProxy};
 use crate::support::medusa_db::TestDb;
 use crate::support::{
@@ -125,9 +126,7 @@ async fn under_a_mix_of_faults_every_accepted_reset_ends_in_one_email_or_the_dea
     let sender = verified_sender(&moto).await;
     let (limits, claims) = (rate_limit_table(&moto).await, idempotency_table(&moto).await);
     let db = TestDb::create().await;
-    let database = TcpFaultProxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let url = db.url.replacen("127.0.0.1:5432", &database.addr.to_string(), 1);
-    assert_ne!(url, db.url, "the database is reached through the proxy");
+    let (database, url) = behind_proxy(&db).await;
     let identifier = |i: usize| {
         if i.is_multiple_of(2) { format!("known-{i}@example.com") } else { format!("nobody-{i}@example.com") }
     };

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::behind_proxy;
 use crate::support::faults::TcpFaultProxy;
 use crate::support::medusa_db::{TestDb, settings_for};
 use crate::support::pgbouncer::PgBouncer;
@@ -533,15 +534,6 @@ async fn the_schema_is_found_once_per_connection() {
     assert_eq!(rows[0].1, sha256_hex(claims["jti"].as_str().unwrap()));
     assert_eq!(logs.schemas(), [LOOKUP_ONLY, WITH_TOKEN_TABLE]);
     db.drop_database().await;
-}
-
-/// A fault proxy in front of the test database's server, and the database's URL through it.
-async fn behind_proxy(db: &TestDb) -> (Arc<TcpFaultProxy>, String) {
-    let server = db.url.split_once('@').and_then(|(_, rest)| rest.split_once('/')).expect("host:port in the URL").0;
-    let upstream = tokio::net::lookup_host(server).await.unwrap().next().expect("the server's address");
-    let proxy = TcpFaultProxy::start(upstream).await;
-    let url = db.url.replacen(server, &proxy.addr.to_string(), 1);
-    (Arc::new(proxy), url)
 }
 
 /// The time-out and the first try on a reused connection, as the environment's settings have them.

@@ -33,3 +33,12 @@ impl faults::TcpFaultProxy {
         }
     }
 }
+
+/// A fault proxy in front of the test database's server, and the database's URL through it.
+pub async fn behind_proxy(db: &medusa_db::TestDb) -> (std::sync::Arc<faults::TcpFaultProxy>, String) {
+    let server = db.url.split_once('@').and_then(|(_, rest)| rest.split_once('/')).expect("host:port in the URL").0;
+    let upstream = tokio::net::lookup_host(server).await.unwrap().next().expect("the server's address");
+    let proxy = faults::TcpFaultProxy::start(upstream).await;
+    let url = db.url.replacen(server, &proxy.addr.to_string(), 1);
+    (std::sync::Arc::new(proxy), url)
+}
