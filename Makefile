@@ -41,6 +41,7 @@ bench: $(TEST_TOOLS) package ## cold start, RSS and zip size of the bootstraps; 
 	cargo build --release --bins --example hello_lambda
 	tools/with-moto cargo bench --bench cold_start
 	cargo bench --bench handler
+	cargo bench --bench update
 	tools/ensure-postgres
 	tools/with-moto cargo bench --bench parity
 

@@ -27,4 +27,5 @@ pub mod ops;
 pub mod publish;
 pub mod ratelimit;
 pub mod reset;
+pub mod update;
 pub mod vars;

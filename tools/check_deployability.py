@@ -11,6 +11,8 @@ parameters. So, for each configuration below, this translates the template with 
 - every Ref, GetAtt, Sub and DependsOn names a parameter or a resource created in that configuration;
 - every function environment variable is a string made of inputs and created resources;
 - no policy statement grants on Resource "*" unless WILDCARD_RESOURCES says why;
+- every route a stage's RouteSettings name (the per-route throttles) is a route of its API: API Gateway
+  refuses the stage otherwise ("Unable to find Route by key ... within the provided RouteSettings");
 - the notifier's ses:FromAddress condition is the bare address SES compares, whatever MailFrom's form.
 
 Usage: .venv/sam/bin/python tools/check_deployability.py [TEMPLATE]   (YAML or JSON; default template.yaml)
@@ -59,6 +61,12 @@ WILDCARD_RESOURCES = {
 }
 
 VPC_ACCESS_POLICY = "/AWSLambdaVPCAccessExecutionRole"
+
+# The OpenAPI operations of SAM's HttpApi body, as the methods of their route keys.
+OPENAPI_METHODS = {
+    "get": "GET", "put": "PUT", "post": "POST", "delete": "DELETE", "options": "OPTIONS", "head": "HEAD",
+    "patch": "PATCH", "x-amazon-apigateway-any-method": "ANY",
+}
 
 REQUIRED = {
     "SenderIdentity": "shop.example.com",
@@ -420,6 +428,35 @@ def wildcard_problems(resources):
     return found
 
 
+def route_keys(resources, api):
+    """The route keys of the HTTP API `api`: its OpenAPI body's operations (SAM's HttpApi events) and the
+    Route resources on it."""
+    keys = set()
+    for path, operations in resources[api]["Properties"].get("Body", {}).get("paths", {}).items():
+        keys.update(f"{OPENAPI_METHODS[op]} {path}" for op in operations if op in OPENAPI_METHODS)
+    for resource in resources.values():
+        if resource["Type"] == "AWS::ApiGatewayV2::Route" and resource["Properties"].get("ApiId") == {"Ref": api}:
+            keys.add(resource["Properties"]["RouteKey"])
+    return keys
+
+
+def route_setting_problems(resources):
+    """Route settings (a route's own throttle) for a route the API does not have fail the stage."""
+    found = []
+    for name, stage in resources.items():
+        if stage["Type"] != "AWS::ApiGatewayV2::Stage":
+            continue
+        api = stage["Properties"].get("ApiId", {}).get("Ref")
+        if api not in resources:
+            continue  # dangling_references names it
+        known = route_keys(resources, api)
+        for key in stage["Properties"].get("RouteSettings", {}):
+            if key not in known:
+                found.append(f"{name}: RouteSettings names {key}, which is not a route of {api} (API Gateway refuses "
+                             f"the stage)")
+    return found
+
+
 def from_address_problems(resources, values):
     """Sending as an identity needs a ses:FromAddress condition naming MailFrom's bare address: SES compares
     that, without the display name."""
@@ -452,6 +489,7 @@ def check_configuration(template, params):
     problems += dangling_references(resources, outputs, values)
     problems += environment_problems(resources, values, list_parameters)
     problems += wildcard_problems(resources)
+    problems += route_setting_problems(resources)
     problems += from_address_problems(resources, values)
     return problems
 

@@ -11,6 +11,7 @@ use super::request_log::Outcome;
 use crate::domain::actor::NotAllowed;
 use crate::domain::reset_request::InvalidRequest;
 use crate::reset::ResetError;
+use crate::update::UpdateError;
 
 /// Every way the API can refuse or fail a request.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,9 @@ pub enum ApiError {
     /// The cause is logged; the client sees only Medusa's generic message.
     #[error(transparent)]
     Reset(#[from] ResetError),
+    /// The update route's refusals are Medusa's 401s; its failures, like the reset's, a 500.
+    #[error(transparent)]
+    Update(#[from] UpdateError),
 }
 
 /// Medusa's error body: `{"code"?, "type", "message"}`.
@@ -56,19 +60,24 @@ impl ApiError {
             Self::Body(_) | Self::InvalidRequest(_) | Self::NotAllowed(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Reset(ResetError::TooManyRequests { .. }) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Reset(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Reset(ResetError::TooManyRequests { .. }) | Self::Update(UpdateError::TooManyRequests { .. }) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::Update(UpdateError::InvalidToken(_) | UpdateError::NoPassword) => StatusCode::UNAUTHORIZED,
+            Self::Reset(_) | Self::Update(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn kind(&self) -> &'static str {
         match self {
             Self::Body(_) | Self::InvalidRequest(_) => "invalid_data",
-            Self::NotAllowed(_) | Self::MethodNotAllowed | Self::Reset(ResetError::TooManyRequests { .. }) => {
-                "not_allowed"
-            }
+            Self::NotAllowed(_)
+            | Self::MethodNotAllowed
+            | Self::Reset(ResetError::TooManyRequests { .. })
+            | Self::Update(UpdateError::TooManyRequests { .. }) => "not_allowed",
+            Self::Update(UpdateError::InvalidToken(_) | UpdateError::NoPassword) => "unauthorized",
             Self::NotFound => "not_found",
-            Self::Reset(_) => "unknown_error",
+            Self::Reset(_) | Self::Update(_) => "unknown_error",
         }
     }
 
@@ -76,8 +85,12 @@ impl ApiError {
         match self {
             Self::NotFound => "The requested route does not exist".to_owned(),
             Self::MethodNotAllowed => "The method is not allowed on this route".to_owned(),
-            Self::Reset(ResetError::TooManyRequests { .. }) => "Too many requests. Please try again later.".to_owned(),
-            Self::Reset(_) => "An unknown error occurred.".to_owned(),
+            Self::Reset(ResetError::TooManyRequests { .. }) | Self::Update(UpdateError::TooManyRequests { .. }) => {
+                "Too many requests. Please try again later.".to_owned()
+            }
+            Self::Update(UpdateError::InvalidToken(_)) => "Invalid token".to_owned(),
+            Self::Update(UpdateError::NoPassword) => "Unauthorized".to_owned(),
+            Self::Reset(_) | Self::Update(_) => "An unknown error occurred.".to_owned(),
             other => other.to_string(),
         }
     }
@@ -97,6 +110,12 @@ impl ApiError {
             Self::Reset(ResetError::RateLimit(_)) => "rate_limiter_failed",
             Self::Reset(ResetError::TooManyRequests { .. }) => "rate_limited_ip",
             Self::Reset(ResetError::Token(_)) => "mint_failed",
+            Self::Update(UpdateError::InvalidToken(_)) => "invalid_token",
+            Self::Update(UpdateError::NoPassword) => "no_password",
+            Self::Update(UpdateError::TooManyRequests { .. }) => "rate_limited_ip",
+            Self::Update(UpdateError::RateLimit(_)) => "rate_limiter_failed",
+            Self::Update(UpdateError::Store(_)) => "database_failed",
+            Self::Update(UpdateError::Hash(_) | UpdateError::HashTask(_)) => "hash_failed",
         }
     }
 }
@@ -114,7 +133,9 @@ impl IntoResponse for ApiError {
         };
         // Express names the charset; some clients compare the header as a whole.
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-        if let Self::Reset(ResetError::TooManyRequests { retry_after }) = &self {
+        if let Self::Reset(ResetError::TooManyRequests { retry_after })
+        | Self::Update(UpdateError::TooManyRequests { retry_after }) = &self
+        {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
         }
         response.extensions_mut().insert(Outcome { label: self.label(), cause });
@@ -144,6 +165,27 @@ mod tests {
         assert_eq!(
             body,
             json!({"code": "unknown_error", "type": "unknown_error", "message": "An unknown error occurred."})
+        );
+    }
+
+    #[tokio::test]
+    async fn the_update_routes_refusals_are_medusas_401s() {
+        let (status, body) = parts(ApiError::Update(UpdateError::InvalidToken(crate::update::InvalidToken))).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::UNAUTHORIZED, json!({"type": "unauthorized", "message": "Invalid token"}))
+        );
+        let (status, body) = parts(ApiError::Update(UpdateError::NoPassword)).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::UNAUTHORIZED, json!({"type": "unauthorized", "message": "Unauthorized"}))
+        );
+        let response =
+            ApiError::Update(UpdateError::TooManyRequests { retry_after: std::time::Duration::from_secs(7) })
+                .into_response();
+        assert_eq!(
+            (response.status(), &response.headers()["retry-after"]),
+            (StatusCode::TOO_MANY_REQUESTS, &HeaderValue::from(7))
         );
     }
 

@@ -16,6 +16,7 @@ mod cors;
 mod error;
 mod request_log;
 mod reset_password;
+mod update_password;
 
 pub use body::{BodyError, MAX_BODY_BYTES, parse_json};
 pub use client_ip::ClientIp;
@@ -27,23 +28,28 @@ use crate::identity::IdentityStore;
 use crate::publish::EventPublisher;
 use crate::ratelimit::RateLimiter;
 use crate::reset::ResetService;
+use crate::update::UpdateService;
 
-/// The route's path, with Medusa's parameter names.
+/// The routes' paths, with Medusa's parameter names.
 pub const RESET_PASSWORD_ROUTE: &str = "/auth/{actor_type}/{auth_provider}/reset-password";
+pub const UPDATE_PASSWORD_ROUTE: &str = "/auth/{actor_type}/{auth_provider}/update";
 
-/// What the handler needs, shared by every request of an execution environment.
+/// What the handlers need, shared by every request of an execution environment. The two services
+/// share one publisher, one identity store (one database connection) and one rate limiter.
 pub struct ApiState<P, S, L> {
-    pub service: ResetService<P, S, L>,
+    pub service: ResetService<Arc<P>, Arc<S>, Arc<L>>,
+    pub update: UpdateService<Arc<P>, Arc<S>, Arc<L>>,
     pub providers: ProviderPolicy,
 }
 
-/// The router over a reset service and the allow-list; `wiring` builds both from configuration.
+/// The router over the two services and the allow-list; `wiring` builds them from configuration.
 pub fn router<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
     state: ApiState<P, S, L>,
     cors: &CorsPolicy,
 ) -> Router {
     let mut router = Router::new()
         .route(RESET_PASSWORD_ROUTE, post(reset_password::reset_password::<P, S, L>))
+        .route(UPDATE_PASSWORD_ROUTE, post(update_password::update_password::<P, S, L>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(state));
@@ -51,7 +57,7 @@ pub fn router<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
         router = router.layer(cors);
     }
     router
-        // Reset answers must never be cached by a browser, a CDN or a proxy.
+        // Answers must never be cached by a browser, a CDN or a proxy.
         .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(middleware::from_fn(request_log::log_request))
 }

@@ -3,6 +3,7 @@
 //! the environment.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use axum::Router;
@@ -13,6 +14,7 @@ use crate::api::{self, ApiState};
 use crate::aws::seal::{KmsOpener, KmsSealer, SubjectKey};
 use crate::aws::secrets;
 use crate::config::{ApiConfig, LocalSettings, NotifierConfig};
+use crate::domain::password::PasswordHasher;
 use crate::domain::token::{SigningSecret, TokenMinter};
 use crate::idempotency::{DynamoDbClaimStore, IdempotencySettings, MemoryClaimStore};
 use crate::identity::{DatabaseSettings, IdentityStore, MemoryIdentityStore, PostgresIdentityStore};
@@ -24,9 +26,11 @@ use crate::ops::replay::{ReplaySettings, Replayer};
 use crate::publish::{EventBridgePublisher, EventPublisher};
 use crate::ratelimit::{DynamoDbRateLimiter, MemoryRateLimiter, RateLimitSettings, RateLimiter};
 use crate::reset::ResetService;
+use crate::update::{TokenVerifier, UpdateService};
 use crate::vars::ConfigError;
 
-/// The reset route over any three ports: what the Lambda, `make run`, tests and benchmarks serve.
+/// The reset and update routes over any three ports, each shared by both: what the Lambda,
+/// `make run`, tests and benchmarks serve.
 pub fn app<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
     config: &ApiConfig,
     secret: &SigningSecret,
@@ -34,11 +38,12 @@ pub fn app<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
     store: S,
     limiter: L,
 ) -> Router {
+    let (publisher, store, limiter) = (Arc::new(publisher), Arc::new(store), Arc::new(limiter));
     let minter = TokenMinter::new(secret, &config.token);
-    let state = ApiState {
-        service: ResetService::new(minter, publisher, store, limiter, config.response_floor),
-        providers: config.providers.clone(),
-    };
+    let service = ResetService::new(minter, publisher.clone(), store.clone(), limiter.clone(), config.response_floor);
+    let hasher = PasswordHasher::new(config.password_hash);
+    let update = UpdateService::new(TokenVerifier::new(secret), hasher, publisher, store, limiter);
+    let state = ApiState { service, update, providers: config.providers.clone() };
     api::router(state, &config.cors)
 }
 

@@ -7,6 +7,7 @@ use crate::aws;
 use crate::aws::secrets::{DatabaseSource, SecretSource};
 use crate::domain::actor::ProviderPolicy;
 use crate::domain::event::{PASSWORD_RESET, PASSWORD_RESET_UNKNOWN};
+use crate::domain::password::HashParams;
 use crate::domain::token::{SecretTooShort, SigningSecret, TokenSettings};
 use crate::identity::DatabaseSettings;
 use crate::observability::logs::LogSettings;
@@ -39,6 +40,8 @@ pub struct ApiConfig {
     pub secret: SecretSource,
     pub token: TokenSettings,
     pub limits: RateLimitSettings,
+    /// How the update route hashes a new password: the emailpass provider's `hashConfig`.
+    pub password_hash: HashParams,
     pub providers: ProviderPolicy,
     pub cors: CorsPolicy,
     pub events: EventTarget,
@@ -84,6 +87,7 @@ impl ApiConfig {
             secret,
             token,
             limits,
+            password_hash: HashParams::from_vars(vars)?,
             providers,
             cors,
             time_budget: time_budget(vars, waits)?,

@@ -1,11 +1,13 @@
 //! The rate limits from the environment: `RATE_LIMIT_PER_IDENTIFIER` (comma-separated
-//! `count/seconds`), `RATE_LIMIT_PER_IP` (one), and `RATE_LIMIT_TABLE`, the DynamoDB table.
+//! `count/seconds`), `RATE_LIMIT_PER_IP` and `RATE_LIMIT_UPDATE_PER_IP` (one each), and
+//! `RATE_LIMIT_TABLE`, the DynamoDB table.
 
 use crate::ratelimit::{Limit, Limits, MAX_TABLE_COUNT, RateLimitSettings};
 use crate::vars::{ConfigError, Lookup, Vars};
 
 const PER_IDENTIFIER_VAR: &str = "RATE_LIMIT_PER_IDENTIFIER";
 const PER_IP_VAR: &str = "RATE_LIMIT_PER_IP";
+const UPDATE_PER_IP_VAR: &str = "RATE_LIMIT_UPDATE_PER_IP";
 
 impl RateLimitSettings {
     /// The documented defaults where a limit is unset; the table's counts held to what an item holds.
@@ -23,12 +25,17 @@ impl RateLimitSettings {
             None => defaults.per_ip,
             Some(raw) => raw.parse().map_err(|e: String| ConfigError::new(PER_IP_VAR, e))?,
         };
+        let update_per_ip = match vars.get(UPDATE_PER_IP_VAR)? {
+            None => defaults.update_per_ip,
+            Some(raw) => raw.parse().map_err(|e: String| ConfigError::new(UPDATE_PER_IP_VAR, e))?,
+        };
         let table = vars.get("RATE_LIMIT_TABLE")?;
         if table.is_some() {
             fits_in_an_item(PER_IDENTIFIER_VAR, &per_identifier)?;
             fits_in_an_item(PER_IP_VAR, &[per_ip])?;
+            fits_in_an_item(UPDATE_PER_IP_VAR, &[update_per_ip])?;
         }
-        Ok(Self { limits: Limits { per_identifier, per_ip }, table })
+        Ok(Self { limits: Limits { per_identifier, per_ip, update_per_ip }, table })
     }
 }
 
@@ -55,6 +62,10 @@ mod tests {
         let error = settings(&[("RATE_LIMIT_TABLE", "limits"), ("RATE_LIMIT_PER_IDENTIFIER", "1/60,20000/3600")]);
         assert_eq!(error.unwrap_err().var, "RATE_LIMIT_PER_IDENTIFIER");
         assert!(settings(&[("RATE_LIMIT_TABLE", "limits"), ("RATE_LIMIT_PER_IP", "10000/60")]).is_ok());
+        let error = settings(&[("RATE_LIMIT_TABLE", "limits"), ("RATE_LIMIT_UPDATE_PER_IP", "10001/60")]).unwrap_err();
+        assert_eq!(error.var, "RATE_LIMIT_UPDATE_PER_IP");
+        assert_eq!(settings(&[("RATE_LIMIT_UPDATE_PER_IP", "3/60")]).unwrap().limits.update_per_ip.max, 3);
+        assert_eq!(settings(&[("RATE_LIMIT_UPDATE_PER_IP", "0/60")]).unwrap_err().var, "RATE_LIMIT_UPDATE_PER_IP");
         assert!(settings(&[("RATE_LIMIT_PER_IP", "4000000000/86400")]).is_ok(), "in memory, no item to fill");
     }
 }

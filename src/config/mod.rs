@@ -19,6 +19,7 @@ mod local;
 mod logs;
 mod metrics;
 mod notifier;
+mod password_hash;
 mod replay;
 
 pub use crate::vars::{ConfigError, Lookup, Profile, Vars};

@@ -1,15 +1,16 @@
 //! Configuration of the notifier: sender, reset-link templates per actor type, e-mail templates
-//! and the shop they show, and where the claims that keep it to one e-mail per token live.
+//! (the reset e-mail's and the password-changed notice's) and the shop they show, and where the
+//! claims that keep it to one e-mail per token, and one notice per event, live.
 
 use std::path::PathBuf;
 
 use lettre::message::Mailbox;
 
-use crate::domain::event::PASSWORD_RESET;
+use crate::domain::event::{PASSWORD_RESET, PASSWORD_UPDATED};
+use crate::domain::locale::Locale;
 use crate::idempotency::IdempotencySettings;
 use crate::mail::Sender;
 use crate::notify::link::LinkTemplates;
-use crate::notify::locale::Locale;
 use crate::notify::templates::EmailTemplates;
 use crate::notify::templates::shop::{BrandColor, LogoUrl, Shop, ShopName};
 use crate::observability::logs::LogSettings;
@@ -29,6 +30,8 @@ pub struct NotifierConfig {
     pub configuration_set: Option<String>,
     pub links: LinkTemplates,
     pub templates: EmailTemplates,
+    /// The detail-type of the reset events (`EVENT_DETAIL_TYPE`); `auth.password_updated` events
+    /// are always the notice's.
     pub detail_type: String,
     /// The KMS key that opens sealed tokens (`TOKEN_KMS_KEY_ID`), when the reset route seals them.
     pub kms_key_id: Option<String>,
@@ -67,13 +70,26 @@ impl NotifierConfig {
             configuration_set: vars.get("SES_CONFIGURATION_SET")?,
             links,
             templates,
-            detail_type: vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET)?,
+            detail_type: reset_detail_type(vars)?,
             kms_key_id: vars.get("TOKEN_KMS_KEY_ID")?,
             idempotency: IdempotencySettings { table: vars.get("IDEMPOTENCY_TABLE")?.map(|t| t.trim().to_owned()) },
             log: LogSettings::from_vars(profile, vars)?,
             development_mode,
         })
     }
+}
+
+/// `EVENT_DETAIL_TYPE`, which cannot be the notice's: a password-updated event has no token to
+/// link with.
+fn reset_detail_type<L: Lookup>(vars: &Vars<L>) -> Result<String, ConfigError> {
+    let detail_type = vars.get_or("EVENT_DETAIL_TYPE", PASSWORD_RESET)?;
+    if detail_type == PASSWORD_UPDATED {
+        return Err(ConfigError::new(
+            "EVENT_DETAIL_TYPE",
+            format!("must not be `{PASSWORD_UPDATED}`, which the notifier reads as the password-changed notice's"),
+        ));
+    }
+    Ok(detail_type)
 }
 
 /// A reset-link template for every actor type that may ask for a reset: finding a gap now beats
@@ -264,6 +280,7 @@ mod tests {
             ("SHOP_BRAND_COLOR", "red"),
             ("SHOP_BRAND_COLOR", "#12345"),
             ("TEMPLATE_DIR", "/no/such/dir"),
+            ("EVENT_DETAIL_TYPE", "auth.password_updated"),
         ];
         for (var, value) in cases {
             let mut pairs = base.to_vec();

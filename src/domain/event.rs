@@ -1,5 +1,6 @@
-//! The events a reset request emits: Medusa's `auth.password_reset` data, as the notifier and other
-//! subscribers read it, and `auth.password_reset_unknown` for an identifier without an account.
+//! The events the routes emit: Medusa's `auth.password_reset` data, as the notifier and other
+//! subscribers read it, `auth.password_reset_unknown` for an identifier without an account, and
+//! `auth.password_updated` once the update route has changed a password.
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -12,6 +13,8 @@ use super::token::ResetToken;
 pub const PASSWORD_RESET: &str = "auth.password_reset";
 /// The detail-type for a request whose identifier has no account (Medusa-database mode).
 pub const PASSWORD_RESET_UNKNOWN: &str = "auth.password_reset_unknown";
+/// The detail-type for a password the update route changed.
+pub const PASSWORD_UPDATED: &str = "auth.password_updated";
 
 /// Whose reset an event is about: the identifier as typed, and the actor type and provider the
 /// allow-list paired, the first three fields of every event. The route builds it from its parsed
@@ -75,6 +78,18 @@ pub struct UnknownIdentityEvent {
     pub metadata: Option<Metadata>,
 }
 
+/// A password was changed with a reset token: whose, and in `metadata` the `locale` the reset
+/// request asked for when its token carried one (`{}` otherwise), so the notice speaks the same
+/// language as the reset e-mail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordUpdatedEvent {
+    #[serde(flatten)]
+    pub about: EventSubject,
+    #[serde(default, serialize_with = "always_an_object")]
+    pub metadata: Option<Metadata>,
+}
+
 /// Medusa 2.16+ always sends `metadata`, `{}` when the request had none, and subscribers written
 /// for it read `data.metadata.locale` without checking that `metadata` is there.
 fn always_an_object<S: Serializer>(metadata: &Option<Metadata>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -89,6 +104,7 @@ fn always_an_object<S: Serializer>(metadata: &Option<Metadata>, serializer: S) -
 pub enum AuthEvent {
     PasswordReset(PasswordResetEvent),
     UnknownIdentity(UnknownIdentityEvent),
+    PasswordUpdated(PasswordUpdatedEvent),
 }
 
 impl AuthEvent {
@@ -97,6 +113,7 @@ impl AuthEvent {
         match self {
             Self::PasswordReset(event) => serde_json::to_string(event),
             Self::UnknownIdentity(event) => serde_json::to_string(event),
+            Self::PasswordUpdated(event) => serde_json::to_string(event),
         }
     }
 }
@@ -141,6 +158,20 @@ mod tests {
             event.detail().unwrap(),
             r#"{"entity_id":"nobody@example.com","actor_type":"customer","provider":"emailpass","metadata":{}}"#
         );
+    }
+
+    #[test]
+    fn the_password_updated_event_names_whose_password_changed_and_carries_no_secret() {
+        let event = AuthEvent::PasswordUpdated(PasswordUpdatedEvent { about: about("a@example.com"), metadata: None });
+        assert_eq!(
+            event.detail().unwrap(),
+            r#"{"entity_id":"a@example.com","actor_type":"customer","provider":"emailpass","metadata":{}}"#
+        );
+        let read: PasswordUpdatedEvent = serde_json::from_str(&event.detail().unwrap()).unwrap();
+        assert_eq!(read.metadata, Some(metadata(json!({}))));
+        let with_a_token = json!({"entity_id": "a@example.com", "actor_type": "customer",
+            "provider": "emailpass", "metadata": {}, "token": "t.o.k"});
+        assert!(serde_json::from_value::<PasswordUpdatedEvent>(with_a_token).is_err());
     }
 
     fn sealed() -> SealedPasswordResetEvent {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::actor::{ActorType, AuthProvider};
 use super::clock::checked_epoch_seconds;
 use super::identifier::Identifier;
+use super::locale::Locale;
 
 /// HS256 keys shorter than the hash output weaken the MAC; Medusa's own guidance agrees.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -73,6 +74,10 @@ pub struct ResetClaims {
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// The locale the reset request asked for, so that the notice of the change the token makes
+    /// speaks the reset e-mail's language. Medusa ignores claims it does not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 /// The `purpose` claim of every token this system mints.
@@ -134,6 +139,15 @@ pub enum TokenError {
     Signing(#[from] jsonwebtoken::errors::Error),
 }
 
+/// Whom a token is for, and the locale their e-mails are in.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSubject<'a> {
+    pub identifier: &'a Identifier,
+    pub actor_type: &'a ActorType,
+    pub provider: &'a AuthProvider,
+    pub locale: Option<&'a Locale>,
+}
+
 /// Mints tokens; built once at cold start so the key and header are not rebuilt per request.
 pub struct TokenMinter {
     key: EncodingKey,
@@ -168,14 +182,8 @@ impl TokenMinter {
     }
 
     /// Mints a token with the given `jti`, which the caller may have recorded first (Medusa ≥ 2.16).
-    pub fn mint(
-        &self,
-        identifier: &Identifier,
-        actor_type: &ActorType,
-        provider: &AuthProvider,
-        jti: Uuid,
-        now: SystemTime,
-    ) -> Result<MintedToken, TokenError> {
+    pub fn mint(&self, subject: &TokenSubject<'_>, jti: Uuid, now: SystemTime) -> Result<MintedToken, TokenError> {
+        let TokenSubject { identifier, actor_type, provider, locale } = *subject;
         let iat = unix_seconds(now)?;
         let claims = ResetClaims {
             entity_id: identifier.as_str().to_owned(),
@@ -187,6 +195,7 @@ impl TokenMinter {
             exp: iat + self.lifetime_secs,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            locale: locale.map(|locale| locale.as_str().to_owned()),
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.key)?;
         Ok(MintedToken { token: ResetToken(token), jti, expires_at: claims.exp })
@@ -226,6 +235,29 @@ mod tests {
         TokenMinter::new(&SigningSecret::parse(SECRET).unwrap(), &settings())
     }
 
+    fn subject<'a>(
+        identifier: &'a Identifier,
+        actor_type: &'a ActorType,
+        provider: &'a AuthProvider,
+    ) -> TokenSubject<'a> {
+        TokenSubject { identifier, actor_type, provider, locale: None }
+    }
+
+    #[test]
+    fn the_locale_the_request_asked_for_travels_in_the_token() {
+        let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
+        let id = Identifier::parse("a@example.com").unwrap();
+        let locale = Locale::parse("pt-BR").unwrap();
+        let with = TokenSubject { locale: Some(&locale), ..subject(&id, &actor, &provider) };
+        let minted = minter().mint(&with, Uuid::new_v4(), SystemTime::now()).unwrap();
+        let claims = jsonwebtoken::dangerous::insecure_decode_claims::<ResetClaims>(minted.token.expose()).unwrap();
+        assert_eq!(claims.locale.as_deref(), Some("pt-br"));
+        let without = minter().mint(&subject(&id, &actor, &provider), Uuid::new_v4(), SystemTime::now()).unwrap();
+        let claims =
+            jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(without.token.expose()).unwrap();
+        assert!(claims.get("locale").is_none(), "{claims}");
+    }
+
     #[test]
     fn a_short_secret_is_refused() {
         assert_eq!(SigningSecret::parse("short").unwrap_err(), SecretTooShort(5));
@@ -243,7 +275,7 @@ mod tests {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
         let now = at_epoch_seconds(2_000_000_000);
-        let minted = minter().mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
+        let minted = minter().mint(&subject(&id, &actor, &provider), Uuid::new_v4(), now).unwrap();
 
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
@@ -282,7 +314,7 @@ mod tests {
         let (actor, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
         let id = Identifier::parse("a@example.com").unwrap();
         let now = at_epoch_seconds(2_000_000_000);
-        let minted = minter().mint(&id, &actor, &provider, Uuid::new_v4(), now).unwrap();
+        let minted = minter().mint(&subject(&id, &actor, &provider), Uuid::new_v4(), now).unwrap();
         assert_eq!(minted.token.expires_at(), Some(2_000_000_900));
         assert_eq!(minted.token.jti(), Some(minted.jti.to_string()));
         assert_eq!(ResetToken::new("not.a.token".into()).expires_at(), None);
@@ -295,7 +327,7 @@ mod tests {
         let id = Identifier::parse("a@example.com").unwrap();
         let minter = minter();
         let jti = Uuid::new_v4();
-        let minted = minter.mint(&id, &actor, &provider, jti, SystemTime::now()).unwrap();
+        let minted = minter.mint(&subject(&id, &actor, &provider), jti, SystemTime::now()).unwrap();
         assert_eq!(minted.jti, jti);
         assert_eq!(minter.expiry(at_epoch_seconds(100)).unwrap(), 1000);
     }

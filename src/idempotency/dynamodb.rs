@@ -1,6 +1,7 @@
-//! DynamoDB claims: a conditional `PutItem` takes a reset only when no live record holds it, so two
+//! DynamoDB claims: a conditional `PutItem` takes an e-mail only when no live record holds it, so two
 //! execution environments handed the same event cannot both send. Items carry the TTL attribute
-//! `expires_at` (epoch seconds): an attempt's deadline while in progress, the token's expiry once done.
+//! `expires_at` (epoch seconds): an attempt's deadline while in progress, once done the reset token's
+//! expiry or, for a notice, the end of the time its event may come back.
 //!
 //! The SDK retries a call whose reply was lost, and the retry then meets what the first try wrote.
 //! Every write here is safe to repeat: a claim whose condition fails on a record with this ticket's
@@ -17,7 +18,7 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{Claim, ClaimError, ClaimStore, ResetKey, Ticket};
+use super::{Claim, ClaimError, ClaimKey, ClaimStore, Ticket};
 use crate::domain::clock::{epoch_seconds, epoch_seconds_ceil};
 
 /// The table's key attribute and its TTL attribute (as the rate-limit table has them).
@@ -47,7 +48,7 @@ impl DynamoDbClaimStore {
 }
 
 impl ClaimStore for DynamoDbClaimStore {
-    async fn claim(&self, key: &ResetKey, until: SystemTime, now: SystemTime) -> Result<Claim, ClaimError> {
+    async fn claim(&self, key: &ClaimKey, until: SystemTime, now: SystemTime) -> Result<Claim, ClaimError> {
         let ticket = Ticket::new(key);
         let result = self
             .client
@@ -76,7 +77,7 @@ impl ClaimStore for DynamoDbClaimStore {
                 _ => {
                     // Undecided: a try whose reply was lost may have written this ticket's record. The
                     // attempt fails without sending, so whatever of its own landed is given back, or an
-                    // early redelivery would find the reset held until this attempt's deadline.
+                    // early redelivery would find the e-mail held until this attempt's deadline.
                     if let Err(release) = self.release(&ticket).await {
                         tracing::debug!(cause = %release, "an undecided claim was not given back: it ends at its deadline");
                     }
@@ -87,7 +88,7 @@ impl ClaimStore for DynamoDbClaimStore {
     }
 
     async fn complete(&self, ticket: &Ticket, keep_until: SystemTime) -> Result<(), ClaimError> {
-        // Unconditional: the e-mail went out, so the reset is done whoever holds the record now,
+        // Unconditional: the e-mail went out, so it is done whoever holds the record now,
         // and a retry whose first try landed writes the very same item.
         self.client
             .put_item()

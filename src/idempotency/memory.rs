@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use super::{Claim, ClaimError, ClaimStore, ResetKey, Ticket};
+use super::{Claim, ClaimError, ClaimKey, ClaimStore, Ticket};
 use crate::domain::clock::{epoch_seconds, epoch_seconds_ceil};
 
 /// One claim: who holds it, whether its e-mail went out, and until when it counts.
@@ -18,20 +18,20 @@ struct Record {
 
 #[derive(Debug, Default)]
 pub struct MemoryClaimStore {
-    records: Mutex<HashMap<ResetKey, Record>>,
+    records: Mutex<HashMap<ClaimKey, Record>>,
 }
 
 impl MemoryClaimStore {
-    fn records(&self) -> Result<std::sync::MutexGuard<'_, HashMap<ResetKey, Record>>, ClaimError> {
+    fn records(&self) -> Result<std::sync::MutexGuard<'_, HashMap<ClaimKey, Record>>, ClaimError> {
         self.records.lock().map_err(|e| ClaimError(e.to_string()))
     }
 }
 
 impl ClaimStore for MemoryClaimStore {
-    async fn claim(&self, key: &ResetKey, until: SystemTime, now: SystemTime) -> Result<Claim, ClaimError> {
+    async fn claim(&self, key: &ClaimKey, until: SystemTime, now: SystemTime) -> Result<Claim, ClaimError> {
         let now = epoch_seconds(now);
         let mut records = self.records()?;
-        // Expired records go, as TTL would take them, so memory stays bounded by live tokens.
+        // Expired records go, as TTL would take them, so memory stays bounded by the claims still live.
         records.retain(|_, record| record.expires_at > now);
         let ticket = Ticket::new(key);
         if let Some(record) = records.get(key) {
@@ -63,8 +63,8 @@ mod tests {
     use crate::domain::clock::at_epoch_seconds as at;
     use crate::idempotency::Holder;
 
-    fn key() -> ResetKey {
-        ResetKey::parse("6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap()
+    fn key() -> ClaimKey {
+        ClaimKey::reset("6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap()
     }
 
     fn ticket(claim: Claim) -> Ticket {
@@ -93,7 +93,7 @@ mod tests {
         assert!(matches!(claims.claim(&key(), at(1_910), at(1_900)).await.unwrap(), Claim::Claimed(_)));
         assert!(
             matches!(
-                claims.claim(&ResetKey::parse("another").unwrap(), at(1_010), at(1_000)).await,
+                claims.claim(&ClaimKey::reset("another").unwrap(), at(1_010), at(1_000)).await,
                 Ok(Claim::Claimed(_))
             ),
             "another token is another reset"

@@ -1,12 +1,12 @@
 //! In-memory identity store: without a database every identifier counts as an account and nothing
-//! is recorded (Medusa 2.6–2.15 accept the token as it stands); with a fixed set of identities it
-//! behaves like Medusa's tables, for unit tests.
+//! is recorded (Medusa 2.6–2.15 accept the token as it stands, and a password change has nowhere to
+//! go); with a fixed set of identities it behaves like Medusa's tables, for unit tests.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use super::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord, new_row_id};
-use crate::domain::token::jti_hash;
+use super::{ChangeOutcome, IdentityStore, IssuedToken, Lookup, PasswordChange, StoreError, TokenRecord, new_row_id};
+use crate::domain::token::{jti_hash, sha256_hex};
 
 #[derive(Debug, Default)]
 pub struct MemoryIdentityStore {
@@ -14,6 +14,8 @@ pub struct MemoryIdentityStore {
     known: Option<HashSet<(String, String)>>,
     /// (entity_id, provider) → (row id, token hash) of the one live token.
     live: Mutex<HashMap<(String, String), (String, String)>>,
+    /// (entity_id, provider) → the password hash the update route wrote.
+    passwords: Mutex<HashMap<(String, String), String>>,
 }
 
 impl MemoryIdentityStore {
@@ -25,7 +27,7 @@ impl MemoryIdentityStore {
     /// Only these `(entity_id, provider)` pairs are accounts; their tokens are recorded.
     pub fn with_identities<'a>(identities: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let known = identities.into_iter().map(|(e, p)| (e.to_owned(), p.to_owned())).collect();
-        Self { known: Some(known), live: Mutex::default() }
+        Self { known: Some(known), ..Self::default() }
     }
 
     /// The hash of the live token of an identity, if any.
@@ -33,6 +35,16 @@ impl MemoryIdentityStore {
         let live = self.live.lock().ok()?;
         live.get(&(entity_id.to_owned(), provider.to_owned())).map(|(_, hash)| hash.clone())
     }
+
+    /// The password hash the update route wrote for an identity, if any.
+    pub fn password_hash(&self, entity_id: &str, provider: &str) -> Option<String> {
+        let passwords = self.passwords.lock().ok()?;
+        passwords.get(&(entity_id.to_owned(), provider.to_owned())).cloned()
+    }
+}
+
+fn poisoned<T>(error: std::sync::PoisonError<T>) -> StoreError {
+    StoreError::Query(error.to_string())
 }
 
 impl IdentityStore for MemoryIdentityStore {
@@ -56,15 +68,34 @@ impl IdentityStore for MemoryIdentityStore {
             return Ok(None);
         }
         let row_id = new_row_id();
-        let mut live = self.live.lock().map_err(|e| StoreError::Query(e.to_string()))?;
+        let mut live = self.live.lock().map_err(poisoned)?;
         live.insert(key, (row_id.clone(), jti_hash(&record.jti)));
         Ok(Some(IssuedToken { row_id: Some(row_id) }))
     }
 
     async fn withdraw(&self, issued: &IssuedToken) -> Result<(), StoreError> {
-        let mut live = self.live.lock().map_err(|e| StoreError::Query(e.to_string()))?;
+        let mut live = self.live.lock().map_err(poisoned)?;
         live.retain(|_, (row_id, _)| Some(row_id.as_str()) != issued.row_id.as_deref());
         Ok(())
+    }
+
+    /// The open store has no accounts to write to: every verified token changes "the" password.
+    async fn change_password(&self, change: &PasswordChange<'_>) -> Result<ChangeOutcome, StoreError> {
+        if self.known.is_none() {
+            return Ok(if change.password_hash.is_some() { ChangeOutcome::Changed } else { ChangeOutcome::Spent });
+        }
+        let key = (change.entity_id.to_owned(), change.provider.to_owned());
+        let hash = sha256_hex(change.jti.as_bytes());
+        let mut live = self.live.lock().map_err(poisoned)?;
+        if live.get(&key).is_none_or(|(_, live_hash)| *live_hash != hash) {
+            return Ok(ChangeOutcome::Refused);
+        }
+        live.remove(&key);
+        let Some(password_hash) = change.password_hash else {
+            return Ok(ChangeOutcome::Spent);
+        };
+        self.passwords.lock().map_err(poisoned)?.insert(key, password_hash.to_owned());
+        Ok(ChangeOutcome::Changed)
     }
 }
 
@@ -108,5 +139,39 @@ mod tests {
         assert_eq!(store.live_token_hash("a@example.com", "emailpass"), Some(jti_hash(&second.jti)));
         store.withdraw(&issued).await.unwrap();
         assert_eq!(store.live_token_hash("a@example.com", "emailpass"), None);
+    }
+
+    #[tokio::test]
+    async fn a_live_token_is_spent_once_on_the_new_password() {
+        let store = MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]);
+        let issued = record("a@example.com");
+        store.issue(&issued).await.unwrap().unwrap();
+        let jti = issued.jti.to_string();
+        let change = PasswordChange {
+            entity_id: "a@example.com",
+            provider: "emailpass",
+            jti: &jti,
+            password_hash: Some("c2NyeXB0"),
+        };
+        assert_eq!(
+            store.change_password(&PasswordChange { provider: "google", ..change.clone() }).await.unwrap(),
+            ChangeOutcome::Refused
+        );
+        assert_eq!(store.change_password(&change).await.unwrap(), ChangeOutcome::Changed);
+        assert_eq!(store.password_hash("a@example.com", "emailpass").as_deref(), Some("c2NyeXB0"));
+        assert_eq!(store.change_password(&change).await.unwrap(), ChangeOutcome::Refused, "spent");
+    }
+
+    #[tokio::test]
+    async fn a_body_without_a_password_spends_the_token_and_writes_nothing() {
+        let store = MemoryIdentityStore::with_identities([("a@example.com", "emailpass")]);
+        let issued = record("a@example.com");
+        store.issue(&issued).await.unwrap().unwrap();
+        let jti = issued.jti.to_string();
+        let change =
+            PasswordChange { entity_id: "a@example.com", provider: "emailpass", jti: &jti, password_hash: None };
+        assert_eq!(store.change_password(&change).await.unwrap(), ChangeOutcome::Spent);
+        assert_eq!(store.password_hash("a@example.com", "emailpass"), None);
+        assert_eq!(store.change_password(&change).await.unwrap(), ChangeOutcome::Refused);
     }
 }

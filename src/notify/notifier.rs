@@ -1,4 +1,5 @@
-//! One `auth.password_reset` event in, one reset e-mail out, or a logged reason not to send it.
+//! One `auth.password_reset` event in, one reset e-mail out; one `auth.password_updated` event in,
+//! one notice that the password was changed out; or a logged reason not to send it.
 //!
 //! Only failures a retry may cure (SES unavailable or throttled, its daily quota used up) are
 //! returned as errors, so that Lambda retries them and finally parks the event in the dead-letter
@@ -11,7 +12,12 @@
 //! Exactly one e-mail per token: before sending, the reset is claimed by its token's `jti` until the
 //! invocation's deadline, and marked done once SES accepted the message; a redelivered event whose
 //! claim is done or still in progress is skipped as a duplicate. No claim, no send: a store that
-//! fails is an error for Lambda to retry.
+//! fails is an error for Lambda to retry. A notice has no token, so it is claimed by its event's
+//! EventBridge `id`, which a redelivery and a replay from the dead-letter queue keep, and its done
+//! claim is kept for as long as the queue keeps events; an envelope without an id is dropped.
+//!
+//! The notice carries no link: it tells its reader what to do if the change was not theirs, and a
+//! mail that says "your password changed" is the one a phisher would copy with a link of their own.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -22,16 +28,17 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::link::LinkTemplates;
-use super::locale::Locale;
 use super::pacing::Pacing;
-use super::templates::{EmailContext, EmailTemplates};
+use super::templates::{EmailContext, EmailKind, EmailTemplates, NoticeContext};
 use super::token_check::{self, TokenProblem};
 use crate::aws::seal::{KmsOpener, UnsealError};
 use crate::domain::clock::{at_epoch_seconds, epoch_seconds};
-use crate::domain::event::{PasswordResetEvent, SealedPasswordResetEvent};
+use crate::domain::event::{PASSWORD_UPDATED, PasswordResetEvent, PasswordUpdatedEvent, SealedPasswordResetEvent};
 use crate::domain::identifier::mask;
+use crate::domain::locale::Locale;
+use crate::domain::metadata::Metadata;
 use crate::domain::recipient::Recipient;
-use crate::idempotency::{Claim, ClaimError, ClaimStore, DynamoDbClaimStore, Holder, MemoryClaimStore, ResetKey};
+use crate::idempotency::{Claim, ClaimError, ClaimKey, ClaimStore, DynamoDbClaimStore, Holder, MemoryClaimStore};
 use crate::mail::{Email, MailError, Mailer};
 
 /// What became of one event.
@@ -46,7 +53,7 @@ pub enum Delivery {
     },
     /// Another detail-type on the same bus (e.g. `auth.password_reset_unknown`): not ours to send.
     Ignored,
-    /// This token's e-mail was sent, or is being sent, by another attempt.
+    /// This token's e-mail, or this event's notice, was sent, or is being sent, by another attempt.
     Duplicate {
         holder: Holder,
     },
@@ -68,21 +75,32 @@ pub enum DropReason {
     PlainToken,
     /// The token's claims are about another address, actor type, provider or purpose.
     ClaimsMismatch,
+    /// A notice's envelope without an `id`, the only key its claim can have: it cannot be sent
+    /// once and only once.
+    NoEventId,
 }
 
 impl DropReason {
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::MalformedEvent => "dropped_malformed_event",
-            Self::NotAnEmail => "dropped_not_an_email",
-            Self::UnreadableToken => "dropped_unreadable_token",
-            Self::TokenExpired => "dropped_token_expired",
-            Self::NoLinkTemplate => "dropped_no_link_template",
-            Self::RenderFailed => "dropped_render_failed",
-            Self::Rejected => "dropped_rejected",
-            Self::Unsealable => "dropped_unsealable",
-            Self::PlainToken => "dropped_plain_token",
-            Self::ClaimsMismatch => "dropped_claims_mismatch",
+    /// The outcome label for this reason when the event asked for `kind` of e-mail: a notice's
+    /// begin with `notice_`, so that a dashboard tells the two apart. The token and link checks
+    /// are the reset e-mail's alone, and only a notice is claimed by its envelope's id.
+    pub fn label(self, kind: EmailKind) -> &'static str {
+        match (self, kind) {
+            (Self::MalformedEvent, EmailKind::Reset) => "dropped_malformed_event",
+            (Self::MalformedEvent, EmailKind::Notice) => "notice_dropped_malformed_event",
+            (Self::NotAnEmail, EmailKind::Reset) => "dropped_not_an_email",
+            (Self::NotAnEmail, EmailKind::Notice) => "notice_dropped_not_an_email",
+            (Self::RenderFailed, EmailKind::Reset) => "dropped_render_failed",
+            (Self::RenderFailed, EmailKind::Notice) => "notice_dropped_render_failed",
+            (Self::Rejected, EmailKind::Reset) => "dropped_rejected",
+            (Self::Rejected, EmailKind::Notice) => "notice_dropped_rejected",
+            (Self::NoEventId, _) => "notice_dropped_no_event_id",
+            (Self::UnreadableToken, _) => "dropped_unreadable_token",
+            (Self::TokenExpired, _) => "dropped_token_expired",
+            (Self::NoLinkTemplate, _) => "dropped_no_link_template",
+            (Self::Unsealable, _) => "dropped_unsealable",
+            (Self::PlainToken, _) => "dropped_plain_token",
+            (Self::ClaimsMismatch, _) => "dropped_claims_mismatch",
         }
     }
 }
@@ -92,13 +110,15 @@ impl Delivery {
         Self::Dropped { reason, cause: None }
     }
 
-    /// The outcome the log line and the metric give this delivery.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Sent { .. } => "sent",
-            Self::Ignored => "ignored",
-            Self::Duplicate { .. } => "duplicate_skipped",
-            Self::Dropped { reason, .. } => reason.label(),
+    /// The outcome the log line and the metric give this delivery of `kind` of e-mail.
+    pub fn label(&self, kind: EmailKind) -> &'static str {
+        match (self, kind) {
+            (Self::Sent { .. }, EmailKind::Reset) => "sent",
+            (Self::Sent { .. }, EmailKind::Notice) => "notice_sent",
+            (Self::Duplicate { .. }, EmailKind::Reset) => "duplicate_skipped",
+            (Self::Duplicate { .. }, EmailKind::Notice) => "notice_duplicate_skipped",
+            (Self::Ignored, _) => "ignored",
+            (Self::Dropped { reason, .. }, kind) => reason.label(kind),
         }
     }
 }
@@ -107,22 +127,26 @@ impl Delivery {
 #[derive(Debug)]
 pub struct Handled {
     pub event_id: String,
+    /// The e-mail the event asked for; none for an envelope that does not parse or is not ours,
+    /// whose outcomes (`dropped_malformed_event`, `ignored`) are labelled as the reset e-mail's.
+    pub kind: Option<EmailKind>,
     /// The event's `entity_id` as given (the log masks it), when the event had one.
     pub recipient: Option<String>,
     pub outcome: Result<Delivery, NotifyError>,
 }
 
 impl Handled {
-    fn malformed(event_id: String, error: &serde_json::Error) -> Self {
+    fn malformed(event_id: String, kind: Option<EmailKind>, error: &serde_json::Error) -> Self {
         let dropped = Delivery::Dropped { reason: DropReason::MalformedEvent, cause: Some(shape_of(error)) };
-        Self { event_id, recipient: None, outcome: Ok(dropped) }
+        Self { event_id, kind, recipient: None, outcome: Ok(dropped) }
     }
 
     /// The outcome's label, which the log line and the metric share.
     pub fn label(&self) -> &'static str {
+        let kind = self.kind.unwrap_or(EmailKind::Reset);
         match &self.outcome {
-            Ok(delivery) => delivery.label(),
-            Err(error) => error.label(),
+            Ok(delivery) => delivery.label(kind),
+            Err(error) => error.label(kind),
         }
     }
 
@@ -163,13 +187,33 @@ pub enum Inbound {
     /// An EventBridge event as JSON, as the bus delivers it (and as tests write it).
     Envelope(Value),
     /// An event from `make run`'s in-process bus, with the id the bus gave it: already typed and
-    /// the route's own, so there is no envelope to parse, no detail-type to check and no seal.
-    Local { id: String, event: PasswordResetEvent },
+    /// the routes' own, so there is no envelope to parse, no detail-type to check and no seal.
+    Local { id: String, event: LocalEvent },
 }
 
 impl From<Value> for Inbound {
     fn from(envelope: Value) -> Self {
         Self::Envelope(envelope)
+    }
+}
+
+/// An event `make run`'s bus hands the notifier: a reset to e-mail, or a changed password to
+/// give notice of (`event.into()` from either).
+#[derive(Debug)]
+pub enum LocalEvent {
+    Reset(PasswordResetEvent),
+    PasswordUpdated(PasswordUpdatedEvent),
+}
+
+impl From<PasswordResetEvent> for LocalEvent {
+    fn from(event: PasswordResetEvent) -> Self {
+        Self::Reset(event)
+    }
+}
+
+impl From<PasswordUpdatedEvent> for LocalEvent {
+    fn from(event: PasswordUpdatedEvent) -> Self {
+        Self::PasswordUpdated(event)
     }
 }
 
@@ -185,12 +229,14 @@ pub enum NotifyError {
 }
 
 impl NotifyError {
-    /// The outcome the log line and the metric give this failure: a spent daily quota is parked
-    /// (its retries, then the dead-letter queue), any other is retried.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Mail(MailError::DailyQuota(_)) => "parked_daily_quota",
-            _ => "failed_will_retry",
+    /// The outcome the log line and the metric give this failure of `kind` of e-mail: a spent
+    /// daily quota is parked (its retries, then the dead-letter queue), any other is retried.
+    pub fn label(&self, kind: EmailKind) -> &'static str {
+        match (self, kind) {
+            (Self::Mail(MailError::DailyQuota(_)), EmailKind::Reset) => "parked_daily_quota",
+            (Self::Mail(MailError::DailyQuota(_)), EmailKind::Notice) => "notice_parked_daily_quota",
+            (_, EmailKind::Reset) => "failed_will_retry",
+            (_, EmailKind::Notice) => "notice_failed_will_retry",
         }
     }
 }
@@ -223,6 +269,11 @@ pub struct Notifier<M> {
 /// the slowest attempt (KMS, DynamoDB, one SES attempt, DynamoDB again, each at most 1.5 s), and the
 /// template's notifier timeout.
 pub const UNBOUNDED_ATTEMPT: Duration = Duration::from_secs(10);
+
+/// How long a sent notice's claim is kept: the dead-letter queue's retention (the template's
+/// `MessageRetentionPeriod`), so that neither a late redelivery nor `make replay` of a parked copy
+/// sends it again. A reset's claim needs no such bound: its token's expiry ends it.
+pub const NOTICE_CLAIM_KEPT: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 
 /// One delivery attempt: the time it decides at, and the deadline its claim ends with, after
 /// which Lambda has stopped the attempt and a retry may claim the reset.
@@ -261,7 +312,7 @@ impl<M: Mailer> Notifier<M> {
         Self { links, templates, mailer, detail_type, opener: None, claims: Either::Right(MemoryClaimStore::default()) }
     }
 
-    /// Claims each reset in this store before sending it (in memory, per process, unless given one).
+    /// Claims each e-mail in this store before sending it (in memory, per process, unless given one).
     pub fn claiming_with(mut self, claims: Either<DynamoDbClaimStore, MemoryClaimStore>) -> Self {
         self.claims = claims;
         self
@@ -290,9 +341,15 @@ impl<M: Mailer> Notifier<M> {
         let attempt = attempt.into();
         let handled = match inbound.into() {
             Inbound::Envelope(envelope) => self.open(envelope, attempt).await,
-            Inbound::Local { id, event } => {
+            Inbound::Local { id, event: LocalEvent::Reset(event) } => {
                 let outcome = self.deliver(&event, attempt).await;
-                Handled { event_id: id, recipient: Some(event.about.entity_id), outcome }
+                let kind = Some(EmailKind::Reset);
+                Handled { event_id: id, kind, recipient: Some(event.about.entity_id), outcome }
+            }
+            Inbound::Local { id, event: LocalEvent::PasswordUpdated(event) } => {
+                let outcome = self.deliver_notice(Some(id.as_str()), &event, attempt).await;
+                let kind = Some(EmailKind::Notice);
+                Handled { event_id: id, kind, recipient: Some(event.about.entity_id), outcome }
             }
         };
         handled.report(started);
@@ -304,18 +361,33 @@ impl<M: Mailer> Notifier<M> {
     async fn open(&self, envelope: Value, attempt: Attempt) -> Handled {
         let envelope = match serde_json::from_value::<EventBridgeEvent<Value>>(envelope) {
             Ok(envelope) => envelope,
-            Err(error) => return Handled::malformed("unknown".to_owned(), &error),
+            Err(error) => return Handled::malformed("unknown".to_owned(), None, &error),
         };
+        if envelope.detail_type == PASSWORD_UPDATED {
+            return self.open_notice(envelope.id, envelope.detail, attempt).await;
+        }
         let event_id = envelope.id.unwrap_or_default();
         if envelope.detail_type != self.detail_type {
-            return Handled { event_id, recipient: None, outcome: Ok(Delivery::Ignored) };
+            return Handled { event_id, kind: None, recipient: None, outcome: Ok(Delivery::Ignored) };
         }
         let (recipient, outcome) = match serde_json::from_value::<Detail>(envelope.detail) {
             Ok(Detail::Plain(event)) => (event.about.entity_id.clone(), self.deliver_plain(&event, attempt).await),
             Ok(Detail::Sealed(sealed)) => (sealed.about.entity_id.clone(), self.deliver_sealed(&sealed, attempt).await),
-            Err(error) => return Handled::malformed(event_id, &error),
+            Err(error) => return Handled::malformed(event_id, Some(EmailKind::Reset), &error),
         };
-        Handled { event_id, recipient: Some(recipient), outcome }
+        Handled { event_id, kind: Some(EmailKind::Reset), recipient: Some(recipient), outcome }
+    }
+
+    /// An `auth.password_updated` envelope: its detail, then the notice, claimed by the envelope's id.
+    async fn open_notice(&self, id: Option<String>, detail: Value, attempt: Attempt) -> Handled {
+        let kind = Some(EmailKind::Notice);
+        let event_id = id.clone().unwrap_or_default();
+        let event = match serde_json::from_value::<PasswordUpdatedEvent>(detail) {
+            Ok(event) => event,
+            Err(error) => return Handled::malformed(event_id, kind, &error),
+        };
+        let outcome = self.deliver_notice(id.as_deref(), &event, attempt).await;
+        Handled { event_id, kind, recipient: Some(event.about.entity_id), outcome }
     }
 
     /// A plain token is the route's only while tokens are not sealed.
@@ -364,7 +436,7 @@ impl<M: Mailer> Notifier<M> {
         let Some(link) = self.links.link(&event.about.actor_type, event.token.expose(), recipient.as_str()) else {
             return Err(Delivery::dropped(DropReason::NoLinkTemplate));
         };
-        let locale = event.metadata.as_ref().and_then(|m| m.get_str("locale")).and_then(Locale::parse);
+        let locale = requested_locale(event.metadata.as_ref());
         let context = EmailContext {
             link: &link,
             email: recipient.as_str(),
@@ -376,14 +448,43 @@ impl<M: Mailer> Notifier<M> {
             Ok(rendered) => {
                 let locale = self.templates.locale_for(locale.as_ref());
                 let email = rendered.addressed_to(recipient, &event.about.actor_type, locale);
-                Ok(Composed { email, key, expires_at })
+                Ok(Composed { email, key, keep_until: at_epoch_seconds(expires_at) })
             }
             Err(error) => Err(Delivery::Dropped { reason: DropReason::RenderFailed, cause: Some(error.to_string()) }),
         }
     }
 
-    /// Exactly one e-mail per token: claims the reset until the attempt's deadline, sends, then
-    /// marks the claim done (kept until the token expires) or, when nothing went out, gives it back.
+    /// One `auth.password_updated` event's decision, without logging: an id to claim it by and an
+    /// address to send to, then the notice in the event's locale, sent once per event id.
+    async fn deliver_notice(
+        &self,
+        event_id: Option<&str>,
+        event: &PasswordUpdatedEvent,
+        attempt: Attempt,
+    ) -> Result<Delivery, NotifyError> {
+        let Some(key) = event_id.and_then(|id| ClaimKey::notice(id).ok()) else {
+            let cause = "the envelope has no usable `id` to claim the notice by, so it could not be sent only once";
+            return Ok(Delivery::Dropped { reason: DropReason::NoEventId, cause: Some(cause.to_owned()) });
+        };
+        let Ok(recipient) = Recipient::parse(&event.about.entity_id) else {
+            return Ok(Delivery::dropped(DropReason::NotAnEmail));
+        };
+        let locale = requested_locale(event.metadata.as_ref());
+        let actor_type = &event.about.actor_type;
+        let context = NoticeContext { email: recipient.as_str(), actor_type, metadata: event.metadata.as_ref() };
+        let rendered = match self.templates.render_notice(locale.as_ref(), &context) {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                return Ok(Delivery::Dropped { reason: DropReason::RenderFailed, cause: Some(error.to_string()) });
+            }
+        };
+        let written_in = self.templates.locale_of(EmailKind::Notice, locale.as_ref());
+        let email = rendered.addressed_to(recipient, actor_type, written_in);
+        self.send_once(Composed { email, key, keep_until: attempt.now + NOTICE_CLAIM_KEPT }, attempt).await
+    }
+
+    /// Exactly one e-mail per claim key: claims it until the attempt's deadline, sends, then marks
+    /// the claim done (kept as `Composed::keep_until` says) or, when nothing went out, gives it back.
     async fn send_once(&self, ready: Composed, attempt: Attempt) -> Result<Delivery, NotifyError> {
         let ticket = match self.claims.claim(&ready.key, attempt.deadline, attempt.now).await? {
             Claim::Claimed(ticket) => ticket,
@@ -391,8 +492,7 @@ impl<M: Mailer> Notifier<M> {
         };
         match self.send_paced(&ready.email, attempt.deadline).await {
             Ok(message_id) => {
-                let keep_until = at_epoch_seconds(ready.expires_at);
-                if let Err(error) = self.claims.complete(&ticket, keep_until).await {
+                if let Err(error) = self.claims.complete(&ticket, ready.keep_until).await {
                     // Failing the invocation now would make Lambda's retry send it a second time.
                     tracing::warn!(
                         cause = %error,
@@ -453,7 +553,7 @@ fn check(event: &PasswordResetEvent, at: SystemTime) -> Result<Checked, Delivery
     };
     // The signature cannot be checked here (no secret), but a token about another event can be told.
     let (expires_at, key) = match token_check::check(event) {
-        Ok(facts) => match ResetKey::parse(&facts.jti) {
+        Ok(facts) => match ClaimKey::reset(&facts.jti) {
             Ok(key) => (facts.expires_at, key),
             Err(_) => return Err(Delivery::dropped(DropReason::UnreadableToken)),
         },
@@ -470,22 +570,29 @@ fn check(event: &PasswordResetEvent, at: SystemTime) -> Result<Checked, Delivery
     Ok(Checked { recipient, key, expires_at, minutes_left: (expires_at - now).div_ceil(60) })
 }
 
+/// The locale an event's `metadata.locale` asks for, if it is a locale at all; the templates fall
+/// back from it to one they have.
+fn requested_locale(metadata: Option<&Metadata>) -> Option<Locale> {
+    metadata.and_then(|m| m.get_str("locale")).and_then(Locale::parse)
+}
+
 /// An event that passed `check`: what `compose` builds the e-mail from.
 struct Checked {
     recipient: Recipient,
-    key: ResetKey,
+    key: ClaimKey,
     /// The token's `exp`, seconds since the epoch.
     expires_at: u64,
     /// Whole minutes until then, rounded up: what the e-mail says.
     minutes_left: u64,
 }
 
-/// An e-mail ready to claim and send: what `compose` hands `send_once`.
+/// An e-mail ready to claim and send: what `compose` and `deliver_notice` hand `send_once`.
 struct Composed {
     email: Email,
-    key: ResetKey,
-    /// The token's `exp`, seconds since the epoch: how long a done claim is kept.
-    expires_at: u64,
+    key: ClaimKey,
+    /// How long a done claim is kept: a reset's until its token's `exp`, a notice's for
+    /// `NOTICE_CLAIM_KEPT`.
+    keep_until: SystemTime,
 }
 
 /// Where a JSON error is, without serde's message, which can quote the offending value.
@@ -581,6 +688,7 @@ mod tests {
             exp,
             iss: None,
             aud: None,
+            locale: None,
         }
     }
 
@@ -702,7 +810,7 @@ mod tests {
         let event = event("a@example.com", NOW + 900, None);
         // An attempt that claimed and then crashed before SES, with its deadline at NOW + 10.
         let jti = token_check::check(&event).unwrap().jti;
-        let key = ResetKey::parse(&jti).unwrap();
+        let key = ClaimKey::reset(&jti).unwrap();
         assert!(matches!(notifier.claims.claim(&key, at(NOW + 10), at(NOW)).await.unwrap(), Claim::Claimed(_)));
         let during = notifier.deliver(&event, attempt(NOW + 9, NOW + 19)).await.unwrap();
         assert_eq!(during, Delivery::Duplicate { holder: Holder::InProgress });
@@ -884,6 +992,223 @@ mod tests {
         let handled = notifier.handle(envelope("auth.password_reset", sealed), at(NOW)).await;
         assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::Unsealable, .. })), "{handled:?}");
         assert_eq!(handled.recipient.as_deref(), Some("a@example.com"));
+    }
+
+    /// A password-updated event for `entity_id`, whose reset asked for `locale` if any.
+    fn updated(entity_id: &str, actor_type: &str, locale: Option<&str>) -> PasswordUpdatedEvent {
+        let metadata = json!(locale.map_or_else(|| json!({}), |locale| json!({"locale": locale})));
+        PasswordUpdatedEvent {
+            about: EventSubject {
+                entity_id: entity_id.to_owned(),
+                actor_type: actor_type.to_owned(),
+                provider: "emailpass".to_owned(),
+            },
+            metadata: metadata.as_object().cloned().and_then(|m| Metadata::parse(m).ok()),
+        }
+    }
+
+    /// The envelope EventBridge delivers a password-updated event in, with this id.
+    fn notice_envelope(id: &str, event: &PasswordUpdatedEvent) -> Value {
+        let detail = serde_json::to_value(event).unwrap();
+        json!({"id": id, "detail-type": "auth.password_updated", "source": "medusa.auth", "detail": detail})
+    }
+
+    /// How each shipped locale tells customers what to do if the change was not theirs.
+    const NOT_YOU: [(&str, &str); 8] = [
+        ("en", "If you did not change your password, request a new password reset at once and contact us."),
+        ("de", "Wenn Sie Ihr Passwort nicht selbst geändert haben, setzen Sie es bitte sofort erneut zurück"),
+        ("fr", "Si vous n’avez pas modifié votre mot de passe, demandez immédiatement une nouvelle réinitialisation"),
+        ("es", "Si no has cambiado tu contraseña, solicita de inmediato un nuevo restablecimiento"),
+        ("it", "Se non hai modificato tu la password, richiedi subito una nuova reimpostazione"),
+        ("nl", "Heb je je wachtwoord niet zelf gewijzigd? Vraag dan meteen een nieuwe wachtwoordreset aan"),
+        ("pt-BR", "Se você não alterou sua senha, peça uma nova redefinição imediatamente"),
+        ("pl", "Jeśli ta zmiana nie pochodzi od Ciebie, natychmiast poproś o\u{a0}ponowne zresetowanie hasła"),
+    ];
+
+    #[tokio::test]
+    async fn a_notice_is_sent_once_per_event_id() {
+        let notifier = notifier(FakeMailer::default());
+        let event = updated("a@example.com", "customer", None);
+        let first = notifier.handle(notice_envelope("n-1", &event), at(NOW)).await;
+        assert_eq!(first.outcome.as_ref().unwrap(), &Delivery::Sent { message_id: "message-1".into() });
+        assert_eq!(
+            (first.kind, first.label(), first.event_id.as_str()),
+            (Some(EmailKind::Notice), "notice_sent", "n-1")
+        );
+        assert_eq!(first.recipient.as_deref(), Some("a@example.com"));
+        let sent = notifier.mailer.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].0.as_str(), sent[0].1.subject.as_str()), ("a@example.com", "Your password was changed"));
+        // Another change of the same password is another event, with an id of its own.
+        let second_change = notifier.handle(notice_envelope("n-2", &event), at(NOW + 60)).await;
+        assert!(matches!(second_change.outcome, Ok(Delivery::Sent { .. })), "{second_change:?}");
+        assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_notice_is_skipped_even_when_replayed_from_the_dead_letter_queue_days_later() {
+        let notifier = notifier(FakeMailer::default());
+        let event = updated("a@example.com", "customer", None);
+        notifier.handle(notice_envelope("n-1", &event), at(NOW)).await.outcome.unwrap();
+        let kept = NOTICE_CLAIM_KEPT.as_secs();
+        for later in [NOW + 1, NOW + 3_600, NOW + kept - 1] {
+            let again = notifier.handle(notice_envelope("n-1", &event), at(later)).await;
+            assert_eq!(again.outcome.as_ref().unwrap(), &Delivery::Duplicate { holder: Holder::Done }, "at {later}");
+            assert_eq!(again.label(), "notice_duplicate_skipped");
+        }
+        assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 1);
+        assert_eq!(kept, 14 * 24 * 3_600, "as long as the dead-letter queue keeps an event");
+    }
+
+    #[tokio::test]
+    async fn a_notice_and_a_reset_email_never_hold_each_others_claims() {
+        let notifier = notifier(FakeMailer::default());
+        let reset = event("a@example.com", NOW + 900, None);
+        let jti = token_check::check(&reset).unwrap().jti;
+        // An envelope id that happens to be a token's jti is still another e-mail.
+        notifier.handle(notice_envelope(&jti, &updated("a@example.com", "customer", None)), at(NOW)).await;
+        let sent = notifier.deliver(&reset, at(NOW)).await.unwrap();
+        assert!(matches!(sent, Delivery::Sent { .. }), "{sent:?}");
+        assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_locale_the_reset_asked_for_picks_the_notice_template_and_any_other_gets_the_default() {
+        let notifier = notifier(FakeMailer::default());
+        let cases = [
+            (Some("de-DE"), "Ihr Passwort wurde geändert", "de"),
+            (Some("pt"), "Sua senha foi alterada", "pt-br"),
+            (Some("ja"), "Your password was changed", "en"),
+            (Some("not a locale"), "Your password was changed", "en"),
+            (None, "Your password was changed", "en"),
+        ];
+        for (i, (locale, subject, written_in)) in cases.into_iter().enumerate() {
+            let event = updated("a@example.com", "customer", locale);
+            notifier.handle(notice_envelope(&format!("n-{i}"), &event), at(NOW)).await.outcome.unwrap();
+            let sent = notifier.mailer.sent.lock().unwrap();
+            let email = &sent.last().unwrap().1;
+            assert_eq!((email.subject.as_str(), email.locale.as_str()), (subject, written_in), "{locale:?}");
+        }
+    }
+
+    /// Every notice in every locale, for customers and admin users, as the notifier sends it.
+    async fn every_notice() -> Vec<(String, Email)> {
+        let notifier = notifier(FakeMailer::default());
+        for (locale, _) in NOT_YOU {
+            for actor_type in ["customer", "user"] {
+                let event = updated("a@example.com", actor_type, Some(locale));
+                let id = format!("{locale}-{actor_type}");
+                let handled = notifier.handle(Inbound::Local { id, event: event.into() }, at(NOW)).await;
+                assert!(matches!(handled.outcome, Ok(Delivery::Sent { .. })), "{locale}/{actor_type}: {handled:?}");
+            }
+        }
+        let sent = notifier.mailer.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), NOT_YOU.len() * 2, "admin users get their notice, though they have no reset link");
+        sent
+    }
+
+    #[tokio::test]
+    async fn no_part_of_any_notice_in_any_locale_holds_a_link() {
+        for (_, email) in every_notice().await {
+            let case = format!("{}/{}", email.locale, email.actor_type);
+            for (part, text) in [("subject", &email.subject), ("text", &email.text), ("html", &email.html)] {
+                assert!(!text.contains("http"), "{case} {part}: {text}");
+                assert!(!text.contains("<a ") && !text.contains("href"), "{case} {part}: {text}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn every_notice_says_what_to_do_if_the_change_was_not_the_readers() {
+        let notices = every_notice().await;
+        for (locale, not_you) in NOT_YOU {
+            let written_in = locale.to_ascii_lowercase();
+            let email =
+                notices.iter().map(|(_, email)| email).find(|e| e.locale == written_in && e.actor_type == "customer");
+            let email = email.unwrap_or_else(|| panic!("no {locale} notice"));
+            assert!(email.text.contains(not_you), "{locale}: {}", email.text);
+            let escaped = not_you.replace('’', "&#x27;");
+            assert!(email.html.contains(not_you) || email.html.contains(&escaped), "{locale}: {}", email.html);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_notice_envelope_without_an_id_cannot_be_claimed_and_is_dropped_saying_so() {
+        let notifier = notifier(FakeMailer::default());
+        let mut envelope = notice_envelope("n-1", &updated("a@example.com", "customer", None));
+        for id in [Value::Null, json!(""), json!("a\nb")] {
+            envelope["id"] = id.clone();
+            let handled = notifier.handle(envelope.clone(), at(NOW)).await;
+            let Ok(Delivery::Dropped { reason: DropReason::NoEventId, cause: Some(cause) }) = &handled.outcome else {
+                panic!("{id}: {handled:?}");
+            };
+            assert!(cause.contains("`id`"), "{cause}");
+            assert_eq!(handled.label(), "notice_dropped_no_event_id");
+        }
+        let Value::Object(mut without) = envelope else { unreachable!() };
+        without.remove("id");
+        let handled = notifier.handle(Value::Object(without), at(NOW)).await;
+        assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::NoEventId, .. })), "{handled:?}");
+        assert!(notifier.mailer.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_malformed_notice_or_one_not_to_an_address_is_dropped_with_a_notice_label() {
+        let notifier = notifier(FakeMailer::default());
+        let with_a_token = json!({"entity_id": "a@example.com", "actor_type": "customer", "provider": "emailpass",
+            "metadata": {}, "token": "t.o.k"});
+        for detail in [json!({"entity_id": 5}), with_a_token] {
+            let envelope =
+                json!({"id": "n-1", "detail-type": "auth.password_updated", "source": "medusa.auth", "detail": detail});
+            let handled = notifier.handle(envelope, at(NOW)).await;
+            assert!(matches!(handled.outcome, Ok(Delivery::Dropped { reason: DropReason::MalformedEvent, .. })));
+            assert_eq!(handled.label(), "notice_dropped_malformed_event", "{handled:?}");
+        }
+        for entity_id in ["customer-42", "a@example.com\r\nBcc: x@y.z", "Eve <eve@example.com>"] {
+            let handled = notifier.handle(notice_envelope("n-2", &updated(entity_id, "customer", None)), at(NOW)).await;
+            assert_eq!(handled.outcome.as_ref().unwrap(), &Delivery::dropped(DropReason::NotAnEmail), "{entity_id:?}");
+            assert_eq!(handled.label(), "notice_dropped_not_an_email");
+        }
+        assert!(notifier.mailer.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_notice_that_failed_to_send_gives_its_claim_back_for_lambdas_retry_with_a_notice_label() {
+        let notifier = notifier(FakeMailer { flaky: Mutex::new(1), ..Default::default() });
+        let envelope = notice_envelope("n-1", &updated("a@example.com", "customer", None));
+        let failed = notifier.handle(envelope.clone(), attempt(NOW, NOW + 10)).await;
+        assert!(failed.outcome.is_err(), "{failed:?}");
+        assert_eq!(failed.label(), "notice_failed_will_retry");
+        let retry = notifier.handle(envelope, attempt(NOW + 1, NOW + 11)).await;
+        assert!(matches!(retry.outcome, Ok(Delivery::Sent { .. })), "{retry:?}");
+        assert_eq!(notifier.mailer.sent.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_notices_outcomes_begin_with_notice_and_the_reset_emails_keep_theirs() {
+        let (reset, notice) = (EmailKind::Reset, EmailKind::Notice);
+        let sent = Delivery::Sent { message_id: "m".into() };
+        let duplicate = Delivery::Duplicate { holder: Holder::Done };
+        assert_eq!((sent.label(reset), sent.label(notice)), ("sent", "notice_sent"));
+        assert_eq!(
+            (duplicate.label(reset), duplicate.label(notice)),
+            ("duplicate_skipped", "notice_duplicate_skipped")
+        );
+        for reason in
+            [DropReason::MalformedEvent, DropReason::NotAnEmail, DropReason::RenderFailed, DropReason::Rejected]
+        {
+            let dropped = Delivery::dropped(reason);
+            assert_eq!(dropped.label(notice), format!("notice_{}", dropped.label(reset)), "{reason:?}");
+        }
+        assert_eq!(Delivery::dropped(DropReason::NoEventId).label(notice), "notice_dropped_no_event_id");
+        assert_eq!(Delivery::Ignored.label(notice), "ignored", "another detail-type has no kind");
+        let quota = NotifyError::Mail(MailError::DailyQuota("quota".into()));
+        let down = NotifyError::Mail(MailError::Transient("down".into()));
+        assert_eq!((quota.label(reset), down.label(reset)), ("parked_daily_quota", "failed_will_retry"));
+        assert_eq!(
+            (quota.label(notice), down.label(notice)),
+            ("notice_parked_daily_quota", "notice_failed_will_retry")
+        );
     }
 
     /// One generated case of the decision table: who the event is for, what its token says, and

@@ -7,7 +7,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use super::{EventPublisher, PublishError};
 use crate::aws::seal::KmsSealer;
-use crate::domain::event::AuthEvent;
+use crate::domain::event::{AuthEvent, PASSWORD_UPDATED};
 use crate::observability::trace;
 
 /// Where events go: the bus, the `Source`, and the `DetailType` of each kind of event.
@@ -24,6 +24,7 @@ impl EventTarget {
         match event {
             AuthEvent::PasswordReset(_) => &self.detail_type,
             AuthEvent::UnknownIdentity(_) => &self.unknown_detail_type,
+            AuthEvent::PasswordUpdated(_) => PASSWORD_UPDATED,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The event port: where a minted reset goes. EventBridge on Lambda, an in-process channel locally.
+//! The event port: where a minted reset, and a changed password's notice, go. EventBridge on Lambda, an in-process channel locally.
 
 use std::future::Future;
 
@@ -23,6 +23,17 @@ pub trait EventPublisher: Send + Sync + 'static {
         event: &AuthEvent,
         token_len: usize,
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// One publisher shared by the two routes of an execution environment.
+impl<T: EventPublisher> EventPublisher for std::sync::Arc<T> {
+    async fn publish(&self, event: &AuthEvent) -> Result<(), PublishError> {
+        self.as_ref().publish(event).await
+    }
+
+    async fn publish_unknown(&self, event: &AuthEvent, token_len: usize) -> Result<(), PublishError> {
+        self.as_ref().publish_unknown(event, token_len).await
+    }
 }
 
 /// Why an event was not published. Messages carry codes and causes, never the event itself.

@@ -250,6 +250,24 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn updates_are_counted_per_client_apart_from_resets() {
+        let limits = Limits { update_per_ip: Limit { max: 2, window: Duration::from_secs(300) }, ..Limits::default() };
+        let limiter = MemoryRateLimiter::new(limits);
+        let update = |ip: &str| Subject::for_update(ip);
+        for _ in 0..2 {
+            assert_eq!(limiter.check(&update("198.51.100.1"), at(1_000)).await.unwrap(), Verdict::Allowed);
+        }
+        let refused = limiter.check(&update("198.51.100.1"), at(1_000)).await.unwrap();
+        assert_eq!(refused, Verdict::IpLimited { retry_after: Duration::from_secs(200) });
+        assert_eq!(limiter.check(&update("198.51.100.2"), at(1_000)).await.unwrap(), Verdict::Allowed);
+        // The reset route's share of the same client is untouched.
+        assert_eq!(
+            limiter.check(&subject("198.51.100.1", "a@example.com"), at(1_000)).await.unwrap(),
+            Verdict::Allowed
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn the_limiter_agrees_with_the_rules_over_any_sequence_of_requests(
@@ -259,6 +277,7 @@ mod tests {
             let limits = Limits {
                 per_identifier: vec![Limit { max: 1, window: Duration::from_secs(10) }, Limit { max: 3, window: Duration::from_secs(60) }],
                 per_ip: Limit { max: 4, window: Duration::from_secs(30) },
+                ..Limits::default()
             };
             let limiter = MemoryRateLimiter::new(limits.clone());
             let mut model = Model::default();

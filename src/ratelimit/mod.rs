@@ -1,5 +1,5 @@
-//! The rate-limit port: how many reset requests a client IP and an identifier may make, in fixed
-//! windows, decided in one call. DynamoDB on Lambda (shared by every execution environment), in
+//! The rate-limit port: how many reset requests a client IP and an identifier may make, and how
+//! many password updates a client IP may make, in fixed windows, decided in one call. DynamoDB on Lambda (shared by every execution environment), in
 //! memory for `make run` and unit tests.
 
 use std::fmt;
@@ -53,6 +53,9 @@ pub struct Limits {
     pub per_identifier: Vec<Limit>,
     /// Per client IP; over it, the answer is 429.
     pub per_ip: Limit,
+    /// Per client IP on the update route, counted apart from the reset route's: each update that
+    /// carries a password costs a scrypt hash, so a flood must be turned away before it burns CPU.
+    pub update_per_ip: Limit,
 }
 
 impl Default for Limits {
@@ -63,6 +66,7 @@ impl Default for Limits {
                 Limit { max: 5, window: Duration::from_secs(3600) },
             ],
             per_ip: Limit { max: 30, window: Duration::from_secs(300) },
+            update_per_ip: Limit { max: 10, window: Duration::from_secs(300) },
         }
     }
 }
@@ -116,11 +120,21 @@ impl Share<'_> {
     }
 }
 
+/// Which route's limits a request is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The client IP's and the identifier's counters.
+    Reset,
+    /// The client IP's update counter alone: the token, not the body, says whose password it is.
+    Update,
+}
+
 /// Who is asking, in one request: the client's network, a keyed hash of the share they ask about,
 /// and a marker of the request. One subject is one request: check it and give its counts back with
 /// the same subject, and make a new one for the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
+    pub route: Route,
     /// An IPv4 address as it is; an IPv6 one as its /64, which is what one client holds.
     pub client_ip: String,
     /// HMAC-SHA256 hex of actor type, provider and the share (see `Share`): the table never holds
@@ -137,11 +151,24 @@ impl Subject {
     pub fn new(key: &IdentityKey, client_ip: &str, actor_type: &str, provider: &str, share: Share<'_>) -> Self {
         let material = share.material(actor_type, provider);
         let identity = hex::encode(hmac::sign(&key.0, material.as_bytes()));
-        // The low half of a v4 UUID: 62 random bits, plenty to keep apart the few hundred requests
-        // one counter sees in a window.
-        let request = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1);
-        Self { client_ip: client_network(client_ip), identity, request }
+        Self { route: Route::Reset, client_ip: client_network(client_ip), identity, request: request_marker() }
     }
+
+    /// A password update: counted against the client alone, with no identity.
+    pub fn for_update(client_ip: &str) -> Self {
+        Self {
+            route: Route::Update,
+            client_ip: client_network(client_ip),
+            identity: String::new(),
+            request: request_marker(),
+        }
+    }
+}
+
+/// The low half of a v4 UUID: 62 random bits, plenty to keep apart the few hundred requests one
+/// counter sees in a window.
+fn request_marker() -> String {
+    format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1)
 }
 
 /// One client, as the limits count it: an IPv4 address, or the /64 of an IPv6 one (a home or a
@@ -182,7 +209,8 @@ pub struct Counter {
 }
 
 impl Limits {
-    /// The counters a request touches now: the client IP's first, then the identifier's.
+    /// The counters a request touches now: the client IP's first, then the identifier's (none for
+    /// an update).
     pub fn counters(&self, subject: &Subject, now: SystemTime) -> Vec<Counter> {
         let now = epoch_seconds(now);
         let counter = |prefix: &str, id: &str, limit: &Limit| {
@@ -190,9 +218,12 @@ impl Limits {
             let index = now / window;
             Counter { key: format!("{prefix}#{id}#{window}#{index}"), max: limit.max, window_end: (index + 1) * window }
         };
-        std::iter::once(counter("ip", &subject.client_ip, &self.per_ip))
-            .chain(self.per_identifier.iter().map(|limit| counter("id", &subject.identity, limit)))
-            .collect()
+        match subject.route {
+            Route::Update => vec![counter("update-ip", &subject.client_ip, &self.update_per_ip)],
+            Route::Reset => std::iter::once(counter("ip", &subject.client_ip, &self.per_ip))
+                .chain(self.per_identifier.iter().map(|limit| counter("id", &subject.identity, limit)))
+                .collect(),
+        }
     }
 }
 
@@ -230,6 +261,17 @@ impl<L: RateLimiter, R: RateLimiter> RateLimiter for Either<L, R> {
     }
 }
 
+/// One limiter shared by the two routes of an execution environment.
+impl<T: RateLimiter> RateLimiter for std::sync::Arc<T> {
+    async fn check(&self, subject: &Subject, now: SystemTime) -> Result<Verdict, LimitError> {
+        self.as_ref().check(subject, now).await
+    }
+
+    async fn release(&self, subject: &Subject, now: SystemTime) -> Result<(), LimitError> {
+        self.as_ref().release(subject, now).await
+    }
+}
+
 /// The rate limits, and the DynamoDB table that holds their counters (in memory without one). Read
 /// from the environment in `config::limits`, which holds the counts to `MAX_TABLE_COUNT` with a table.
 #[derive(Debug, Clone)]
@@ -259,6 +301,14 @@ mod tests {
         for bad in ["5", "0/60", "5/0", "x/60", "5/100000", ""] {
             assert!(bad.parse::<Limit>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_update_touches_one_counter_of_its_own_per_client() {
+        let counters = Limits::default().counters(&Subject::for_update("203.0.113.7"), at_epoch_seconds(7_259));
+        assert_eq!(counters.len(), 1);
+        assert_eq!(counters[0].key, "update-ip#203.0.113.7#300#24");
+        assert_eq!((counters[0].max, counters[0].window_end), (10, 7_500));
     }
 
     #[test]
@@ -366,7 +416,11 @@ mod tests {
     proptest! {
         #[test]
         fn retry_after_is_within_the_window(window in 1u64..86_400, now in 0u64..10_000_000) {
-            let limits = Limits { per_identifier: vec![], per_ip: Limit { max: 1, window: Duration::from_secs(window) } };
+            let limits = Limits {
+                per_identifier: vec![],
+                per_ip: Limit { max: 1, window: Duration::from_secs(window) },
+                ..Limits::default()
+            };
             let at = at_epoch_seconds(now);
             let counter = &limits.counters(&subject("ip", "a", "b", "c"), at)[0];
             let wait = retry_after(counter.window_end, at).as_secs();
@@ -377,7 +431,11 @@ mod tests {
         fn two_moments_share_a_counter_exactly_when_they_share_a_window(
             window in 1u64..7_200, first in 0u64..100_000, gap in 0u64..10_000,
         ) {
-            let limits = Limits { per_identifier: vec![], per_ip: Limit { max: 1, window: Duration::from_secs(window) } };
+            let limits = Limits {
+                per_identifier: vec![],
+                per_ip: Limit { max: 1, window: Duration::from_secs(window) },
+                ..Limits::default()
+            };
             let a = subject("198.51.100.1", "customer", "emailpass", "a@example.com");
             let at = |s: u64| at_epoch_seconds(1_800_000_000 + s);
             let (one, two) = (&limits.counters(&a, at(first))[0], &limits.counters(&a, at(first + gap))[0]);

@@ -21,8 +21,9 @@ use uuid::Uuid;
 use crate::domain::actor::{ActorType, AuthProvider};
 use crate::domain::clock::at_epoch_seconds;
 use crate::domain::event::{AuthEvent, EventSubject, PasswordResetEvent, UnknownIdentityEvent};
+use crate::domain::locale::Locale;
 use crate::domain::reset_request::ResetRequest;
-use crate::domain::token::{TokenError, TokenMinter};
+use crate::domain::token::{TokenError, TokenMinter, TokenSubject};
 use crate::identity::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord};
 use crate::publish::{EventPublisher, PublishError};
 use crate::ratelimit::{IdentityKey, LimitError, RateLimiter, Share, Subject, Verdict};
@@ -167,7 +168,9 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
         provider: &AuthProvider,
     ) -> Result<ResetOutcome, ResetError> {
         let now = SystemTime::now();
-        let minted = self.minter.mint(&request.identifier, actor_type, provider, Uuid::new_v4(), now)?;
+        let locale = request.metadata.as_ref().and_then(|metadata| metadata.get_str("locale")).and_then(Locale::parse);
+        let subject = TokenSubject { identifier: &request.identifier, actor_type, provider, locale: locale.as_ref() };
+        let minted = self.minter.mint(&subject, Uuid::new_v4(), now)?;
         let record = TokenRecord {
             entity_id: request.identifier.as_str(),
             provider: provider.as_str(),
@@ -197,7 +200,7 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> ResetService<P, S, L> 
 }
 
 /// A rate-limiter call held to `RATE_LIMIT_TIME_LIMIT`; running over is the limiter failing.
-async fn within_limit<T>(call: impl Future<Output = Result<T, LimitError>>) -> Result<T, LimitError> {
+pub(crate) async fn within_limit<T>(call: impl Future<Output = Result<T, LimitError>>) -> Result<T, LimitError> {
     tokio::time::timeout(RATE_LIMIT_TIME_LIMIT, call)
         .await
         .unwrap_or_else(|_| Err(LimitError(format!("no answer within {} ms", RATE_LIMIT_TIME_LIMIT.as_millis()))))
@@ -468,7 +471,7 @@ mod tests {
         token_lengths: std::sync::Mutex<Vec<usize>>,
     }
 
-    impl EventPublisher for std::sync::Arc<LengthRecorder> {
+    impl EventPublisher for LengthRecorder {
         async fn publish(&self, event: &AuthEvent) -> Result<(), PublishError> {
             if let AuthEvent::PasswordReset(reset) = event {
                 self.token_lengths.lock().unwrap().push(reset.token.expose().len());

@@ -1,7 +1,8 @@
 //! The notifier against SES v2: moto's server for real sends and rejections, stubs for outages,
 //! and the fault proxy in front of moto for SES's throttling: a send refused for the sending rate
 //! is paced and sent again within the invocation while its deadline allows, one refused for the
-//! daily quota is parked for Lambda's retries and the dead-letter queue.
+//! daily quota is parked for Lambda's retries and the dead-letter queue. A password-updated event
+//! is sent as one notice, with no link, claimed in DynamoDB by its event id.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,10 +19,11 @@ use axum::routing::post;
 use http::StatusCode;
 use lambda_runtime::{Context, LambdaEvent};
 use medusa_reset::domain::recipient::Recipient;
+use medusa_reset::idempotency::Holder;
 use medusa_reset::mail::{Email, MailError, Mailer, Sender, SesMailer};
 use medusa_reset::notify::pacing::RESEND_RESERVE;
-use medusa_reset::notify::{Delivery, DropReason, Notifier};
-use serde_json::Value;
+use medusa_reset::notify::{Delivery, DropReason, NOTICE_CLAIM_KEPT, Notifier};
+use serde_json::{Value, json};
 
 /// SES v2's `SendEmail`, as the fault proxy tells it by its path.
 const SEND_EMAIL: &str = "/v2/email/outbound-emails";
@@ -320,4 +322,86 @@ async fn throttling_that_outlasts_the_deadline_fails_the_invocation_for_lambdas_
     let sent = retry.handle(event, SystemTime::now()).await;
     assert!(matches!(sent.outcome, Ok(Delivery::Sent { .. })), "{sent:?}");
     assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
+}
+
+/// An `auth.password_updated` event as EventBridge hands it to the notifier, with a fresh id.
+fn password_updated_event(entity_id: &str, locale: &str) -> (Value, String) {
+    let id = uuid::Uuid::new_v4().to_string();
+    let event = json!({
+        "version": "0", "id": id, "detail-type": "auth.password_updated", "source": "medusa.auth",
+        "account": "123456789012", "time": "2026-11-28T10:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"entity_id": entity_id, "actor_type": "customer", "provider": "emailpass",
+            "metadata": {"locale": locale}},
+    });
+    (event, id)
+}
+
+/// The claim of the notice of the event with this id: its attributes as strings, if any.
+async fn notice_claim(moto: &aws_config::SdkConfig, table: &str, event_id: &str) -> Option<HashMap<String, String>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = aws_sdk_dynamodb::Client::new(moto)
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(format!("notice#{event_id}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item")
+        .item?;
+    let text = |value: &AttributeValue| value.as_s().or_else(|_| value.as_n()).cloned().unwrap_or_default();
+    Some(item.iter().map(|(name, value)| (name.clone(), text(value))).collect())
+}
+
+#[tokio::test]
+async fn a_password_updated_event_is_sent_through_ses_as_one_notice_without_a_link_and_its_redelivery_is_skipped() {
+    let NotifierOnMoto { moto, sender, table } = NotifierOnMoto::create().await;
+    let notifier = claiming_notifier(&moto, &moto, &sender, &table);
+    let (event, id) = password_updated_event("changed@example.com", "de");
+
+    let first = notifier.handle(event.clone(), SystemTime::now()).await;
+    assert!(matches!(first.outcome, Ok(Delivery::Sent { .. })), "{first:?}");
+    assert_eq!(first.label(), "notice_sent");
+    // Another execution environment, handed the same event again: the claim in DynamoDB holds it.
+    let redelivered = claiming_notifier(&moto, &moto, &sender, &table).handle(event, SystemTime::now()).await;
+    assert!(matches!(redelivered.outcome, Ok(Delivery::Duplicate { holder: Holder::Done })), "{redelivered:?}");
+    assert_eq!(redelivered.label(), "notice_duplicate_skipped");
+
+    let messages = sent_messages(&moto_endpoint(), &sender).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let message = &messages[0];
+    assert_eq!(message["destinations"]["ToAddresses"], json!(["changed@example.com"]));
+    assert_eq!(message["subject"], "Ihr Passwort wurde geändert");
+    let body = message["body"].as_str().unwrap();
+    assert!(body.contains("setzen Sie es bitte sofort erneut zurück"), "what to do if it was not them: {body}");
+    assert!(!body.contains("http") && !body.contains("<a ") && !body.contains("href"), "no link: {body}");
+
+    let claim = notice_claim(&moto, &table, &id).await.expect("claimed by the event's id");
+    assert_eq!(claim["state"], "done");
+    let kept_until: u64 = claim["expires_at"].parse().unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let kept = NOTICE_CLAIM_KEPT.as_secs();
+    assert!((now + kept - 60..=now + kept + 1).contains(&kept_until), "kept for 14 days: {kept_until} at {now}");
+}
+
+#[tokio::test]
+async fn the_notifier_bootstrap_counts_a_notice_and_its_redelivery_under_outcomes_of_their_own() {
+    let NotifierOnMoto { sender, table, .. } = NotifierOnMoto::create().await;
+    let api = RuntimeApi::start().await.unwrap();
+    let child = notifier_command(&api, &sender, &table).spawn().expect("the bootstrap runs");
+    let (event, id) = password_updated_event("counted@example.com", "en");
+
+    for _ in 0..2 {
+        let answer = api.invoke(&event, Duration::from_secs(15)).await.unwrap();
+        assert!(matches!(answer, Answer::Response(_)), "{answer:?}");
+    }
+    assert_eq!(sent_messages(&moto_endpoint(), &sender).await.len(), 1);
+
+    let lines = lines_of(child).await;
+    let events = event_lines(&lines);
+    let outcomes: Vec<&Value> = events.iter().map(|line| &line["outcome"]).collect();
+    assert_eq!(outcomes, ["notice_sent", "notice_duplicate_skipped"], "{events:?}");
+    assert!(events.iter().all(|line| line["event_id"] == id.as_str()), "{events:?}");
+    let counts = emf_counts(&lines, "Emails");
+    let expected = HashMap::from([("notice_sent".to_owned(), 1.0), ("notice_duplicate_skipped".to_owned(), 1.0)]);
+    assert_eq!(counts, expected, "{lines:?}");
 }

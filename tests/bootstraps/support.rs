@@ -99,6 +99,7 @@ pub fn password_reset_event(entity_id: &str) -> (Value, String) {
         exp: now + 900,
         iss: None,
         aud: None,
+        locale: None,
     };
     let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
     let token = jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)

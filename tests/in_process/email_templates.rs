@@ -1,17 +1,20 @@
-//! Every embedded locale and actor type rendered through the notifier's configuration: each has its
-//! link (in the text and in the HTML's hrefs), its expiry and the shop, none has English left over
-//! unless it is English, and whatever is interpolated is HTML-escaped in the HTML part.
+//! Every embedded locale and actor type rendered through the notifier's configuration: each reset
+//! e-mail has its link (in the text and in the HTML's hrefs), its expiry and the shop; each
+//! password-changed notice has the account, the shop and what to do if the change was not the
+//! reader's, and no link at all; none has English left over unless it is English, and whatever is
+//! interpolated is HTML-escaped in the HTML part.
 //!
 //! With `EMAIL_PREVIEW_DIR` set, the test also writes each locale's e-mails there
-//! (`<locale>.html` for customers, `<locale>-user.html` for admin users) for a look in a browser.
+//! (`<locale>.html` for customers, `<locale>-user.html` for admin users, `notice-<locale>.html` and
+//! `notice-<locale>-user.html` for the notices) for a look in a browser.
 
 use std::collections::HashMap;
 
 use crate::support::notifier_config;
 use medusa_reset::config::NotifierConfig;
+use medusa_reset::domain::locale::Locale;
 use medusa_reset::domain::metadata::Metadata;
-use medusa_reset::notify::locale::Locale;
-use medusa_reset::notify::templates::{EmailContext, EmailTemplates, RenderedEmail};
+use medusa_reset::notify::templates::{EmailContext, EmailTemplates, NoticeContext, RenderedEmail};
 use serde_json::json;
 
 /// The shipped locales as a storefront would send them, and how each says "15 minutes".
@@ -47,6 +50,68 @@ const ENGLISH: [&str; 14] = [
     "sign in to",
 ];
 
+/// Phrases of the English notices (each is checked to be there) that no other locale's may contain.
+const ENGLISH_NOTICE: [&str; 13] = [
+    "Hello",
+    "password was changed",
+    "was changed",
+    "If you made this change",
+    "nothing else to do",
+    "did not change",
+    "request a new",
+    "at once",
+    "contact us",
+    "tell your team",
+    "We send this notice",
+    "whenever",
+    "sign in to",
+];
+
+/// How each locale tells a customer, and an admin user, what to do if the change was not theirs:
+/// a new reset at once, and a word to the shop (to their team, for an admin user).
+const NOT_YOU: [(&str, &str, &str); 8] = [
+    (
+        "en",
+        "If you did not change your password, request a new password reset at once and contact us.",
+        "If you did not change your password, request a new password reset at once and tell your team.",
+    ),
+    (
+        "de",
+        "Wenn Sie Ihr Passwort nicht selbst geändert haben, setzen Sie es bitte sofort erneut zurück und wenden Sie sich an uns.",
+        "Wenn Sie Ihr Passwort nicht selbst geändert haben, setzen Sie es bitte sofort erneut zurück und informieren Sie Ihr Team.",
+    ),
+    (
+        "fr",
+        "Si vous n’avez pas modifié votre mot de passe, demandez immédiatement une nouvelle réinitialisation et contactez-nous.",
+        "Si vous n’avez pas modifié votre mot de passe, demandez immédiatement une nouvelle réinitialisation et prévenez votre équipe.",
+    ),
+    (
+        "es",
+        "Si no has cambiado tu contraseña, solicita de inmediato un nuevo restablecimiento y ponte en contacto con nosotros.",
+        "Si no has cambiado tu contraseña, solicita de inmediato un nuevo restablecimiento y avisa a tu equipo.",
+    ),
+    (
+        "it",
+        "Se non hai modificato tu la password, richiedi subito una nuova reimpostazione e contattaci.",
+        "Se non hai modificato tu la password, richiedi subito una nuova reimpostazione e avvisa il tuo team.",
+    ),
+    (
+        "nl",
+        "Heb je je wachtwoord niet zelf gewijzigd? Vraag dan meteen een nieuwe wachtwoordreset aan en neem contact met ons op.",
+        "Heb je je wachtwoord niet zelf gewijzigd? Vraag dan meteen een nieuwe wachtwoordreset aan en laat het je team weten.",
+    ),
+    (
+        "pt-BR",
+        "Se você não alterou sua senha, peça uma nova redefinição imediatamente e entre em contato conosco.",
+        "Se você não alterou sua senha, peça uma nova redefinição imediatamente e avise sua equipe.",
+    ),
+    (
+        "pl",
+        "Jeśli ta zmiana nie pochodzi od Ciebie, natychmiast poproś o\u{a0}ponowne zresetowanie hasła i\u{a0}skontaktuj się z\u{a0}nami.",
+        "Jeśli ta zmiana nie pochodzi od Ciebie, natychmiast poproś o\u{a0}ponowne zresetowanie hasła i\u{a0}powiadom swój zespół.",
+    ),
+];
+
 /// A link with everything that needs care: `&` between parameters, percent-escapes, a JWT's dots.
 const LINK: &str = "https://shop.example.com/reset-password?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln&email=o%27brien%2Btest%40example.com";
 const EMAIL: &str = "o'brien+test@example.com";
@@ -63,6 +128,11 @@ fn templates_config(pairs: &[(&str, &str)]) -> NotifierConfig {
 fn render(templates: &EmailTemplates, locale: &str, actor_type: &str, metadata: Option<&Metadata>) -> RenderedEmail {
     let context = EmailContext { link: LINK, email: EMAIL, actor_type, expires_minutes: 15, metadata };
     templates.render(Locale::parse(locale).as_ref(), &context).unwrap()
+}
+
+fn render_notice(templates: &EmailTemplates, locale: &str, actor_type: &str) -> RenderedEmail {
+    let context = NoticeContext { email: EMAIL, actor_type, metadata: None };
+    templates.render_notice(Locale::parse(locale).as_ref(), &context).unwrap()
 }
 
 /// Undoes the entities minijinja writes and the few the layout writes itself.
@@ -235,16 +305,95 @@ fn the_html_is_a_card_of_at_most_600_px_with_a_preheader_a_button_in_the_brand_c
     assert!(button < fallback);
 }
 
+#[test]
+fn every_locale_and_actor_type_has_a_notice_with_the_account_the_shop_and_what_to_do_and_no_link() {
+    let config = templates_config(&[("SHOP_NAME", "Acme Outdoor")]);
+    let templates = &config.templates;
+    let english: Vec<String> = ACTOR_TYPES
+        .iter()
+        .map(|actor| {
+            let notice = render_notice(templates, "en", actor);
+            format!("{} {} {}", notice.subject, notice.text, visible_text(&notice.html))
+        })
+        .collect();
+    for phrase in ENGLISH_NOTICE {
+        assert!(english.iter().any(|words| words.contains(phrase)), "`{phrase}` is not in the English notices");
+    }
+
+    let mut subjects = HashMap::new();
+    for (locale, customer_not_you, admin_not_you) in NOT_YOU {
+        for (actor_type, not_you) in [("customer", customer_not_you), ("user", admin_not_you)] {
+            let notice = render_notice(templates, locale, actor_type);
+            let seen = visible_text(&notice.html);
+            let case = format!("{locale}/{actor_type}");
+            for (part, text) in [("subject", &notice.subject), ("text", &notice.text), ("html", &notice.html)] {
+                assert!(!text.contains("http") && !text.contains("<a ") && !text.contains("href"), "{case} {part}");
+            }
+            for (part, words) in [("text", &notice.text), ("html", &seen)] {
+                assert!(words.contains(not_you), "{case} {part}: what to do if it was not them:\n{words}");
+                assert!(words.contains("Acme Outdoor"), "{case} {part}: the shop");
+                assert!(words.contains(EMAIL), "{case} {part}: the account");
+            }
+            assert!(notice.html.contains(&format!("<html lang=\"{locale}\">")), "{case}");
+            assert_ne!(notice.subject, render(templates, locale, actor_type, None).subject, "{case}: not the reset's");
+            if locale != "en" {
+                let all = format!("{} {} {}", notice.subject, notice.text, seen);
+                for phrase in ENGLISH_NOTICE {
+                    assert!(!all.contains(phrase), "{case}: English `{phrase}` left over:\n{all}");
+                }
+            }
+            let subject = subjects.insert(notice.subject.clone(), case.clone());
+            assert_eq!(subject, None, "{case}: a subject of its own");
+        }
+    }
+}
+
+#[test]
+fn the_notice_has_the_reset_emails_look_with_the_brand_colour_and_no_button() {
+    let config =
+        templates_config(&[("SHOP_LOGO_URL", "https://cdn.example.com/acme.png"), ("SHOP_BRAND_COLOR", "#e11d48")]);
+    let notice = render_notice(&config.templates, "fr", "customer");
+    let html = &notice.html;
+    assert!(html.contains("max-width:600px") && html.contains("<table role=\"presentation\""));
+    assert!(html.contains("<!--[if mso]><table role=\"presentation\" width=\"600\""), "Outlook's fixed width");
+    assert!(html.contains("@media (prefers-color-scheme: dark)"));
+    let preheader = html.split("mso-hide:all;\">").nth(1).and_then(|rest| rest.split('&').next()).unwrap();
+    assert_eq!(preheader, "Le mot de passe de votre compte Acme a été modifié.");
+    assert!(html.contains("border-left:4px solid #e11d48"), "what to do sits in a box edged in the shop's colour");
+    assert!(html.contains("<img src=\"https://cdn.example.com/acme.png\" alt=\"Acme\""));
+    assert_eq!(html.matches("http").count(), 1, "the logo's address is the one URL: {html}");
+    assert!(!html.contains("bgcolor"), "no button");
+}
+
+#[test]
+fn html_special_characters_in_the_notice_are_escaped_in_html_only() {
+    let shop = "Acme <Outdoor> & \"Sons\"";
+    let config = templates_config(&[("SHOP_NAME", shop)]);
+    let notice = render_notice(&config.templates, "en", "customer");
+    assert!(notice.text.contains(shop) && notice.text.contains(EMAIL), "the text part is not HTML: {}", notice.text);
+    for raw in ["<Outdoor>", "\"Sons\"", "o'brien"] {
+        assert!(!notice.html.contains(raw), "`{raw}` unescaped in the HTML");
+    }
+    for escaped in ["Acme &lt;Outdoor&gt; &amp; &quot;Sons&quot;", "o&#x27;brien"] {
+        assert!(notice.html.contains(escaped), "`{escaped}` missing from the HTML");
+    }
+}
+
 /// Each locale's e-mails as a shop would send them, for a look in a browser.
 fn write_previews(dir: &std::path::Path) {
     std::fs::create_dir_all(dir).unwrap();
     let config = templates_config(&[("SHOP_NAME", "Medusa Store")]);
     for (locale, _) in LOCALES {
         for (actor_type, suffix) in [("customer", ""), ("user", "-user")] {
-            let html = render(&config.templates, locale, actor_type, None).html;
-            let path = dir.join(format!("{locale}{suffix}.html"));
-            std::fs::write(&path, &html).unwrap();
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), html);
+            let reset = render(&config.templates, locale, actor_type, None).html;
+            let notice = render_notice(&config.templates, locale, actor_type).html;
+            for (path, html) in
+                [(format!("{locale}{suffix}.html"), reset), (format!("notice-{locale}{suffix}.html"), notice)]
+            {
+                let path = dir.join(path);
+                std::fs::write(&path, &html).unwrap();
+                assert_eq!(std::fs::read_to_string(&path).unwrap(), html);
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use http::{Request, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use medusa_reset::aws::seal::KmsOpener;
 use medusa_reset::config::{Profile, Vars};
-use medusa_reset::domain::event::{AuthEvent, EventSubject, PasswordResetEvent};
+use medusa_reset::domain::event::{AuthEvent, EventSubject, PasswordResetEvent, PasswordUpdatedEvent};
 use medusa_reset::domain::token::{RESET_PURPOSE, ResetClaims, ResetToken};
 use medusa_reset::identity::{MemoryIdentityStore, PostgresIdentityStore};
 use medusa_reset::mail::{OutboxMailer, SesMailer};
@@ -58,10 +58,13 @@ const SENDER: &str = "no-reply@shop.example.com";
 const ORIGIN: &str = "https://shop.example.com";
 
 /// Outcomes no test can reach, each with the reason.
-const UNREACHABLE: [(&str, &str); 1] = [(
-    "mint_failed",
-    "HS256 signing with an in-memory key cannot fail, and the route's clock cannot be set before 1970",
-)];
+const UNREACHABLE: [(&str, &str); 2] = [
+    ("mint_failed", "HS256 signing with an in-memory key cannot fail, and the route's clock cannot be set before 1970"),
+    ("hash_failed", "only the system's random generator or a panic in scrypt could fail it"),
+];
+
+/// The new password the update outcomes send: it must reach no log line.
+const NEW_PASSWORD: &str = "new-password-never-logged";
 
 /// Every outcome label the two functions can log, read from the outcome types' `label` methods.
 fn outcome_labels() -> BTreeSet<String> {
@@ -80,7 +83,7 @@ fn outcome_labels() -> BTreeSet<String> {
     };
     let quoted = regex_lite::Regex::new(r#""([a-z_]+)""#).unwrap();
     let mut labels = BTreeSet::new();
-    for path in ["src/api/error.rs", "src/reset/mod.rs", "src/notify/notifier.rs"] {
+    for path in ["src/api/error.rs", "src/reset/mod.rs", "src/update/mod.rs", "src/notify/notifier.rs"] {
         for body in label_bodies(&source(path)) {
             labels.extend(quoted.captures_iter(&body).map(|c| c[1].to_owned()));
         }
@@ -102,6 +105,7 @@ fn token_for(entity_id: &str, actor_type: &str, exp: u64) -> String {
         exp,
         iss: None,
         aud: None,
+        locale: None,
     };
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
 }
@@ -168,6 +172,35 @@ async fn every_reset_outcome() -> Vec<String> {
     tokens
 }
 
+/// Every outcome of the update route but the unreachable, each sending `NEW_PASSWORD`; returns the
+/// tokens it used.
+async fn every_update_outcome() -> Vec<String> {
+    let config = api_config(&[("RATE_LIMIT_UPDATE_PER_IP", "6/300")]);
+    let token = token_for(VICTIM, "customer", unix_now() + 900);
+    let bearer = format!("Bearer {token}");
+    let body = format!(r#"{{"password":"{NEW_PASSWORD}"}}"#);
+    let (app, _events) = TestApp::with_channel(&config, MemoryIdentityStore::open());
+    app.update_as("customer", Some(&bearer), &body).await; // password changed
+    app.update_as("customer", Some("Bearer not-a-token"), &body).await; // invalid token
+    app.update_as("customer", Some(&bearer), "{}").await; // no password
+    for _ in 0..4 {
+        app.update_as("customer", Some(&bearer), &body).await; // the last one IP rate-limited
+    }
+    let (unpublishable, events) = TestApp::with_channel(&config, MemoryIdentityStore::open());
+    drop(events);
+    unpublishable.update_as("customer", Some(&bearer), &body).await; // changed, notice unpublished
+
+    let down = unreachable_endpoint().replace("http://", "postgres://medusa:db-password@") + "/medusa?sslmode=disable";
+    let (broken_db, _events) = TestApp::with_channel(&config, PostgresIdentityStore::new(settings_for(&down)));
+    broken_db.update_as("customer", Some(&bearer), &body).await; // database failed
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config_for(&unreachable_endpoint()).await);
+    let (publisher, _events) = ChannelPublisher::new();
+    let limiter = DynamoDbRateLimiter::new(dynamo, "limits".into(), Limits::default());
+    let broken_limiter = TestApp::with_limiter(&config, publisher, MemoryIdentityStore::open(), limiter);
+    broken_limiter.update_as("customer", Some(&bearer), &body).await; // rate limiter failed
+    vec![token]
+}
+
 /// An SES v2 stand-in that rejects every message, quoting the recipient as SES does.
 async fn rejecting_ses() -> String {
     let app = Router::new().route(
@@ -213,7 +246,7 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     };
     let envelope = |detail_type: &str, detail: Value| json!({"id": "e1", "detail-type": detail_type, "source": "medusa.auth", "detail": detail});
     // As `make run`'s bus hands its events over.
-    let local = |id: &str, event: PasswordResetEvent| Inbound::Local { id: id.to_owned(), event };
+    let local = |id: &str, event: PasswordResetEvent| Inbound::Local { id: id.to_owned(), event: event.into() };
     let expired = token_for(VICTIM, "customer", unix_now() - 60);
     let for_user = token_for(VICTIM, "user", unix_now() + 900);
     let for_someone_else = token_for("someone.else@example.com", "customer", unix_now() + 900);
@@ -294,6 +327,58 @@ async fn every_notifier_outcome(token: &str) -> Vec<String> {
     vec![expired, for_user, for_someone_else]
 }
 
+/// Drives the notifier through each outcome of a password-changed notice for `VICTIM`.
+async fn every_notice_outcome() {
+    let updated = |entity_id: &str, metadata: Value| {
+        let detail =
+            json!({"entity_id": entity_id, "actor_type": "customer", "provider": "emailpass", "metadata": metadata});
+        serde_json::from_value::<PasswordUpdatedEvent>(detail).unwrap()
+    };
+    let envelope = |id: Value, detail: Value| json!({"id": id, "detail-type": "auth.password_updated", "source": "medusa.auth", "detail": detail});
+    let local = |id: &str, event: PasswordUpdatedEvent| Inbound::Local { id: id.to_owned(), event: event.into() };
+    let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
+    let config = notifier_config(SENDER, &[]);
+    let sender = config.sender.clone();
+    let notifier =
+        medusa_reset::app::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
+    notifier.handle(local("notice-sent", updated(VICTIM, json!({}))), SystemTime::now()).await.outcome.unwrap();
+    notifier.handle(local("notice-sent", updated(VICTIM, json!({}))), SystemTime::now()).await.outcome.unwrap();
+    let malformed = envelope(json!("notice-malformed"), json!({"entity_id": VICTIM}));
+    notifier.handle(malformed, SystemTime::now()).await.outcome.unwrap();
+    let unaddressable = updated(&format!("{VICTIM}\r\nBcc: x@y.z"), json!({}));
+    notifier.handle(local("notice-not-an-email", unaddressable), SystemTime::now()).await.outcome.unwrap();
+    let without_id = envelope(Value::Null, serde_json::to_value(updated(VICTIM, json!({}))).unwrap());
+    notifier.handle(without_id, SystemTime::now()).await.outcome.unwrap();
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "only the first notice was sent");
+    let _ = std::fs::remove_dir_all(&outbox);
+
+    // A notice template that fails only on some metadata: the cold-start check passes, this event fails.
+    let templates = std::env::temp_dir().join(format!("templates-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(templates.join("notice/en")).unwrap();
+    std::fs::write(templates.join("notice/en/body.txt"), "{% if metadata %}{{ metadata.shop.name }}{% endif %}")
+        .unwrap();
+    let config = notifier_config(SENDER, &[("TEMPLATE_DIR", &templates.display().to_string())]);
+    let outbox = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
+    let rendering =
+        medusa_reset::app::wiring::notifier(config, OutboxMailer::new(outbox.clone(), sender.clone()).unwrap(), None);
+    let with_metadata = updated(VICTIM, json!({"note": VICTIM}));
+    rendering.handle(local("notice-render", with_metadata), SystemTime::now()).await.outcome.unwrap();
+    let _ = std::fs::remove_dir_all(&templates);
+    let _ = std::fs::remove_dir_all(&outbox);
+
+    for (id, ses) in [("notice-rejected", rejecting_ses().await), ("notice-ses-down", unreachable_endpoint())] {
+        let config = notifier_config(SENDER, &[]);
+        let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&ses).await);
+        let notifier = medusa_reset::app::wiring::notifier(config, SesMailer::new(ses, sender.clone(), None), None);
+        notifier.handle(local(id, updated(VICTIM, json!({}))), SystemTime::now()).await;
+    }
+    let config = notifier_config(SENDER, &[]);
+    let ses = aws_sdk_sesv2::Client::new(&sdk_config_for(&quota_spent_ses().await).await);
+    let parking = medusa_reset::app::wiring::notifier(config, SesMailer::new(ses, sender, None), None);
+    let parked = parking.handle(local("notice-daily-quota", updated(VICTIM, json!({}))), SystemTime::now()).await;
+    assert!(parked.outcome.is_err());
+}
+
 #[tokio::test]
 async fn no_log_line_of_any_outcome_holds_a_token_a_secret_or_an_identifier() {
     let capture = Capture::default();
@@ -302,7 +387,9 @@ async fn no_log_line_of_any_outcome_holds_a_token_a_secret_or_an_identifier() {
 
     let mut tokens = every_reset_outcome().await;
     assert_eq!(tokens.len(), 1, "only the known identity's first request earns a token");
+    tokens.extend(every_update_outcome().await);
     let made_up = every_notifier_outcome(&tokens[0]).await;
+    every_notice_outcome().await;
     tokens.extend(made_up);
     tokio::time::sleep(Duration::from_millis(10)).await;
 
@@ -334,7 +421,9 @@ async fn no_log_line_of_any_outcome_holds_a_token_a_secret_or_an_identifier() {
             let signature = token.rsplit('.').next().unwrap();
             assert!(!line.contains(signature), "a token reached log line {number}: {line}");
         }
-        for forbidden in [SECRET, "db-password", "reset-password?token=", "token="].iter().chain(&identifiers) {
+        for forbidden in
+            [SECRET, NEW_PASSWORD, "db-password", "reset-password?token=", "token="].iter().chain(&identifiers)
+        {
             assert!(!line.contains(forbidden), "`{forbidden}` reached log line {number}: {line}");
         }
     }

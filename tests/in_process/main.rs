@@ -14,3 +14,4 @@ mod reset_route;
 mod sealed_token;
 mod sealing_parity;
 mod template;
+mod update_route;

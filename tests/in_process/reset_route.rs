@@ -4,7 +4,9 @@ use crate::support::{ROUTE, SECRET, TestApp, api_config, post_json, verify_indep
 use axum::body::Body;
 use http::{Request, StatusCode};
 use medusa_reset::domain::event::{AuthEvent, PasswordResetEvent};
-use medusa_reset::identity::{IdentityStore, IssuedToken, Lookup, MemoryIdentityStore, StoreError, TokenRecord};
+use medusa_reset::identity::{
+    ChangeOutcome, IdentityStore, IssuedToken, Lookup, MemoryIdentityStore, PasswordChange, StoreError, TokenRecord,
+};
 use medusa_reset::publish::ChannelPublisher;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -192,6 +194,11 @@ impl IdentityStore for RecordingStore {
     async fn withdraw(&self, issued: &IssuedToken) -> Result<(), StoreError> {
         self.calls.lock().unwrap().push("withdraw");
         self.inner.withdraw(issued).await
+    }
+
+    async fn change_password(&self, change: &PasswordChange<'_>) -> Result<ChangeOutcome, StoreError> {
+        self.calls.lock().unwrap().push("change_password");
+        self.inner.change_password(change).await
     }
 }
 

@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod shared;
 pub use shared::*;
+#[path = "../support/update.rs"]
+mod update;
 
 #[path = "../support/aws_fixtures.rs"]
 pub mod aws_fixtures;
@@ -17,6 +19,8 @@ mod notifier;
 pub mod pgbouncer;
 #[path = "../support/pyjwt.rs"]
 mod pyjwt;
+#[path = "../support/scrypt_kdf.rs"]
+pub mod scrypt_kdf;
 #[path = "../support/tls_front.rs"]
 pub mod tls_front;
 
@@ -41,4 +45,13 @@ pub async fn behind_proxy(db: &medusa_db::TestDb) -> (std::sync::Arc<faults::Tcp
     let proxy = faults::TcpFaultProxy::start(upstream).await;
     let url = db.url.replacen(server, &proxy.addr.to_string(), 1);
     (std::sync::Arc::new(proxy), url)
+}
+
+/// Only the in-process tests set a customer's password in one call.
+impl TestApp {
+    /// Sets a customer's new password with `token`.
+    pub async fn update(&self, token: &str, password: &str) -> (http::Response<()>, String) {
+        let body = serde_json::json!({ "password": password }).to_string();
+        self.update_as("customer", Some(&format!("Bearer {token}")), &body).await
+    }
 }

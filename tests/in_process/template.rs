@@ -5,7 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use medusa_reset::api::{RESET_PASSWORD_ROUTE, UPDATE_PASSWORD_ROUTE};
+use medusa_reset::domain::event::{PASSWORD_RESET, PASSWORD_UPDATED};
+use medusa_reset::domain::password::HashParams;
 use medusa_reset::observability::metrics::{COLD_STARTS, EMAILS, Latency, REQUEST_LATENCY, REQUESTS};
+use medusa_reset::ratelimit::Limits;
 use serde_json::{Value, json};
 
 fn template() -> Value {
@@ -42,6 +46,10 @@ fn each_function_gets_the_settings_the_code_reads() {
         "SKIP_IDENTITY_CHECK",
         "FUNCTION_TIMEOUT_SECONDS",
         "RATE_LIMIT_TABLE",
+        "RATE_LIMIT_UPDATE_PER_IP",
+        "PASSWORD_HASH_LOG_N",
+        "PASSWORD_HASH_R",
+        "PASSWORD_HASH_P",
         "EVENT_BUS_NAME",
     ] {
         assert!(reset.contains(&var.to_owned()), "ResetPasswordFunction lacks {var}: {reset:?}");
@@ -223,6 +231,117 @@ fn the_reset_route_has_a_throttle_of_its_own_and_the_function_a_concurrency_cap(
     );
 }
 
+/// `function`'s HttpApi events on the stack's API, as route keys (`POST /auth/…`).
+fn route_keys(template: &Value, function: &str) -> Vec<String> {
+    let events = resource(template, function)["Properties"]["Events"].as_object().expect("events");
+    let routes = events.values().filter(|e| e["Type"] == "HttpApi").map(|e| &e["Properties"]);
+    routes
+        .inspect(|route| assert_eq!(route["ApiId"], json!({"Ref": "HttpApi"}), "{route}"))
+        .map(|route| format!("{} {}", route["Method"].as_str().unwrap(), route["Path"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn the_reset_function_serves_the_routes_the_router_has_each_with_its_cors_preflight() {
+    let template = template();
+    let mut keys = route_keys(&template, "ResetPasswordFunction");
+    keys.sort();
+    let mut expected: Vec<String> = [RESET_PASSWORD_ROUTE, UPDATE_PASSWORD_ROUTE]
+        .iter()
+        .flat_map(|path| [format!("POST {path}"), format!("OPTIONS {path}")])
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert!(route_keys(&template, "NotifierFunction").is_empty(), "the notifier is no route's");
+}
+
+#[test]
+fn the_update_route_and_its_preflight_have_a_throttle_of_their_own() {
+    let template = template();
+    let throttle = json!({
+        "ThrottlingRateLimit": {"Ref": "UpdateRouteThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "UpdateRouteThrottlingBurstLimit"},
+    });
+    let route_settings = &resource(&template, "HttpApi")["Properties"]["RouteSettings"];
+    for method in ["POST", "OPTIONS"] {
+        let key = format!("{method} {UPDATE_PASSWORD_ROUTE}");
+        assert_eq!(route_settings[&key], throttle, "{key}: {route_settings}");
+    }
+    for name in ["UpdateRouteThrottlingRateLimit", "UpdateRouteThrottlingBurstLimit"] {
+        let parameter = &template["Parameters"][name];
+        assert!(parameter["Default"].as_u64().is_some_and(|d| d >= 1), "{name}: {parameter}");
+        assert_eq!(parameter["MinValue"], 1, "{name}: {parameter}");
+    }
+}
+
+#[test]
+fn the_reset_function_alone_gets_more_memory_for_scrypt_from_its_own_parameter() {
+    let template = template();
+    assert_eq!(template["Globals"]["Function"]["MemorySize"], 128);
+    let function = &resource(&template, "ResetPasswordFunction")["Properties"];
+    assert_eq!(function["MemorySize"], json!({"Ref": "ResetFunctionMemorySize"}));
+    let parameter = &template["Parameters"]["ResetFunctionMemorySize"];
+    assert_eq!(
+        (&parameter["Default"], &parameter["MinValue"], &parameter["MaxValue"]),
+        (&json!(1024), &json!(128), &json!(10240))
+    );
+    // Even the smallest size holds Medusa's default scrypt table with room for the function itself.
+    assert!(HashParams::default().memory_bytes() * 2 < 128 * 1024 * 1024);
+    assert!(
+        resource(&template, "NotifierFunction")["Properties"].get("MemorySize").is_none(),
+        "the notifier keeps 128 MB"
+    );
+}
+
+#[test]
+fn the_password_hash_and_update_limit_variables_come_from_parameters_whose_defaults_are_the_codes() {
+    let template = template();
+    let variables = &resource(&template, "ResetPasswordFunction")["Properties"]["Environment"]["Variables"];
+    let defaults = HashParams::default();
+    let limit = Limits::default().update_per_ip;
+    for (variable, parameter, default) in [
+        ("PASSWORD_HASH_LOG_N", "PasswordHashLogN", json!(defaults.log_n())),
+        ("PASSWORD_HASH_R", "PasswordHashR", json!(defaults.r())),
+        ("PASSWORD_HASH_P", "PasswordHashP", json!(defaults.p())),
+        (
+            "RATE_LIMIT_UPDATE_PER_IP",
+            "RateLimitUpdatePerIp",
+            json!(format!("{}/{}", limit.max, limit.window.as_secs())),
+        ),
+    ] {
+        assert_eq!(variables[variable], json!({"Ref": parameter}), "{variable}");
+        assert_eq!(template["Parameters"][parameter]["Default"], default, "{parameter}");
+    }
+    for parameter in ["PasswordHashLogN", "PasswordHashR", "PasswordHashP"] {
+        let spec = &template["Parameters"][parameter];
+        assert_eq!(spec["Type"], "Number", "{parameter}");
+        assert!(spec["MinValue"] == 1 && spec["MaxValue"].is_u64(), "{parameter}: {spec}");
+        let description = spec["Description"].as_str().unwrap_or_default().replace('\n', " ");
+        assert!(description.contains("hashConfig in medusa-config"), "{parameter}: {description}");
+    }
+}
+
+#[test]
+fn one_notifier_rule_takes_reset_and_password_updated_events_and_parks_its_failures_in_the_queue() {
+    let template = template();
+    let events = resource(&template, "NotifierFunction")["Properties"]["Events"].as_object().expect("events");
+    let rules: Vec<(&String, &Value)> = events.iter().filter(|(_, e)| e["Type"] == "EventBridgeRule").collect();
+    // The queue's policy lets one rule send to it: a second rule would park its failures nowhere.
+    let [(name, rule)] = rules[..] else { panic!("one rule for both detail-types: {events:?}") };
+    let rule = &rule["Properties"];
+    assert_eq!(rule["EventBusName"], json!({"Ref": "AuthEventBus"}));
+    assert_eq!(
+        rule["Pattern"],
+        json!({"source": [{"Ref": "EventSource"}], "detail-type": [PASSWORD_RESET, PASSWORD_UPDATED]})
+    );
+    assert_eq!(rule["DeadLetterConfig"]["Arn"], json!({"Fn::GetAtt": ["NotifierDeadLetterQueue", "Arn"]}));
+    assert!(rule["RetryPolicy"]["MaximumRetryAttempts"].is_u64(), "{rule}");
+    // SAM names the rule it makes after the function and the event.
+    let policy = resource(&template, "NotifierDeadLetterQueuePolicy")["Properties"]["PolicyDocument"].to_string();
+    let source = json!({"aws:SourceArn": {"Fn::GetAtt": [format!("NotifierFunction{name}"), "Arn"]}}).to_string();
+    assert!(policy.contains(&source), "the queue's policy does not name the rule: {policy}");
+}
+
 #[test]
 fn ses_reputation_alarms_go_off_at_the_rates_where_ses_starts_reviewing_the_account() {
     let template = template();
@@ -347,6 +466,16 @@ fn the_deployability_check_refuses_a_from_address_condition_that_keeps_the_displ
     };
     let expected = "needs ses:FromAddress 'no-reply@shop.example.com', not ['Shop <no-reply@shop.example.com>']";
     refused_after(change, &[expected]);
+}
+
+#[test]
+fn the_deployability_check_refuses_a_route_throttle_for_a_route_the_api_does_not_have() {
+    let change = |t: &mut Value| {
+        let events = t["Resources"]["ResetPasswordFunction"]["Properties"]["Events"].as_object_mut().unwrap();
+        events.remove("UpdatePassword").expect("the update route's event");
+    };
+    let expected = format!("RouteSettings names POST {UPDATE_PASSWORD_ROUTE}, which is not a route of HttpApi");
+    refused_after(change, &[&expected]);
 }
 
 #[test]

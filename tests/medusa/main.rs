@@ -6,3 +6,4 @@ mod support;
 mod backend_proxy;
 mod medusa_differential;
 mod medusa_tokens;
+mod update_differential;

@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod shared;
 pub use shared::*;
+#[path = "../support/update.rs"]
+mod update;
 
 #[path = "../support/local_runner.rs"]
 pub mod local_runner;

@@ -26,8 +26,12 @@ pub const ROUTE: &str = "/auth/customer/emailpass/reset-password";
 pub fn api_config(overrides: &[(&str, &str)]) -> ApiConfig {
     let has_database =
         overrides.iter().any(|(k, _)| matches!(*k, "MEDUSA_DATABASE_URL" | "MEDUSA_DATABASE_SECRET_ARN"));
-    let mut defaults =
-        vec![("JWT_SECRET", SECRET), ("RATE_LIMIT_PER_IDENTIFIER", "1000/60"), ("RATE_LIMIT_PER_IP", "1000/60")];
+    let mut defaults = vec![
+        ("JWT_SECRET", SECRET),
+        ("RATE_LIMIT_PER_IDENTIFIER", "1000/60"),
+        ("RATE_LIMIT_PER_IP", "1000/60"),
+        ("RATE_LIMIT_UPDATE_PER_IP", "1000/60"),
+    ];
     if !has_database {
         // Without Medusa's database the check must be skipped explicitly, as on Lambda.
         defaults.push(("SKIP_IDENTITY_CHECK", "true"));

@@ -1,5 +1,5 @@
-//! Medusa's PostgreSQL: the identity lookup and, on Medusa ≥ 2.16, the `auth_password_reset_token`
-//! row, through one connection per execution environment, opened on first use and reused. Nothing is kept in the
+//! Medusa's PostgreSQL: the identity lookup, on Medusa ≥ 2.16 the `auth_password_reset_token` row,
+//! and the new password the update route writes, through one connection per execution environment, opened on first use and reused. Nothing is kept in the
 //! server session between transactions (no named prepared statements, no session settings) and no
 //! start-up options are sent, so a transaction pooler (PgBouncer, Supavisor) may hand each
 //! transaction to another server connection and RDS Proxy can multiplex it without pinning.
@@ -26,9 +26,9 @@ use self::tls::{TrustedRoots, Verification};
 pub use self::url::{Endpoint, UrlError};
 use self::url::{Keepalive, ParsedUrl, RootCert, SslMode};
 
-use super::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord, new_row_id};
+use super::{ChangeOutcome, IdentityStore, IssuedToken, Lookup, PasswordChange, StoreError, TokenRecord, new_row_id};
 use crate::domain::error_chain::with_causes;
-use crate::domain::token::jti_hash;
+use crate::domain::token::{jti_hash, sha256_hex};
 
 mod tls;
 mod url;
@@ -71,6 +71,60 @@ WHERE pi.entity_id = $1 AND pi.provider = $2 AND pi.deleted_at IS NULL";
 const SCHEMA_SQL: &str = "SELECT to_regclass('auth_password_reset_token') IS NOT NULL";
 
 const WITHDRAW_SQL: &str = "DELETE FROM auth_password_reset_token WHERE id = $1";
+
+/// Medusa's update route on ≥ 2.16, in one statement: the token's live row (`$3`, the SHA-256 of
+/// its `jti`), locked so that two uses of one token cannot both pass; removed when it is this
+/// identity's or has expired (Medusa removes an expired one as it refuses it); and, when it is this
+/// identity's and a password came (`$4`), the password merged into `provider_metadata` as the
+/// emailpass provider merges it. One row (`accepted`, rows changed) when a row was found, none
+/// otherwise.
+const CHANGE_SQL: &str = "
+WITH found AS (
+    SELECT t.id,
+           t.expires_at > now() AS live,
+           coalesce(pi.provider = $2 AND pi.entity_id = $1, false) AS ours
+    FROM auth_password_reset_token t
+    LEFT JOIN provider_identity pi ON pi.id = t.provider_identity_id AND pi.deleted_at IS NULL
+    WHERE t.token_hash = $3 AND t.deleted_at IS NULL
+    LIMIT 1
+    FOR UPDATE OF t
+),
+spent AS (
+    DELETE FROM auth_password_reset_token t USING found
+    WHERE t.id = found.id AND (found.ours OR NOT found.live)
+),
+changed AS (
+    UPDATE provider_identity pi
+    SET provider_metadata = CASE WHEN jsonb_typeof(pi.provider_metadata) = 'object'
+                                 THEN pi.provider_metadata ELSE '{}'::jsonb END
+                            || jsonb_build_object('password', $4::text),
+        updated_at = now()
+    FROM found
+    WHERE found.live AND found.ours AND $4::text IS NOT NULL
+      AND pi.entity_id = $1 AND pi.provider = $2 AND pi.deleted_at IS NULL
+    RETURNING pi.id
+)
+SELECT found.live AND found.ours, (SELECT count(*) FROM changed) FROM found";
+
+/// The same on 2.6–2.15, which have no token table: the identity the token names, its password
+/// written when one came (`$3`).
+const CHANGE_UNRECORDED_SQL: &str = "
+WITH target AS (
+    SELECT id FROM provider_identity
+    WHERE entity_id = $1 AND provider = $2 AND deleted_at IS NULL
+    LIMIT 1
+),
+changed AS (
+    UPDATE provider_identity pi
+    SET provider_metadata = CASE WHEN jsonb_typeof(pi.provider_metadata) = 'object'
+                                 THEN pi.provider_metadata ELSE '{}'::jsonb END
+                            || jsonb_build_object('password', $3::text),
+        updated_at = now()
+    FROM target
+    WHERE pi.id = target.id AND $3::text IS NOT NULL
+    RETURNING pi.id
+)
+SELECT true, (SELECT count(*) FROM changed) FROM target";
 
 /// The first try on a reused connection gets this share of the time-out (a quarter: 250 ms by
 /// default). It is one statement that waits for no other session (a read, or `BEGIN` and its
@@ -481,14 +535,7 @@ impl IdentityStore for PostgresIdentityStore {
         let row_id = new_row_id();
         let token_hash = jti_hash(&record.jti);
         let lock_key = format!("{}\n{}", record.provider, record.entity_id);
-        let timeout_ms = millis(self.settings.timeout);
-        // One round trip opens the transaction with its own time limits (SET LOCAL ends with it). A
-        // connection that dies silently mid-transaction leaves its session idle there, holding the
-        // identity's lock until the server ends it: the idle limit has it do so within the time-out.
-        let begin = format!(
-            "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}; \
-             SET LOCAL idle_in_transaction_session_timeout = {timeout_ms}"
-        );
+        let begin = self.begin_sql();
         let open = async |c: &mut Connection| c.client.batch_execute(&begin).await;
         let write = async |c: &mut Connection, ()| {
             // Both schemas take the lock and a transaction id, so neither path is quicker.
@@ -525,6 +572,61 @@ impl IdentityStore for PostgresIdentityStore {
             Schema::LookupOnly => Ok(()),
         };
         self.exchange(Retry::Never, delete, async |_: &mut Connection, _| Ok(())).await
+    }
+
+    /// One statement between `BEGIN` and `COMMIT`, so that the row lock it waits on is held to the
+    /// transaction's time limits like the issue's.
+    async fn change_password(&self, change: &PasswordChange<'_>) -> Result<ChangeOutcome, StoreError> {
+        let token_hash = sha256_hex(change.jti.as_bytes());
+        let begin = self.begin_sql();
+        let open = async |c: &mut Connection| c.client.batch_execute(&begin).await;
+        let write = async |c: &mut Connection, ()| {
+            let found = match c.schema {
+                Schema::WithTokenTable => {
+                    let params: [(&(dyn ToSql + Sync), Type); 4] = [
+                        (&change.entity_id, Type::TEXT),
+                        (&change.provider, Type::TEXT),
+                        (&token_hash, Type::TEXT),
+                        (&change.password_hash, Type::TEXT),
+                    ];
+                    c.client.query_typed_opt(CHANGE_SQL, &params).await?
+                }
+                Schema::LookupOnly => {
+                    let params: [(&(dyn ToSql + Sync), Type); 3] = [
+                        (&change.entity_id, Type::TEXT),
+                        (&change.provider, Type::TEXT),
+                        (&change.password_hash, Type::TEXT),
+                    ];
+                    c.client.query_typed_opt(CHANGE_UNRECORDED_SQL, &params).await?
+                }
+            };
+            let outcome = match found {
+                Some(row) => match (row.try_get::<_, bool>(0)?, row.try_get::<_, i64>(1)?) {
+                    (true, 1..) => ChangeOutcome::Changed,
+                    (true, _) if change.password_hash.is_none() => ChangeOutcome::Spent,
+                    _ => ChangeOutcome::Refused,
+                },
+                None => ChangeOutcome::Refused,
+            };
+            // Once sent it may have committed, whatever becomes of its answer: nothing after `open`
+            // starts over.
+            c.client.batch_execute("COMMIT").await?;
+            Ok(outcome)
+        };
+        self.exchange(Retry::FirstStatement, open, write).await
+    }
+}
+
+impl PostgresIdentityStore {
+    /// `BEGIN` with the transaction's own time limits (SET LOCAL ends with it), in one round trip. A
+    /// connection that dies silently mid-transaction leaves its session idle there, holding its
+    /// locks until the server ends it: the idle limit has it do so within the time-out.
+    fn begin_sql(&self) -> String {
+        let timeout_ms = millis(self.settings.timeout);
+        format!(
+            "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}; \
+             SET LOCAL idle_in_transaction_session_timeout = {timeout_ms}"
+        )
     }
 }
 

@@ -1,8 +1,11 @@
-//! E-mail templates per locale and actor type: layouts written once, each locale's words, and any
-//! part a directory overrides; what the directory gives is compiled and test-rendered at cold start.
+//! E-mail templates per kind, locale and actor type: layouts written once, each locale's words, and
+//! any part a directory overrides; what the directory gives is compiled and test-rendered at cold start.
 //!
-//! A part (`subject.txt`, `body.txt`, `body.html`) for locale `L` and actor type `A` is the first of
-//! `L/A/<part>`, `L/<part>`, and `_layout/<part>` fed with `L/A/words.txt` or else `L/words.txt`.
+//! Two kinds of e-mail, each in a folder of its own laid out the same way: the reset e-mail with its
+//! link (the folder's top level) and the notice that a password was changed, which has no link
+//! (`notice/`). Within a kind, a part (`subject.txt`, `body.txt`, `body.html`) for locale `L` and
+//! actor type `A` is the first of `L/A/<part>`, `L/<part>`, and `_layout/<part>` fed with
+//! `L/A/words.txt` or else `L/words.txt`.
 
 pub mod shop;
 
@@ -13,8 +16,8 @@ use minijinja::value::{Serde, Value};
 use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, context, escape_formatter};
 
 use self::shop::Shop;
-use super::locale::Locale;
 use crate::domain::error_chain::with_causes;
+use crate::domain::locale::Locale;
 use crate::domain::metadata::Metadata;
 use crate::domain::recipient::Recipient;
 use crate::mail::Email;
@@ -23,15 +26,19 @@ use crate::mail::Email;
 const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
 /// A locale's sentences as plain-text `set`s, imported by the layouts (which escape them in HTML).
 const WORDS: &str = "words.txt";
-/// The folder of the layouts every locale shares.
+/// The folder of the layouts every locale of a kind shares.
 const LAYOUT: &str = "_layout";
+/// The folder of the password-changed notice's templates. Not a locale: a locale's language has
+/// two or three letters.
+const NOTICE: &str = "notice";
 
 /// Embeds the files under `templates/`, named by their path there.
 macro_rules! embedded {
     ($($path:literal),* $(,)?) => { &[$(($path, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/", $path)))),*] };
 }
 
-/// The defaults shipped in the binary: the layouts, and words for customers and admin users.
+/// The defaults shipped in the binary: for each kind the layouts, and words for customers and
+/// admin users.
 const EMBEDDED: &[(&str, &str)] = embedded![
     "_layout/subject.txt",
     "_layout/body.txt",
@@ -52,6 +59,25 @@ const EMBEDDED: &[(&str, &str)] = embedded![
     "pt-BR/user/words.txt",
     "pl/words.txt",
     "pl/user/words.txt",
+    "notice/_layout/subject.txt",
+    "notice/_layout/body.txt",
+    "notice/_layout/body.html",
+    "notice/en/words.txt",
+    "notice/en/user/words.txt",
+    "notice/de/words.txt",
+    "notice/de/user/words.txt",
+    "notice/fr/words.txt",
+    "notice/fr/user/words.txt",
+    "notice/es/words.txt",
+    "notice/es/user/words.txt",
+    "notice/it/words.txt",
+    "notice/it/user/words.txt",
+    "notice/nl/words.txt",
+    "notice/nl/user/words.txt",
+    "notice/pt-BR/words.txt",
+    "notice/pt-BR/user/words.txt",
+    "notice/pl/words.txt",
+    "notice/pl/user/words.txt",
 ];
 
 /// A subject is one header line; longer ones are cut.
@@ -59,13 +85,50 @@ const MAX_SUBJECT_CHARS: usize = 200;
 /// From this many minutes on, the words say hours: "1440 minutes" is no way to say a day.
 const HOURS_FROM_MINUTES: u64 = 120;
 
-/// What a template may use.
+/// The kinds of e-mail the notifier sends, each with templates of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmailKind {
+    /// The reset e-mail, with its link: the templates folder's top level.
+    Reset,
+    /// The notice that a password was changed, with no link: the templates folder's `notice/`.
+    Notice,
+}
+
+impl EmailKind {
+    pub const ALL: [Self; 2] = [Self::Reset, Self::Notice];
+
+    /// How the kind's template names begin: its folder under the templates folder.
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Reset => "",
+            Self::Notice => "notice/",
+        }
+    }
+
+    /// The kind a template name belongs to, and the name within the kind's folder.
+    fn of(name: &str) -> (Self, &str) {
+        match name.strip_prefix(Self::Notice.prefix()) {
+            Some(rest) => (Self::Notice, rest),
+            None => (Self::Reset, name),
+        }
+    }
+}
+
+/// What a reset e-mail's template may use.
 #[derive(Debug, Clone, Copy)]
 pub struct EmailContext<'a> {
     pub link: &'a str,
     pub email: &'a str,
     pub actor_type: &'a str,
     pub expires_minutes: u64,
+    pub metadata: Option<&'a Metadata>,
+}
+
+/// What a password-changed notice's template may use: no link and no token, which it has none of.
+#[derive(Debug, Clone, Copy)]
+pub struct NoticeContext<'a> {
+    pub email: &'a str,
+    pub actor_type: &'a str,
     pub metadata: Option<&'a Metadata>,
 }
 
@@ -96,7 +159,7 @@ impl std::fmt::Debug for RenderedEmail {
 pub enum TemplateError {
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{0} is not a locale folder name such as `de` or `fr-CA`")]
+    #[error("{0} is not a locale folder name such as `de` or `fr-CA` (or `notice`, `_layout`)")]
     BadLocaleFolder(PathBuf),
     #[error("{0} is not an actor type folder name such as `user` (a-z, 0-9, `_`, `-`)")]
     BadActorFolder(PathBuf),
@@ -104,6 +167,8 @@ pub enum TemplateError {
     Incomplete { locale: String, part: &'static str },
     #[error("the default locale `{0}` has no templates")]
     NoDefaultLocale(String),
+    #[error("the default locale `{0}` has no password-changed notice (notice/{0}/words.txt)")]
+    NoDefaultNoticeLocale(String),
     #[error("template {}", with_causes(.0))]
     Template(#[from] minijinja::Error),
 }
@@ -131,90 +196,35 @@ struct LocalePlans {
     actors: BTreeMap<String, Plan>,
 }
 
-/// Compiled templates for every known locale and actor type.
-#[derive(Debug)]
-pub struct EmailTemplates {
-    env: Environment<'static>,
-    locales: BTreeMap<String, LocalePlans>,
-    default: LocalePlans,
-    shop: Value,
+impl LocalePlans {
+    /// The plan for `actor_type`: its own where it has files, else the locale's.
+    fn for_actor(&self, actor_type: &str) -> &Plan {
+        self.actors.get(actor_type).unwrap_or(&self.base)
+    }
+
+    /// Every plan, the locale's own as the customers'.
+    fn each(&self) -> impl Iterator<Item = (&str, &Plan)> {
+        let actors = self.actors.iter().map(|(actor, plan)| (actor.as_str(), plan));
+        std::iter::once(("customer", &self.base)).chain(actors)
+    }
 }
 
-impl EmailTemplates {
-    /// Loads the embedded templates, then `dir`'s files over them, and checks what `dir` gave; no shop
-    /// name, logo or colour (the words then leave the shop out).
-    pub fn load(dir: Option<&Path>, default_locale: &Locale) -> Result<Self, TemplateError> {
-        Self::load_for_shop(dir, default_locale, &Shop::default())
-    }
+/// One kind's plans: every locale it has, and the default one.
+#[derive(Debug)]
+struct Catalog {
+    locales: BTreeMap<String, LocalePlans>,
+    default: LocalePlans,
+}
 
-    /// As `load`, with the shop the e-mails show.
-    pub fn load_for_shop(dir: Option<&Path>, default_locale: &Locale, shop: &Shop) -> Result<Self, TemplateError> {
-        let mut sources: BTreeMap<String, String> = BTreeMap::new();
-        for (path, source) in EMBEDDED {
-            if let Some(name) = template_name(path) {
-                sources.insert(name, (*source).to_owned());
-            }
-        }
-        let mut overridden = BTreeSet::new();
-        if let Some(dir) = dir {
-            read_overrides(dir, &mut sources, &mut overridden)?;
-        }
-        let names: BTreeSet<&str> = sources.keys().map(String::as_str).collect();
-        let locales = plans(&names)?;
-        let default = locales
-            .get(default_locale.as_str())
-            .cloned()
-            .ok_or_else(|| TemplateError::NoDefaultLocale(default_locale.as_str().to_owned()))?;
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_formatter(escape_html);
-        // Compiled on first use: compiling all 19 embedded files costs about a millisecond of cold
-        // start, and the tests render every one of them.
-        env.set_loader(move |name| Ok(sources.get(name).cloned()));
-        let templates = Self { env, locales, default, shop: shop.to_value() };
-        templates.check(&overridden)?;
-        Ok(templates)
-    }
-
-    /// The locales that have templates.
-    pub fn locales(&self) -> impl Iterator<Item = &str> {
-        self.locales.keys().map(String::as_str)
-    }
-
-    /// The actor types with words or parts of their own in `locale` (the rest get the locale's).
-    pub fn actor_types(&self, locale: &str) -> impl Iterator<Item = &str> {
-        self.locales.get(locale).into_iter().flat_map(|plans| plans.actors.keys().map(String::as_str))
-    }
-
-    /// Renders the e-mail in the best locale for `requested` (see `pick`), in the words for the
-    /// event's actor type where the locale has them.
-    pub fn render(&self, requested: Option<&Locale>, ctx: &EmailContext<'_>) -> Result<RenderedEmail, TemplateError> {
-        let plans = self.pick(requested);
-        self.render_plan(plans.actors.get(ctx.actor_type).unwrap_or(&plans.base), ctx)
-    }
-
-    fn render_plan(&self, plan: &Plan, ctx: &EmailContext<'_>) -> Result<RenderedEmail, TemplateError> {
-        let values = context! {
-            link => ctx.link,
-            email => ctx.email,
-            actor_type => ctx.actor_type,
-            expires_minutes => ctx.expires_minutes,
-            expires_hours => (ctx.expires_minutes >= HOURS_FROM_MINUTES).then(|| (ctx.expires_minutes + 30) / 60),
-            metadata => ctx.metadata.map(|m| Value::from(Serde(m))).unwrap_or_else(|| Value::from(())),
-            shop => self.shop.clone(),
-            words => plan.words.as_deref(),
-        };
-        let render = |name: &str| self.env.get_template(name)?.render(&values);
-        Ok(RenderedEmail {
-            subject: one_line(&render(&plan.subject)?),
-            text: render(&plan.text)?,
-            html: render(&plan.html)?,
-        })
-    }
-
-    /// The locale `render` writes in for `requested`, after fallbacks: `pt-br` for `pt`.
-    pub fn locale_for(&self, requested: Option<&Locale>) -> &str {
-        &self.pick(requested).tag
+impl Catalog {
+    fn new(names: &BTreeSet<&str>, kind: EmailKind, default_locale: &Locale) -> Result<Self, TemplateError> {
+        let locales = plans(names, kind)?;
+        let tag = default_locale.as_str();
+        let default = locales.get(tag).cloned().ok_or_else(|| match kind {
+            EmailKind::Reset => TemplateError::NoDefaultLocale(tag.to_owned()),
+            EmailKind::Notice => TemplateError::NoDefaultNoticeLocale(tag.to_owned()),
+        })?;
+        Ok(Self { locales, default })
     }
 
     /// The tag, then its shorter prefixes, then any region of its language (`pt` and `pt-PT`
@@ -235,28 +245,163 @@ impl EmailTemplates {
             })
             .unwrap_or(&self.default)
     }
+}
 
-    /// Renders, with sample values, every locale and actor type that uses a file from the
+/// Compiled templates for every kind, known locale and actor type.
+#[derive(Debug)]
+pub struct EmailTemplates {
+    env: Environment<'static>,
+    reset: Catalog,
+    notice: Catalog,
+    shop: Value,
+}
+
+impl EmailTemplates {
+    /// Loads the embedded templates, then `dir`'s files over them, and checks what `dir` gave; no shop
+    /// name, logo or colour (the words then leave the shop out).
+    pub fn load(dir: Option<&Path>, default_locale: &Locale) -> Result<Self, TemplateError> {
+        Self::load_for_shop(dir, default_locale, &Shop::default())
+    }
+
+    /// As `load`, with the shop the e-mails show. Both kinds need the default locale.
+    pub fn load_for_shop(dir: Option<&Path>, default_locale: &Locale, shop: &Shop) -> Result<Self, TemplateError> {
+        let mut sources: BTreeMap<String, String> = BTreeMap::new();
+        for (path, source) in EMBEDDED {
+            if let Some(name) = template_name(path) {
+                sources.insert(name, (*source).to_owned());
+            }
+        }
+        let mut overridden = BTreeSet::new();
+        if let Some(dir) = dir {
+            read_overrides(dir, EmailKind::Reset, &mut sources, &mut overridden)?;
+        }
+        let names: BTreeSet<&str> = sources.keys().map(String::as_str).collect();
+        let reset = Catalog::new(&names, EmailKind::Reset, default_locale)?;
+        let notice = Catalog::new(&names, EmailKind::Notice, default_locale)?;
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_formatter(escape_html);
+        // Compiled on first use: compiling the reset e-mail's 19 embedded files cost about a
+        // millisecond of cold start, the notice has as many again, and the tests render every one.
+        env.set_loader(move |name| Ok(sources.get(name).cloned()));
+        let templates = Self { env, reset, notice, shop: shop.to_value() };
+        templates.check(&overridden)?;
+        Ok(templates)
+    }
+
+    /// The locales that have reset e-mail templates.
+    pub fn locales(&self) -> impl Iterator<Item = &str> {
+        self.locales_of(EmailKind::Reset)
+    }
+
+    /// The locales that have templates of this kind.
+    pub fn locales_of(&self, kind: EmailKind) -> impl Iterator<Item = &str> {
+        self.catalog(kind).locales.keys().map(String::as_str)
+    }
+
+    /// The actor types with reset words or parts of their own in `locale` (the rest get the locale's).
+    pub fn actor_types(&self, locale: &str) -> impl Iterator<Item = &str> {
+        self.actor_types_of(EmailKind::Reset, locale)
+    }
+
+    /// The actor types with words or parts of their own for this kind in `locale`.
+    pub fn actor_types_of(&self, kind: EmailKind, locale: &str) -> impl Iterator<Item = &str> {
+        let plans = self.catalog(kind).locales.get(locale);
+        plans.into_iter().flat_map(|plans| plans.actors.keys().map(String::as_str))
+    }
+
+    /// Renders the reset e-mail in the best locale for `requested` (see `Catalog::pick`), in the
+    /// words for the event's actor type where the locale has them.
+    pub fn render(&self, requested: Option<&Locale>, ctx: &EmailContext<'_>) -> Result<RenderedEmail, TemplateError> {
+        let plan = self.reset.pick(requested).for_actor(ctx.actor_type);
+        self.render_plan(plan, self.reset_values(plan, ctx))
+    }
+
+    /// Renders the password-changed notice as `render` does the reset e-mail.
+    pub fn render_notice(
+        &self,
+        requested: Option<&Locale>,
+        ctx: &NoticeContext<'_>,
+    ) -> Result<RenderedEmail, TemplateError> {
+        let plan = self.notice.pick(requested).for_actor(ctx.actor_type);
+        self.render_plan(plan, self.notice_values(plan, ctx))
+    }
+
+    fn reset_values(&self, plan: &Plan, ctx: &EmailContext<'_>) -> Value {
+        context! {
+            link => ctx.link,
+            email => ctx.email,
+            actor_type => ctx.actor_type,
+            expires_minutes => ctx.expires_minutes,
+            expires_hours => (ctx.expires_minutes >= HOURS_FROM_MINUTES).then(|| (ctx.expires_minutes + 30) / 60),
+            metadata => metadata_value(ctx.metadata),
+            shop => self.shop.clone(),
+            words => plan.words.as_deref(),
+        }
+    }
+
+    fn notice_values(&self, plan: &Plan, ctx: &NoticeContext<'_>) -> Value {
+        context! {
+            email => ctx.email,
+            actor_type => ctx.actor_type,
+            metadata => metadata_value(ctx.metadata),
+            shop => self.shop.clone(),
+            words => plan.words.as_deref(),
+        }
+    }
+
+    fn render_plan(&self, plan: &Plan, values: Value) -> Result<RenderedEmail, TemplateError> {
+        let render = |name: &str| self.env.get_template(name)?.render(&values);
+        Ok(RenderedEmail {
+            subject: one_line(&render(&plan.subject)?),
+            text: render(&plan.text)?,
+            html: render(&plan.html)?,
+        })
+    }
+
+    /// The locale `render` writes the reset e-mail in for `requested`, after fallbacks: `pt-br` for `pt`.
+    pub fn locale_for(&self, requested: Option<&Locale>) -> &str {
+        self.locale_of(EmailKind::Reset, requested)
+    }
+
+    /// The locale this kind of e-mail is written in for `requested`, after fallbacks.
+    pub fn locale_of(&self, kind: EmailKind, requested: Option<&Locale>) -> &str {
+        &self.catalog(kind).pick(requested).tag
+    }
+
+    fn catalog(&self, kind: EmailKind) -> &Catalog {
+        match kind {
+            EmailKind::Reset => &self.reset,
+            EmailKind::Notice => &self.notice,
+        }
+    }
+
+    /// Renders, with sample values, every kind, locale and actor type that uses a file from the
     /// template directory, so that such a template fails at cold start and not on an event.
     fn check(&self, overridden: &BTreeSet<String>) -> Result<(), TemplateError> {
-        for plans in self.locales.values() {
-            let actors = plans.actors.iter().map(|(actor, plan)| (actor.as_str(), plan));
-            for (actor_type, plan) in std::iter::once(("customer", &plans.base)).chain(actors) {
-                if !plan.names().any(|name| overridden.contains(name)) {
-                    continue;
-                }
-                let sample = EmailContext {
-                    link: "https://shop.example.com/reset-password?token=t&email=e",
-                    email: "customer@example.com",
-                    actor_type,
-                    expires_minutes: 15,
-                    metadata: None,
+        let uses_an_override = |plan: &Plan| plan.names().any(|name| overridden.contains(name));
+        for kind in EmailKind::ALL {
+            let plans = self.catalog(kind).locales.values().flat_map(LocalePlans::each);
+            for (actor_type, plan) in plans.filter(|(_, plan)| uses_an_override(plan)) {
+                let email = "customer@example.com";
+                let values = match kind {
+                    EmailKind::Reset => {
+                        let link = "https://shop.example.com/reset-password?token=t&email=e";
+                        let sample = EmailContext { link, email, actor_type, expires_minutes: 15, metadata: None };
+                        self.reset_values(plan, &sample)
+                    }
+                    EmailKind::Notice => self.notice_values(plan, &NoticeContext { email, actor_type, metadata: None }),
                 };
-                self.render_plan(plan, &sample)?;
+                self.render_plan(plan, values)?;
             }
         }
         Ok(())
     }
+}
+
+/// `metadata` as the templates see it: the event's object, or none.
+fn metadata_value(metadata: Option<&Metadata>) -> Value {
+    metadata.map(|m| Value::from(Serde(m))).unwrap_or_else(|| Value::from(()))
 }
 
 /// minijinja's HTML escaping (`&`, `<`, `>`, `"`, `'`) but for `/`, which it writes `&#x2f;`: a slash
@@ -292,19 +437,26 @@ fn escape_html(out: &mut Output, state: &mut State, value: &Value) -> Result<(),
     Ok(())
 }
 
-/// `pt-BR/user/words.txt` → `pt-br/user/words.txt`: locale folders by their normal form.
+/// `pt-BR/user/words.txt` → `pt-br/user/words.txt`, `notice/pt-BR/words.txt` →
+/// `notice/pt-br/words.txt`: locale folders by their normal form.
 fn template_name(path: &str) -> Option<String> {
+    let (kind, path) = EmailKind::of(path);
     let (folder, rest) = path.split_once('/')?;
+    let prefix = kind.prefix();
     if folder == LAYOUT {
-        return Some(path.to_owned());
+        return Some(format!("{prefix}{path}"));
     }
-    Some(format!("{}/{rest}", Locale::parse(folder)?.as_str()))
+    Some(format!("{prefix}{}/{rest}", Locale::parse(folder)?.as_str()))
 }
 
-/// Each locale's plan, and one per actor type with files of its own.
-fn plans(names: &BTreeSet<&str>) -> Result<BTreeMap<String, LocalePlans>, TemplateError> {
+/// Each locale's plan for this kind of e-mail, and one per actor type with files of its own.
+fn plans(names: &BTreeSet<&str>, kind: EmailKind) -> Result<BTreeMap<String, LocalePlans>, TemplateError> {
     let mut found: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for name in names {
+        let (of, name) = EmailKind::of(name);
+        if of != kind {
+            continue;
+        }
         let segments: Vec<&str> = name.split('/').collect();
         match segments[..] {
             [LAYOUT, ..] => {}
@@ -320,54 +472,64 @@ fn plans(names: &BTreeSet<&str>) -> Result<BTreeMap<String, LocalePlans>, Templa
     found
         .into_iter()
         .map(|(locale, actors)| {
-            let base = plan(names, locale, None)?;
+            let base = plan(names, kind, locale, None)?;
             let actors = actors
                 .into_iter()
-                .map(|actor| Ok((actor.to_owned(), plan(names, locale, Some(actor))?)))
+                .map(|actor| Ok((actor.to_owned(), plan(names, kind, locale, Some(actor))?)))
                 .collect::<Result<_, TemplateError>>()?;
             Ok((locale.to_owned(), LocalePlans { tag: locale.to_owned(), base, actors }))
         })
         .collect()
 }
 
-fn plan(names: &BTreeSet<&str>, locale: &str, actor: Option<&str>) -> Result<Plan, TemplateError> {
+fn plan(names: &BTreeSet<&str>, kind: EmailKind, locale: &str, actor: Option<&str>) -> Result<Plan, TemplateError> {
+    let prefix = kind.prefix();
     let existing = |name: String| names.contains(name.as_str()).then_some(name);
-    let own = |file: &str| actor.and_then(|actor| existing(format!("{locale}/{actor}/{file}")));
-    let local = |file: &str| own(file).or_else(|| existing(format!("{locale}/{file}")));
+    let own = |file: &str| actor.and_then(|actor| existing(format!("{prefix}{locale}/{actor}/{file}")));
+    let local = |file: &str| own(file).or_else(|| existing(format!("{prefix}{locale}/{file}")));
     let words = local(WORDS);
     let part = |part: &'static str| {
-        local(part).or_else(|| words.as_ref().and_then(|_| existing(format!("{LAYOUT}/{part}")))).ok_or_else(|| {
-            let locale = actor.map_or_else(|| locale.to_owned(), |actor| format!("{locale}/{actor}"));
+        let layout = || words.as_ref().and_then(|_| existing(format!("{prefix}{LAYOUT}/{part}")));
+        local(part).or_else(layout).ok_or_else(|| {
+            let locale = actor.map_or_else(|| format!("{prefix}{locale}"), |actor| format!("{prefix}{locale}/{actor}"));
             TemplateError::Incomplete { locale, part }
         })
     };
     Ok(Plan { subject: part(PARTS[0])?, text: part(PARTS[1])?, html: part(PARTS[2])?, words })
 }
 
-/// Reads `dir/_layout/<part>`, `dir/<locale>/<file>` and `dir/<locale>/<actor type>/<file>`.
+/// Reads `dir/_layout/<part>`, `dir/<locale>/<file>` and `dir/<locale>/<actor type>/<file>` for
+/// this kind; at the top level, `dir/notice/` the same way for the notice.
 fn read_overrides(
     dir: &Path,
+    kind: EmailKind,
     sources: &mut BTreeMap<String, String>,
     overridden: &mut BTreeSet<String>,
 ) -> Result<(), TemplateError> {
+    let prefix = kind.prefix();
     for path in subfolders(dir)? {
         let Some(folder) = path.file_name().and_then(|name| name.to_str()) else {
             return Err(TemplateError::BadLocaleFolder(path));
         };
         if folder == LAYOUT {
-            read_files(&path, LAYOUT, &PARTS, sources, overridden)?;
+            read_files(&path, &format!("{prefix}{LAYOUT}"), &PARTS, sources, overridden)?;
+            continue;
+        }
+        if folder == NOTICE && kind == EmailKind::Reset {
+            read_overrides(&path, EmailKind::Notice, sources, overridden)?;
             continue;
         }
         let locale = Locale::parse(folder).ok_or_else(|| TemplateError::BadLocaleFolder(path.clone()))?;
         let files = [PARTS[0], PARTS[1], PARTS[2], WORDS];
-        read_files(&path, locale.as_str(), &files, sources, overridden)?;
+        let locale = format!("{prefix}{}", locale.as_str());
+        read_files(&path, &locale, &files, sources, overridden)?;
         for actor_path in subfolders(&path)? {
             let actor = actor_path
                 .file_name()
                 .and_then(|name| name.to_str())
                 .filter(|name| is_actor_type(name))
                 .ok_or_else(|| TemplateError::BadActorFolder(actor_path.clone()))?;
-            read_files(&actor_path, &format!("{}/{actor}", locale.as_str()), &files, sources, overridden)?;
+            read_files(&actor_path, &format!("{locale}/{actor}"), &files, sources, overridden)?;
         }
     }
     Ok(())
@@ -670,6 +832,99 @@ mod tests {
         std::fs::create_dir_all(dir.join("en")).unwrap();
         std::fs::write(dir.join("en/body.txt"), "{% if %}").unwrap();
         assert!(matches!(EmailTemplates::load(Some(&dir), &english()), Err(TemplateError::Template(_))));
+    }
+
+    fn notice(email: &str) -> NoticeContext<'_> {
+        NoticeContext { email, actor_type: "customer", metadata: None }
+    }
+
+    fn render_notice(templates: &EmailTemplates, locale: &str, ctx: &NoticeContext<'_>) -> RenderedEmail {
+        templates.render_notice(Locale::parse(locale).as_ref(), ctx).unwrap()
+    }
+
+    #[test]
+    fn the_embedded_notice_covers_the_same_eight_locales_for_customers_and_admin_users() {
+        let templates = EmailTemplates::load(None, &english()).unwrap();
+        let reset: Vec<&str> = templates.locales().collect();
+        assert_eq!(templates.locales_of(EmailKind::Notice).collect::<Vec<_>>(), reset);
+        for locale in reset {
+            assert_eq!(templates.actor_types_of(EmailKind::Notice, locale).collect::<Vec<_>>(), ["user"], "{locale}");
+        }
+        let en = templates.render_notice(None, &notice("a@example.com")).unwrap();
+        assert_eq!(en.subject, "Your password was changed");
+        assert!(en.text.contains("(a@example.com) was changed"), "{}", en.text);
+        let admin = render_notice(&templates, "en", &NoticeContext { actor_type: "user", ..notice("a@example.com") });
+        assert_eq!(admin.subject, "Your admin password was changed");
+        assert_eq!(render_notice(&templates, "de-AT", &notice("a@example.com")).subject, "Ihr Passwort wurde geändert");
+        let written_in = |tag: &str| templates.locale_of(EmailKind::Notice, Locale::parse(tag).as_ref()).to_owned();
+        assert_eq!(
+            (written_in("pt"), written_in("ja"), written_in("fr-CA")),
+            ("pt-br".into(), "en".into(), "fr".into())
+        );
+    }
+
+    /// The embedded templates are compiled on first use, not at cold start: this renders each notice.
+    #[test]
+    fn every_embedded_notice_renders_with_and_without_a_shop_name_tidily_and_without_a_link() {
+        let named = Shop { name: Some(ShopName::parse("Acme").unwrap()), ..Shop::default() };
+        for shop in [Shop::default(), named] {
+            let templates = EmailTemplates::load_for_shop(None, &english(), &shop).unwrap();
+            let locales: Vec<&str> = templates.locales_of(EmailKind::Notice).collect();
+            for locale in locales {
+                for actor_type in ["customer", "user", "vendor"] {
+                    let email =
+                        render_notice(&templates, locale, &NoticeContext { actor_type, ..notice("a@example.com") });
+                    let case = format!("{locale}/{actor_type}/{:?}", shop.name);
+                    for sloppy in ["  ", " .", " ,", "( ", " )"] {
+                        assert!(!email.text.contains(sloppy), "{case}: `{sloppy}` in {}", email.text);
+                    }
+                    assert_eq!(email.text.contains("Acme"), shop.name.is_some(), "{case}");
+                    assert!(email.text.contains("a@example.com") && email.html.contains("a@example.com"), "{case}");
+                    for part in [&email.subject, &email.text, &email.html] {
+                        assert!(!part.contains("http") && !part.contains("<a ") && !part.contains("href"), "{case}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_notice_is_overridden_from_the_notice_folder_and_checked_at_load() {
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.join("notice/de")).unwrap();
+        std::fs::write(dir.join("notice/de/subject.txt"), "{{ link }}").unwrap();
+        // A notice has no link to show: the cold-start check renders it and finds that out.
+        let refused = EmailTemplates::load(Some(&dir), &english());
+        assert!(matches!(refused, Err(TemplateError::Template(_))), "{refused:?}");
+
+        std::fs::write(dir.join("notice/de/subject.txt"), "Passwort geändert: {{ email }}").unwrap();
+        std::fs::create_dir_all(dir.join("notice/_layout")).unwrap();
+        std::fs::write(dir.join("notice/_layout/body.txt"), "{% import words as t %}{{ t.not_you }}").unwrap();
+        let templates = EmailTemplates::load(Some(&dir), &english()).unwrap();
+        let de = render_notice(&templates, "de", &notice("a@example.com"));
+        assert_eq!(de.subject, "Passwort geändert: a@example.com");
+        assert!(de.text.starts_with("Wenn Sie Ihr Passwort nicht selbst geändert haben"), "{}", de.text);
+        let en = render_notice(&templates, "en", &notice("a@example.com"));
+        assert!(en.text.starts_with("If you did not change your password"), "the notice layout is every locale's");
+        let reset = render(&templates, "de", &ctx(LINK, "a@example.com"));
+        assert_eq!(reset.subject, "Setzen Sie Ihr Passwort zurück", "the reset e-mail keeps its own");
+    }
+
+    #[test]
+    fn a_default_locale_without_a_notice_is_refused_naming_the_notice() {
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.join("sv")).unwrap();
+        let words = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/en/words.txt"));
+        std::fs::write(dir.join("sv/words.txt"), words).unwrap();
+        let swedish = Locale::parse("sv").unwrap();
+        let refused = EmailTemplates::load(Some(&dir), &swedish);
+        let Err(error @ TemplateError::NoDefaultNoticeLocale(_)) = refused else { panic!("{refused:?}") };
+        assert!(error.to_string().contains("notice/sv/words.txt"), "{error}");
+
+        std::fs::create_dir_all(dir.join("notice/sv")).unwrap();
+        let words = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/notice/en/words.txt"));
+        std::fs::write(dir.join("notice/sv/words.txt"), words).unwrap();
+        assert!(EmailTemplates::load(Some(&dir), &swedish).is_ok());
     }
 
     fn tempdir() -> PathBuf {

@@ -6,7 +6,8 @@
 //!
 //! What is written, in the namespace `METRICS_NAMESPACE` (default `MedusaReset`):
 //! - `Requests` (Count) and `Emails` (Count) with the dimension `outcome`, whose values are the
-//!   log lines' outcome labels, so that a new label needs no change here;
+//!   log lines' outcome labels, so that a new label needs no change here (a password-changed
+//!   notice's `Emails` outcomes begin with `notice_`, a reset e-mail's do not);
 //! - `RequestLatency`, `DatabaseLatency`, `RateLimiterLatency`, `PublishLatency`, `SesLatency`
 //!   (Milliseconds, every value of the invocation) without dimensions;
 //! - `SesThrottledAttempts` (Count) without dimensions, one per `SendEmail` that SES refused for

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use super::Latency;
 use crate::domain::event::AuthEvent;
-use crate::identity::{IdentityStore, IssuedToken, Lookup, StoreError, TokenRecord};
+use crate::identity::{ChangeOutcome, IdentityStore, IssuedToken, Lookup, PasswordChange, StoreError, TokenRecord};
 use crate::mail::{Email, MailError, Mailer};
 use crate::publish::{EventPublisher, PublishError};
 use crate::ratelimit::{LimitError, RateLimiter, Subject, Verdict};
@@ -63,6 +63,13 @@ impl<T: IdentityStore> IdentityStore for Timed<T> {
     async fn withdraw(&self, issued: &IssuedToken) -> Result<(), StoreError> {
         let started = Instant::now();
         let output = Box::pin(self.inner.withdraw(issued)).await;
+        self.record(started);
+        output
+    }
+
+    async fn change_password(&self, change: &PasswordChange<'_>) -> Result<ChangeOutcome, StoreError> {
+        let started = Instant::now();
+        let output = Box::pin(self.inner.change_password(change)).await;
         self.record(started);
         output
     }
