@@ -167,17 +167,20 @@ fn warn_about_open_doors(config: &ApiConfig, database: Option<&DatabaseSettings>
     }
 }
 
-/// `make run`'s router: the mail viewer over the outbox's e-mails (when listening on loopback
-/// only) and the reset route, in front of the Medusa backend when one is configured. (The Lambda's
-/// router has no viewer.)
-pub fn local_router(reset: Router, settings: &LocalSettings, sent: SentMail) -> Router {
+/// `make run`'s router: the mail viewer over the outbox's e-mails with its development page that
+/// sets a new password through `api`'s update route (when listening on loopback only), and the
+/// reset and update routes, in front of the Medusa backend when one is configured. (The Lambda's
+/// router has neither.)
+pub fn local_router(api: Router, settings: &LocalSettings, sent: SentMail) -> Router {
+    let viewer = settings.serves_mail_viewer().then(|| crate::local::mail_viewer::routes(sent, api.clone()));
     let ours = match &settings.backend {
-        Some(backend) => {
-            crate::local::proxy::in_front_of(reset, crate::local::proxy::BackendProxy::new(backend.clone()))
-        }
-        None => reset,
+        Some(backend) => crate::local::proxy::in_front_of(api, crate::local::proxy::BackendProxy::new(backend.clone())),
+        None => api,
     };
-    if settings.serves_mail_viewer() { crate::local::mail_viewer::routes(sent).merge(ours) } else { ours }
+    match viewer {
+        Some(viewer) => viewer.merge(ours),
+        None => ours,
+    }
 }
 
 /// Says what the server is and how to use it.

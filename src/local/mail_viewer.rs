@@ -1,5 +1,6 @@
 //! `make run`'s mail viewer at `/_dev/mail`: the outbox's recent e-mails, newest first, each with
-//! its HTML part in a sandboxed frame and its text part with the links clickable.
+//! its HTML part in a sandboxed frame and its text part with the links clickable; beside a reset
+//! e-mail, the development page that sets a new password with its token (`set_password`).
 //!
 //! The pages are minijinja templates in src/local/pages/, which HTML-escape every value; the
 //! e-mail's own HTML is shown only inside an `<iframe sandbox>` without scripts, and its response
@@ -20,14 +21,19 @@ use minijinja::value::{Serde, Value};
 use minijinja::{Environment, UndefinedBehavior, context};
 use serde::Serialize;
 
+use super::set_password;
 use crate::mail::{SentMail, Stored};
 
 /// Where the viewer lives on the local server.
 pub const PATH: &str = "/_dev/mail";
 
 /// The viewer's own pages: inline styles only, frames only from this server, nothing else.
-const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-src 'self'; img-src 'self' data:; \
+pub(super) const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-src 'self'; img-src 'self' data:; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The development page's form: the viewer's policy, but its form may post back here.
+pub(super) const FORM_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// An e-mail's HTML: what a mail client allows (inline styles, remote images and fonts), no
 /// scripts, and sandboxed even when opened outside the viewer's frame; links open a new tab.
@@ -42,17 +48,21 @@ macro_rules! pages {
         [$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/local/pages/", $name)))),*]
     };
 }
-const PAGES: [(&str, &str); 4] = pages!("layout.html", "list.html", "show.html", "missing.html");
+const PAGES: [(&str, &str); 6] =
+    pages!("layout.html", "list.html", "show.html", "missing.html", "set_password.html", "set_password_done.html");
 
-/// The outbox's e-mails and the compiled pages (`.html` names: every value escaped).
-struct Viewer {
+/// The outbox's e-mails, the compiled pages (`.html` names: every value escaped), and the routes
+/// the development page sends its requests to.
+pub(super) struct Viewer {
     sent: SentMail,
     pages: Environment<'static>,
     kept: usize,
+    api: Router,
 }
 
-/// The viewer's routes over the outbox's kept e-mails, for loopback host names only.
-pub fn routes(sent: SentMail) -> Router {
+/// The viewer's routes over the outbox's kept e-mails, for loopback host names only; `api` is the
+/// router whose update route the development page calls.
+pub fn routes(sent: SentMail, api: Router) -> Router {
     let mut pages = Environment::new();
     pages.set_undefined_behavior(UndefinedBehavior::Strict);
     for (name, source) in PAGES {
@@ -62,11 +72,12 @@ pub fn routes(sent: SentMail) -> Router {
         }
     }
     let kept = sent.capacity();
-    let viewer = Arc::new(Viewer { sent, pages, kept });
+    let viewer = Arc::new(Viewer { sent, pages, kept, api });
     Router::new()
         .route(PATH, get(list))
         .route(&format!("{PATH}/{{id}}"), get(show))
         .route(&format!("{PATH}/{{id}}/html"), get(html_part))
+        .route(&format!("{PATH}/{{id}}/set-password"), get(set_password::form).post(set_password::submit))
         .route_layer(axum::middleware::from_fn(super::loopback::only_loopback))
         .with_state(viewer)
 }
@@ -121,6 +132,7 @@ async fn show(State(viewer): State<Arc<Viewer>>, Path(id): Path<String>) -> Resp
     let values = context! {
         email => Value::from(Serde(Row::from(stored.as_ref()))),
         text => Value::from(Serde(pieces(&stored.email.text))),
+        sets_password => set_password::find_jwt(&stored.email.text).is_some(),
         kept => viewer.kept,
     };
     viewer.page(StatusCode::OK, "show.html", values)
@@ -134,7 +146,23 @@ async fn html_part(State(viewer): State<Arc<Viewer>>, Path(id): Path<String>) ->
 }
 
 impl Viewer {
-    fn page(&self, status: StatusCode, name: &str, values: Value) -> Response {
+    pub(super) fn kept(&self) -> usize {
+        self.kept
+    }
+
+    pub(super) fn sent(&self) -> &SentMail {
+        &self.sent
+    }
+
+    pub(super) fn api(&self) -> Router {
+        self.api.clone()
+    }
+
+    pub(super) fn page(&self, status: StatusCode, name: &str, values: Value) -> Response {
+        self.page_with(status, name, values, PAGE_POLICY)
+    }
+
+    pub(super) fn page_with(&self, status: StatusCode, name: &str, values: Value, policy: &'static str) -> Response {
         let response = match self.pages.get_template(name).and_then(|page| page.render(values)) {
             Ok(html) => (status, Html(html)).into_response(),
             Err(error) => {
@@ -142,12 +170,12 @@ impl Viewer {
                 (StatusCode::INTERNAL_SERVER_ERROR, "the mail viewer failed; see the log").into_response()
             }
         };
-        with_headers(response, PAGE_POLICY)
+        with_headers(response, policy)
     }
 }
 
 /// The policy, and no sniffing, referrer or caching: a page here can hold a live reset link.
-fn with_headers(mut response: Response, policy: &'static str) -> Response {
+pub(super) fn with_headers(mut response: Response, policy: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

@@ -5,6 +5,7 @@
 pub mod loopback;
 pub mod mail_viewer;
 pub mod proxy;
+mod set_password;
 
 use std::time::SystemTime;
 

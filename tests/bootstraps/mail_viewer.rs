@@ -33,7 +33,7 @@ const BRAND: [u8; 3] = [0x25, 0x63, 0xeb];
 #[tokio::test]
 async fn the_lambda_router_answers_404_at_the_mail_viewers_paths() {
     let (app, _events) = TestApp::with_channel(&crate::support::api_config(&[]), MemoryIdentityStore::open());
-    for path in ["/_dev/mail", "/_dev/mail/some-id", "/_dev/mail/some-id/html"] {
+    for path in ["/_dev/mail", "/_dev/mail/some-id", "/_dev/mail/some-id/html", "/_dev/mail/some-id/set-password"] {
         let (response, body) = app.send(Request::get(path).body(Body::empty()).unwrap()).await;
         assert_eq!(response.status(), 404, "{path}: {body}");
         assert!(body.contains("\"type\":\"not_found\""), "{path}: Medusa's error shape, not a page: {body}");
@@ -301,6 +301,69 @@ impl Pixels {
         let non_white = self.0.iter().filter(|p| p.iter().any(|&c| c < 250)).count();
         non_white as f64 / self.0.len() as f64
     }
+}
+
+/// The development page beside a reset e-mail: its form posts here, the local runner sends the
+/// update route the storefront's request with the e-mail's token, the notice follows in the viewer,
+/// and the e-mail's own link still points at the storefront. A form from another origin is refused.
+#[tokio::test]
+async fn the_development_page_sets_a_new_password_through_the_update_route_and_the_notice_follows() {
+    let local = Local::start(&[]).await;
+    local.reset("customer", "dev-page@example.com", r#"{"locale":"de"}"#).await;
+    local.wait_for_emails(1).await;
+    let list = local.client.get(local.runner.url("/_dev/mail")).send().await.unwrap().text().await.unwrap();
+    let id = list.split("href=\"/_dev/mail/").nth(1).and_then(|rest| rest.split('"').next()).unwrap().to_owned();
+
+    let email = local.client.get(local.runner.url(&format!("/_dev/mail/{id}"))).send().await.unwrap();
+    let email = email.text().await.unwrap();
+    assert!(email.contains(&format!("href=\"/_dev/mail/{id}/set-password\"")), "{email}");
+    // (minijinja escapes `/` in HTML as `&#x2f;`.)
+    let storefront = "http:&#x2f;&#x2f;localhost:8000&#x2f;reset-password?token=ey";
+    assert!(email.contains(storefront), "the e-mail still links the storefront: {email}");
+
+    let page = local.runner.url(&format!("/_dev/mail/{id}/set-password"));
+    let form = local.client.get(&page).send().await.unwrap();
+    assert!(form.headers()["content-security-policy"].to_str().unwrap().contains("form-action 'self'"));
+    let form = form.text().await.unwrap();
+    assert!(
+        form.contains("<form id=\"set-password\" method=\"post\"") && form.contains("dev-page@example.com"),
+        "{form}"
+    );
+
+    let post = |origin: Option<String>| {
+        let mut request = local
+            .client
+            .post(&page)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("password=set+on+the+dev+page");
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let refused = post(Some("https://evil.example".to_owned())).await.unwrap();
+    assert_eq!(refused.status(), 403, "a form from another origin");
+    assert_eq!(post(None).await.unwrap().status(), 403, "a post without an origin");
+    let done = post(Some(local.runner.base.clone())).await.unwrap();
+    assert_eq!(done.status(), 200);
+    let done = done.text().await.unwrap();
+    assert!(done.contains("<h1 id=\"outcome\"") && done.contains("Password changed"), "{done}");
+    assert!(done.contains("200 {&#34;success&#34;:true}") || done.contains("200 {&quot;success&quot;:true}"), "{done}");
+
+    local.wait_for_emails(2).await;
+    let list = local.client.get(local.runner.url("/_dev/mail")).send().await.unwrap().text().await.unwrap();
+    let newest = list.split("<tr class=\"email\">").nth(1).unwrap();
+    assert!(
+        newest.contains("<td class=\"locale\" style=\"padding:8px 12px;border-bottom:1px solid #f4f4f5;\">de</td>"),
+        "{newest}"
+    );
+    let notice = newest.split("href=\"/_dev/mail/").nth(1).and_then(|rest| rest.split('"').next()).unwrap();
+    let notice = local.client.get(local.runner.url(&format!("/_dev/mail/{notice}"))).send().await.unwrap();
+    let notice = notice.text().await.unwrap();
+    assert!(!notice.contains("id=\"set-password\""), "a notice carries no token to set a password with");
+    let printed = local.stop().await;
+    assert!(printed.contains("password_changed"), "{printed}");
+    assert!(!printed.contains("set on the dev page"), "the password never reaches the log");
 }
 
 /// `make run`'s compiled runner, and a client for it.
