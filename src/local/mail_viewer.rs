@@ -267,7 +267,7 @@ mod tests {
         let sent = SentMail::new(10);
         sent.keep(stored("older", "Reset your password", "en", "customer"));
         sent.keep(stored("newer", "Setzen Sie Ihr Admin-Passwort zurück", "de", "user"));
-        let router = routes(sent);
+        let router = routes(sent, Router::new());
         let (status, headers, list) = get(&router, "/_dev/mail").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[http::header::CONTENT_TYPE], "text/html; charset=utf-8");
@@ -295,7 +295,7 @@ mod tests {
     async fn the_emails_html_is_served_apart_with_a_policy_that_forbids_scripts() {
         let sent = SentMail::new(10);
         sent.keep(stored("one", "Reset", "en", "customer"));
-        let (status, headers, html) = get(&routes(sent), "/_dev/mail/one/html").await;
+        let (status, headers, html) = get(&routes(sent, Router::new()), "/_dev/mail/one/html").await;
         assert_eq!(status, StatusCode::OK);
         let policy = headers[CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(policy.starts_with("default-src 'none';") && !policy.contains("script-src"), "{policy}");
@@ -310,7 +310,7 @@ mod tests {
     async fn html_in_an_identifier_or_in_what_an_email_carries_is_shown_as_text() {
         let sent = SentMail::new(10);
         sent.keep(stored("one", HOSTILE, HOSTILE, HOSTILE));
-        let router = routes(sent);
+        let router = routes(sent, Router::new());
         // The list shows subject, locale and actor type; the e-mail's page its subject twice (title, heading) too.
         for (path, shown) in [("/_dev/mail", 3), ("/_dev/mail/one", 4)] {
             let (status, _, page) = get(&router, path).await;
@@ -330,7 +330,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_no_emails_the_list_says_how_to_send_one() {
-        let (status, _, page) = get(&routes(SentMail::new(10)), "/_dev/mail").await;
+        let (status, _, page) = get(&routes(SentMail::new(10), Router::new()), "/_dev/mail").await;
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains("id=\"empty\"") && page.contains("reset-password"), "{page}");
     }
