@@ -126,7 +126,7 @@ mod tests {
         for text in [
             format!("Open https://shop.example.com/reset?token={token}&email=a%40b.c now."),
             format!("https://shop.example.com/reset/{token}"),
-            format!("{token}"),
+            token.to_owned(),
         ] {
             assert_eq!(find_jwt(&text), Some(token), "{text}");
         }
