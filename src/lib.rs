@@ -2,8 +2,10 @@
 //!
 //! - `domain`: the parsed types (identifier, actor type, metadata, request), the token and the events;
 //!   `clock` (epoch seconds) and `error_chain` (an error with its causes), which every layer uses.
-//! - `reset`: the use case (lookup, rate limits, mint, record, publish) and its time budget.
-//! - `notify`: the notifier use case, one event to one e-mail.
+//! - `reset`: the reset use case (lookup, rate limits, mint, record, publish) and its time budget.
+//! - `update`: the update use case (per-IP limit, the token checked as Medusa checks it, the
+//!   password hashed and written as Medusa writes it, the change announced).
+//! - `notify`: the notifier use case, one event to one e-mail (a reset link, or a change's notice).
 //! - `api`: the axum router both the Lambda and `make run` serve.
 //! - Ports, each with an AWS or PostgreSQL adapter and an in-process one: `publish` (events),
 //!   `identity` (Medusa's accounts), `ratelimit`, `idempotency` (one e-mail per token), `mail`.

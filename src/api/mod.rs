@@ -35,10 +35,11 @@ pub const RESET_PASSWORD_ROUTE: &str = "/auth/{actor_type}/{auth_provider}/reset
 pub const UPDATE_PASSWORD_ROUTE: &str = "/auth/{actor_type}/{auth_provider}/update";
 
 /// What the handlers need, shared by every request of an execution environment. The two services
-/// share one publisher, one identity store (one database connection) and one rate limiter.
+/// share one publisher, one identity store (one database connection) and one rate limiter. Without
+/// an update service the update route answers `404`, as any route this server does not serve.
 pub struct ApiState<P, S, L> {
     pub service: ResetService<Arc<P>, Arc<S>, Arc<L>>,
-    pub update: UpdateService<Arc<P>, Arc<S>, Arc<L>>,
+    pub update: Option<UpdateService<Arc<P>, Arc<S>, Arc<L>>>,
     pub providers: ProviderPolicy,
 }
 

@@ -31,6 +31,9 @@ pub async fn update_password<P: EventPublisher, S: IdentityStore, L: RateLimiter
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Some(update) = &state.update else {
+        return ApiError::NotFound.into_response();
+    };
     let (actor_type, provider, password) = match accept(&state, path, &headers, body).await {
         Ok(accepted) => accepted,
         Err(error) => return error.into_response(),
@@ -41,7 +44,7 @@ pub async fn update_password<P: EventPublisher, S: IdentityStore, L: RateLimiter
         authorization: headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
         password,
     };
-    state.update.update_password(request, &client_ip).await.map_err(ApiError::from).into_response()
+    update.update_password(request, &client_ip).await.map_err(ApiError::from).into_response()
 }
 
 /// Medusa's answer, as Express's `res.status(200).json({success: true})` writes it.

@@ -18,6 +18,7 @@ use crate::domain::password::PasswordHasher;
 use crate::domain::token::{SigningSecret, TokenMinter};
 use crate::idempotency::{DynamoDbClaimStore, IdempotencySettings, MemoryClaimStore};
 use crate::identity::{DatabaseSettings, IdentityStore, MemoryIdentityStore, PostgresIdentityStore};
+use crate::local::proxy::{BackendProxy, OwnRoutes};
 use crate::mail::{Mailer, SentMail, SesMailer};
 use crate::notify::Notifier;
 use crate::observability::metrics::{Latency, Timed};
@@ -41,8 +42,10 @@ pub fn app<P: EventPublisher, S: IdentityStore, L: RateLimiter>(
     let (publisher, store, limiter) = (Arc::new(publisher), Arc::new(store), Arc::new(limiter));
     let minter = TokenMinter::new(secret, &config.token);
     let service = ResetService::new(minter, publisher.clone(), store.clone(), limiter.clone(), config.response_floor);
-    let hasher = PasswordHasher::new(config.password_hash);
-    let update = UpdateService::new(TokenVerifier::new(secret), hasher, publisher, store, limiter);
+    let update = config.serves_update_route().then(|| {
+        let hasher = PasswordHasher::new(config.password_hash);
+        UpdateService::new(TokenVerifier::new(secret), hasher, publisher, store, limiter)
+    });
     let state = ApiState { service, update, providers: config.providers.clone() };
     api::router(state, &config.cors)
 }
@@ -169,12 +172,16 @@ fn warn_about_open_doors(config: &ApiConfig, database: Option<&DatabaseSettings>
 
 /// `make run`'s router: the mail viewer over the outbox's e-mails with its development page that
 /// sets a new password through `api`'s update route (when listening on loopback only), and the
-/// reset and update routes, in front of the Medusa backend when one is configured. (The Lambda's
-/// router has neither.)
-pub fn local_router(api: Router, settings: &LocalSettings, sent: SentMail) -> Router {
+/// reset and update routes, in front of the Medusa backend when one is configured (which then
+/// answers the update route itself unless Medusa's database is configured here: without it the
+/// password could not reach Medusa). (The Lambda's router has neither.)
+pub fn local_router(api: Router, config: &ApiConfig, settings: &LocalSettings, sent: SentMail) -> Router {
     let viewer = settings.serves_mail_viewer().then(|| crate::local::mail_viewer::routes(sent, api.clone()));
     let ours = match &settings.backend {
-        Some(backend) => crate::local::proxy::in_front_of(api, crate::local::proxy::BackendProxy::new(backend.clone())),
+        Some(backend) => {
+            let own = OwnRoutes { update: config.database.is_some() };
+            crate::local::proxy::in_front_of(api, BackendProxy::new(backend.clone()), own)
+        }
         None => api,
     };
     match viewer {

@@ -34,7 +34,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (secret, database) = wiring::secrets(&config, &sdk).await?;
     let limiter = wiring::rate_limiter(&config.limits, &sdk);
     let app = wiring::app(&config, &secret, publisher, wiring::identity_store(database), limiter);
-    let app = wiring::local_router(app, &settings, sent);
+    let app = wiring::local_router(app, &config, &settings, sent);
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(local::shutdown_signal()).await?;
     Ok(())

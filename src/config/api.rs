@@ -102,6 +102,13 @@ impl ApiConfig {
         })
     }
 
+    /// Whether the update route is served: where the password can go, Medusa's database, or in
+    /// development (`make run`, tests) the in-memory store. On Lambda with `SKIP_IDENTITY_CHECK` it
+    /// answers `404`: answering `200` would claim a change that reached no database.
+    pub fn serves_update_route(&self) -> bool {
+        self.database.is_some() || self.development_mode
+    }
+
     /// Checks the signing secret read from `JWT_SECRET_ARN` at cold start as `JWT_SECRET` is
     /// checked when configured.
     pub fn check_resolved_secret(&self, secret: &SigningSecret) -> Result<(), ConfigError> {

@@ -52,13 +52,20 @@ impl BackendProxy {
     }
 }
 
-/// The local server's router: the reset route (exactly as on Lambda: its layers, limits and
-/// errors) and, for every other path, the backend, for loopback host names only: a page that
+/// Which of the API's routes the local server answers itself in front of a backend: the reset
+/// route always, the update route when the password can reach Medusa (its database is configured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnRoutes {
+    pub update: bool,
+}
+
+/// The local server's router: the API's own routes (exactly as on Lambda: their layers, limits
+/// and errors) and, for every other path, the backend, for loopback host names only: a page that
 /// rebinds its domain to this machine must not reach the backend with the visitor's cookies.
-pub fn in_front_of(reset: Router, proxy: BackendProxy) -> Router {
+pub fn in_front_of(api: Router, proxy: BackendProxy, own: OwnRoutes) -> Router {
     Router::new().fallback(async move |request: Request| {
-        if is_reset_route(request.uri().path()) {
-            match reset.clone().oneshot(request).await {
+        if own.answers(request.uri().path()) {
+            match api.clone().oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             }
@@ -70,9 +77,15 @@ pub fn in_front_of(reset: Router, proxy: BackendProxy) -> Router {
     })
 }
 
-/// `/auth/{actor_type}/{auth_provider}/reset-password`, which this server answers itself.
-fn is_reset_route(path: &str) -> bool {
-    matches!(path.split('/').collect::<Vec<_>>().as_slice(), ["", "auth", _, _, "reset-password"])
+impl OwnRoutes {
+    /// `/auth/{actor_type}/{auth_provider}/reset-password`, and `…/update` when it is ours.
+    fn answers(self, path: &str) -> bool {
+        match path.split('/').collect::<Vec<_>>().as_slice() {
+            ["", "auth", _, _, "reset-password"] => true,
+            ["", "auth", _, _, "update"] => self.update,
+            _ => false,
+        }
+    }
 }
 
 /// Forwards the request and streams the backend's answer back.
@@ -164,17 +177,22 @@ mod tests {
     }
 
     #[test]
-    fn only_the_reset_route_stays_here() {
-        assert!(is_reset_route("/auth/customer/emailpass/reset-password"));
-        assert!(is_reset_route("/auth/user/emailpass/reset-password"));
+    fn the_reset_route_stays_here_and_the_update_route_only_with_medusas_database() {
+        let (with, without) = (OwnRoutes { update: true }, OwnRoutes { update: false });
+        for own in [with, without] {
+            assert!(own.answers("/auth/customer/emailpass/reset-password"));
+            assert!(own.answers("/auth/user/emailpass/reset-password"));
+        }
+        assert!(with.answers("/auth/customer/emailpass/update"));
+        assert!(!without.answers("/auth/customer/emailpass/update"));
         for other in [
             "/auth/customer/emailpass",
-            "/auth/customer/emailpass/update",
             "/store/products",
             "/",
             "/auth/customer/emailpass/reset-password/x",
+            "/auth/customer/emailpass/update/x",
         ] {
-            assert!(!is_reset_route(other), "{other}");
+            assert!(!with.answers(other), "{other}");
         }
     }
 

@@ -19,11 +19,26 @@ const EMAIL: &str = "shopper@example.com";
 const INVALID_TOKEN: &str = r#"{"type":"unauthorized","message":"Invalid token"}"#;
 const UNAUTHORIZED: &str = r#"{"type":"unauthorized","message":"Unauthorized"}"#;
 
-/// The routes over a store that knows `EMAIL`, with the store kept to look into.
+/// The routes over a store that knows `EMAIL`, with the store kept to look into. Without a
+/// database the update route is served in development only (`make run`), which the in-memory
+/// stand-in for Medusa's tables is.
 fn app_with(overrides: &[(&str, &str)]) -> (TestApp, UnboundedReceiver<AuthEvent>, Arc<MemoryIdentityStore>) {
     let store = Arc::new(MemoryIdentityStore::with_identities([(EMAIL, "emailpass")]));
-    let (app, events) = TestApp::with_channel(&api_config(overrides), store.clone());
+    let config = api_config(&[overrides, &[("DEVELOPMENT_MODE", "true")]].concat());
+    let (app, events) = TestApp::with_channel(&config, store.clone());
     (app, events, store)
+}
+
+#[tokio::test]
+async fn a_lambda_without_medusas_database_does_not_serve_the_update_route() {
+    let (app, mut events) = TestApp::with_channel(&api_config(&[]), MemoryIdentityStore::open());
+    let (head, _) = app.post("/auth/customer/emailpass/reset-password", r#"{"identifier":"a@example.com"}"#).await;
+    assert_eq!(head.status(), StatusCode::CREATED);
+    let Ok(AuthEvent::PasswordReset(event)) = events.try_recv() else { panic!("no reset event") };
+    let (head, body) = app.update(event.token.expose(), "pw").await;
+    assert_eq!(head.status(), StatusCode::NOT_FOUND, "no 200 for a change that reached no database: {body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "not_found");
+    assert!(events.try_recv().is_err(), "nothing announced");
 }
 
 /// Asks for a reset of `EMAIL` with `body`'s extra fields and returns the e-mailed token.
@@ -172,7 +187,8 @@ async fn a_merchants_hash_config_is_written_into_the_hash() {
 
 /// The routes on a test database, over the project's PostgreSQL store.
 fn db_app(db: &TestDb) -> (TestApp, UnboundedReceiver<AuthEvent>) {
-    TestApp::with_channel(&api_config(&[]), PostgresIdentityStore::new(db.settings()))
+    let config = api_config(&[("MEDUSA_DATABASE_URL", &db.url)]);
+    TestApp::with_channel(&config, PostgresIdentityStore::new(db.settings()))
 }
 
 impl TestDb {

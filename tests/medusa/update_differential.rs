@@ -157,7 +157,7 @@ async fn a_password_set_here_logs_in_at_medusa_and_the_old_one_no_longer_does() 
 }
 
 /// The storefront's own call, unchanged: `sdk.auth.updateProvider` against `make run` on Medusa's
-/// database, then a log-in at Medusa with the new password.
+/// database in front of Medusa (one base URL), then a log-in at Medusa with the new password.
 #[tokio::test]
 async fn medusas_js_sdk_update_provider_works_against_make_run() {
     let client = medusa::client();
@@ -167,10 +167,14 @@ async fn medusas_js_sdk_update_provider_works_against_make_run() {
     let email = claims["entity_id"].as_str().unwrap().to_owned();
     let database = format!("{}?sslmode=disable", medusa::database_url());
     let secret = medusa::jwt_secret();
+    let backend = medusa::url();
+    // One base URL: make run in front of Medusa, answering the update route itself since it has
+    // Medusa's database.
     let env = [
         ("MEDUSA_DATABASE_URL", database.as_str()),
         ("JWT_SECRET", secret.as_str()),
         ("AUTH_PROVIDERS", medusa::AUTH_PROVIDERS),
+        ("MEDUSA_BACKEND_URL", backend.as_str()),
     ];
     let local = LocalRunner::start(&env).await;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/update_provider.cjs");
