@@ -149,3 +149,94 @@ impl<P: EventPublisher, S: IdentityStore, L: RateLimiter> UpdateService<P, S, L>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::actor::ProviderPolicy;
+    use crate::domain::identifier::Identifier;
+    use crate::domain::password::HashParams;
+    use crate::domain::token::{SigningSecret, TokenMinter, TokenSettings, TokenSubject};
+    use crate::identity::{MemoryIdentityStore, TokenRecord};
+    use crate::publish::ChannelPublisher;
+    use crate::ratelimit::{Limit, Limits, MemoryRateLimiter};
+
+    const SECRET: &str = "unit-test-secret-0123456789abcdef0123";
+    const EMAIL: &str = "a@example.com";
+
+    fn secret() -> SigningSecret {
+        SigningSecret::parse(SECRET).unwrap()
+    }
+
+    /// A token of `EMAIL`'s, recorded in `store` as the reset route records it.
+    async fn token_in(store: &MemoryIdentityStore) -> String {
+        let (actor_type, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
+        let settings = TokenSettings { lifetime: Duration::from_secs(900), issuer: None, audience: None };
+        let identifier = Identifier::parse(EMAIL).unwrap();
+        let subject =
+            TokenSubject { identifier: &identifier, actor_type: &actor_type, provider: &provider, locale: None };
+        let minted =
+            TokenMinter::new(&secret(), &settings).mint(&subject, uuid::Uuid::new_v4(), SystemTime::now()).unwrap();
+        let record = TokenRecord {
+            entity_id: EMAIL,
+            provider: "emailpass",
+            jti: minted.jti,
+            expires_at: SystemTime::now() + Duration::from_secs(900),
+        };
+        store.issue(&record).await.unwrap();
+        format!("Bearer {}", minted.token.expose())
+    }
+
+    fn service(
+        publisher: ChannelPublisher,
+        store: Arc<MemoryIdentityStore>,
+        update_per_ip: u32,
+    ) -> UpdateService<ChannelPublisher, Arc<MemoryIdentityStore>, MemoryRateLimiter> {
+        let limits = Limits {
+            update_per_ip: Limit { max: update_per_ip, window: Duration::from_secs(60) },
+            ..Limits::default()
+        };
+        // logN 10 keeps a debug build's hash quick; the format is the same.
+        let hasher = PasswordHasher::new(HashParams::new(10, 8, 1).unwrap());
+        UpdateService::new(TokenVerifier::new(&secret()), hasher, publisher, store, MemoryRateLimiter::new(limits))
+    }
+
+    async fn update(
+        service: &UpdateService<ChannelPublisher, Arc<MemoryIdentityStore>, MemoryRateLimiter>,
+        bearer: &str,
+    ) -> Result<UpdateOutcome, UpdateError> {
+        let (actor_type, provider) = ProviderPolicy::default().authorize("customer", "emailpass").unwrap();
+        let password = NewPassword::from_body(&serde_json::json!({"password": "new one"}));
+        let request = UpdateRequest {
+            actor_type: &actor_type,
+            provider: &provider,
+            authorization: Some(bearer.as_bytes()),
+            password,
+        };
+        service.update_password(request, "198.51.100.7").await
+    }
+
+    #[tokio::test]
+    async fn a_notice_that_cannot_be_published_leaves_the_change_made_and_says_so() {
+        let store = Arc::new(MemoryIdentityStore::with_identities([(EMAIL, "emailpass")]));
+        let (publisher, events) = ChannelPublisher::new();
+        drop(events);
+        let service = service(publisher, store.clone(), 10);
+        let bearer = token_in(&store).await;
+        assert_eq!(update(&service, &bearer).await.unwrap(), UpdateOutcome::ChangedUnannounced);
+        assert!(store.password_hash(EMAIL, "emailpass").is_some(), "the password changed all the same");
+        assert_eq!(UpdateOutcome::ChangedUnannounced.label(), "password_changed_unannounced");
+    }
+
+    #[tokio::test]
+    async fn a_client_over_its_limit_is_refused_before_its_token_is_read() {
+        let store = Arc::new(MemoryIdentityStore::with_identities([(EMAIL, "emailpass")]));
+        let (publisher, _events) = ChannelPublisher::new();
+        let service = service(publisher, store.clone(), 1);
+        assert!(matches!(update(&service, "Bearer forged").await, Err(UpdateError::InvalidToken(_))));
+        let bearer = token_in(&store).await;
+        assert!(matches!(update(&service, &bearer).await, Err(UpdateError::TooManyRequests { .. })));
+        assert_eq!(store.password_hash(EMAIL, "emailpass"), None, "the valid token was never used");
+        assert!(store.live_token_hash(EMAIL, "emailpass").is_some(), "and is still live");
+    }
+}
