@@ -3,13 +3,11 @@
 //! code can log (read from its source, so a new one cannot go unnoticed) must have occurred.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::support::medusa_db::settings_for;
 use crate::support::{
-    ROUTE, SECRET, TestApp, api_config, notifier_config, post_json, sdk_config_for, serve, unreachable_endpoint,
+    Logs, ROUTE, SECRET, TestApp, api_config, notifier_config, post_json, sdk_config_for, serve, unreachable_endpoint,
 };
 use axum::Router;
 use axum::body::Body;
@@ -17,41 +15,14 @@ use axum::routing::post;
 use http::{Request, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use medusa_reset::aws::seal::KmsOpener;
-use medusa_reset::config::{Profile, Vars};
 use medusa_reset::domain::event::{AuthEvent, EventSubject, PasswordResetEvent, PasswordUpdatedEvent};
 use medusa_reset::domain::token::{RESET_PURPOSE, ResetClaims, ResetToken};
 use medusa_reset::identity::{MemoryIdentityStore, PostgresIdentityStore};
 use medusa_reset::mail::{OutboxMailer, SesMailer};
 use medusa_reset::notify::Inbound;
-use medusa_reset::observability::logs::{self, LogSettings};
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::{DynamoDbRateLimiter, Limits};
 use serde_json::{Value, json};
-
-/// Log output captured in memory.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-fn json_logs() -> LogSettings {
-    LogSettings::from_vars(Profile::Lambda, &Vars::from_pairs(&[("LOG_FORMAT", "json")])).unwrap()
-}
 
 const VICTIM: &str = "victim.person@example.com";
 const SENDER: &str = "no-reply@shop.example.com";
@@ -382,9 +353,7 @@ async fn every_notice_outcome() {
 
 #[tokio::test]
 async fn no_log_line_of_any_outcome_holds_a_token_a_secret_or_an_identifier() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let _guard = tracing::subscriber::set_default(logs::subscriber(&json_logs(), move || writer.clone()));
+    let (capture, _guard) = Logs::capture();
 
     let mut tokens = every_reset_outcome().await;
     assert_eq!(tokens.len(), 1, "only the known identity's first request earns a token");
@@ -456,9 +425,7 @@ async fn the_rate_limit_metric_filter_matches_the_rate_limited_log_lines() {
     let found = pattern.captures(&template[filter..metric]).expect("a `{ $.field = \"prefix*\" }` pattern");
     let (field, prefix) = (found[1].to_owned(), found[2].to_owned());
 
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let _guard = tracing::subscriber::set_default(logs::subscriber(&json_logs(), move || writer.clone()));
+    let (capture, _guard) = Logs::capture();
     let config = api_config(&[("RATE_LIMIT_PER_IDENTIFIER", "1/60"), ("RATE_LIMIT_PER_IP", "3/300")]);
     let (app, _events) = TestApp::with_channel(&config, MemoryIdentityStore::open());
     for identifier in ["a@example.com", "a@example.com", "b@example.com", "c@example.com"] {

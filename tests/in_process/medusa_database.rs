@@ -3,54 +3,25 @@
 //! a fault proxy in front of the server, a reused connection that died silently or was reset is
 //! replaced without the shopper noticing, and nothing written is ever written twice.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::support::behind_proxy;
 use crate::support::faults::TcpFaultProxy;
 use crate::support::medusa_db::{TestDb, settings_for};
 use crate::support::pgbouncer::PgBouncer;
-use crate::support::{ROUTE, SECRET, TestApp, api_config, post_json, unreachable_endpoint, verify_independently};
+use crate::support::{Logs, ROUTE, SECRET, TestApp, api_config, post_json, unreachable_endpoint, verify_independently};
 use http::StatusCode;
-use medusa_reset::config::{Profile, Vars};
 use medusa_reset::domain::event::AuthEvent;
 use medusa_reset::identity::{DatabaseSettings, PostgresIdentityStore};
-use medusa_reset::observability::logs::{self, LogSettings};
 use medusa_reset::publish::ChannelPublisher;
 use medusa_reset::ratelimit::{LimitError, RateLimiter, Subject, Verdict};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// The project's JSON log lines, captured in memory for the test's thread.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
+/// What only these tests read of the captured log lines.
 impl Logs {
-    /// Captures what the code under test logs until the guard is dropped.
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Self::default();
-        let settings = LogSettings::from_vars(Profile::Lambda, &Vars::from_pairs(&[("LOG_FORMAT", "json")])).unwrap();
-        let writer = logs.clone();
-        let guard = tracing::subscriber::set_default(logs::subscriber(&settings, move || writer.clone()));
-        (logs, guard)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
     /// The schemas the store reported, in order.
     fn schemas(&self) -> Vec<String> {
         self.text()

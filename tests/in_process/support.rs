@@ -55,3 +55,35 @@ impl TestApp {
         self.update_as("customer", Some(&format!("Bearer {token}")), &body).await
     }
 }
+
+/// The project's JSON log lines, captured in memory for the test's thread.
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures what the code under test logs, as JSON lines, until the guard is dropped.
+    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        use medusa_reset::config::{Profile, Vars};
+        use medusa_reset::observability::logs::{self, LogSettings};
+        let logs = Self::default();
+        let settings = LogSettings::from_vars(Profile::Lambda, &Vars::from_pairs(&[("LOG_FORMAT", "json")])).unwrap();
+        let writer = logs.clone();
+        let guard = tracing::subscriber::set_default(logs::subscriber(&settings, move || writer.clone()));
+        (logs, guard)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
