@@ -33,8 +33,7 @@ struct Function {
     name: &'static str,
     label: &'static str,
     /// Round trips to Secrets Manager (moto here) before the first `invocation/next`: network time
-    /// that no start-up work can remove (moto takes 4-6 ms for each here), so the start targets are
-    /// held only where there are none.
+    /// that no start-up work can remove, so the start targets are held only where there are none.
     secret_reads: u32,
     env: Vec<(&'static str, String)>,
     first_event: &'static str,

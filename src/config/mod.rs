@@ -1,12 +1,14 @@
 //! Configuration, read and checked once at cold start; a bad value names its variable, never its value.
 //!
-//! Every read of the environment is here. The settings types live beside the adapters they set up
+//! Every read of the environment is here (through `crate::vars`, which the adapters share for
+//! `ConfigError`). The settings types live beside the adapters they set up
 //! and know nothing of variables; their `from_vars` constructors are written here, one file per
 //! concern, so that an adapter never depends on how it is configured:
 //!
 //! - `api`: the reset route (`ApiConfig`); `notifier`: the notifier (`NotifierConfig`, its claims table);
 //! - `database`: Medusa's database (`DatabaseSettings`, `DatabaseSource`);
 //! - `limits`: the rate limits (`RateLimitSettings`);
+//! - `password_hash`: the scrypt work of a new password (`HashParams`);
 //! - `logs` and `metrics`: `LogSettings`, `MetricsSettings`;
 //! - `aws`: the roots the SDK trusts (`SdkRoots`);
 //! - `local`: `make run`'s server (`LocalSettings`); `replay`: `make replay` (`ReplaySettings`).

@@ -2,6 +2,7 @@
 //! sets, grants and watches. The template is decoded by cfn-lint's own CloudFormation YAML reader
 //! (from `.venv`), so intrinsic functions arrive as `{"Fn::Sub": …}` objects.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,6 +12,8 @@ use medusa_reset::domain::password::HashParams;
 use medusa_reset::observability::metrics::{COLD_STARTS, EMAILS, Latency, REQUEST_LATENCY, REQUESTS};
 use medusa_reset::ratelimit::Limits;
 use serde_json::{Value, json};
+
+use crate::support::moto_endpoint;
 
 fn template() -> Value {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -329,7 +332,7 @@ fn one_notifier_rule_takes_reset_and_password_updated_events_and_parks_its_failu
     // The queue's policy lets one rule send to it: a second rule would park its failures nowhere.
     let [(name, rule)] = rules[..] else { panic!("one rule for both detail-types: {events:?}") };
     let rule = &rule["Properties"];
-    assert_eq!(rule["EventBusName"], json!({"Ref": "AuthEventBus"}));
+    assert_eq!(rule["EventBusName"], json!({"Fn::GetAtt": ["AuthEventBus", "Name"]}));
     assert_eq!(
         rule["Pattern"],
         json!({"source": [{"Ref": "EventSource"}], "detail-type": [PASSWORD_RESET, PASSWORD_UPDATED]})
@@ -360,11 +363,21 @@ fn ses_reputation_alarms_go_off_at_the_rates_where_ses_starts_reviewing_the_acco
 /// `tools/check_deployability.py` on the template at `path`, with SAM's translator from the SAM CLI's
 /// venv: whether every configuration passed, and the report.
 fn check_deployability(path: &Path) -> (bool, String) {
+    run_sam_tool("check_deployability.py", &[path.as_os_str()])
+}
+
+/// `tools/deploy_on_moto.py`: the template at `path` created as a stack on the moto `make test` started,
+/// in every configuration, and read back.
+fn deploy_on_moto(path: &Path) -> (bool, String) {
+    run_sam_tool("deploy_on_moto.py", &[OsStr::new(&moto_endpoint()), path.as_os_str()])
+}
+
+fn run_sam_tool(script: &str, args: &[&OsStr]) -> (bool, String) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv/sam/bin/python");
     let output = Command::new(&python)
-        .arg(root.join("tools/check_deployability.py"))
-        .arg(path)
+        .arg(root.join("tools").join(script))
+        .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{} (run `make test`, which creates .venv/sam): {e}", python.display()));
     let report = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
@@ -373,11 +386,16 @@ fn check_deployability(path: &Path) -> (bool, String) {
 
 /// The check on `template.yaml` as `change` leaves it must fail, naming each of `expected`.
 fn refused_after(change: impl FnOnce(&mut Value), expected: &[&str]) {
+    refused_by(check_deployability, change, expected);
+}
+
+/// `tool` on `template.yaml` as `change` leaves it must fail, naming each of `expected`.
+fn refused_by(tool: fn(&Path) -> (bool, String), change: impl FnOnce(&mut Value), expected: &[&str]) {
     let mut template = template();
     change(&mut template);
     let path = std::env::temp_dir().join(format!("template-{}.json", uuid::Uuid::new_v4().simple()));
     std::fs::write(&path, serde_json::to_vec(&template).unwrap()).unwrap();
-    let (passed, report) = check_deployability(&path);
+    let (passed, report) = tool(&path);
     std::fs::remove_file(&path).ok();
     assert!(!passed, "the check passed:\n{report}");
     for text in expected {
@@ -400,6 +418,28 @@ fn the_stack_deploys_in_every_documented_configuration_as_sam_translates_it() {
     let (passed, report) = check_deployability(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("template.yaml"));
     assert!(passed, "{report}");
     assert_eq!(report.lines().filter(|line| line.starts_with("ok")).count(), 3 * 2 * 2 * 2 * 2 + 1, "{report}");
+}
+
+#[test]
+fn the_stack_is_created_on_motos_cloudformation_in_every_documented_configuration() {
+    let (passed, report) = deploy_on_moto(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("template.yaml"));
+    assert!(passed, "{report}");
+    assert_eq!(report.lines().filter(|line| line.starts_with("ok")).count(), 3 * 2 * 2 * 2 * 2, "{report}");
+}
+
+#[test]
+fn the_stack_on_moto_shows_a_rule_that_leaves_the_notice_undelivered() {
+    let change = |t: &mut Value| {
+        let events = &mut t["Resources"]["NotifierFunction"]["Properties"]["Events"]["PasswordReset"];
+        events["Properties"]["Pattern"]["detail-type"] = json!([PASSWORD_RESET]);
+    };
+    refused_by(deploy_on_moto, change, &["the rule matches ['auth.password_reset']"]);
+}
+
+#[test]
+fn the_stack_on_moto_shows_a_token_key_that_is_never_rotated() {
+    let change = |t: &mut Value| t["Resources"]["TokenKey"]["Properties"]["EnableKeyRotation"] = json!(false);
+    refused_by(deploy_on_moto, change, &["the token key's rotation is off"]);
 }
 
 #[test]

@@ -2,9 +2,6 @@
 //! route goes to the backend as it came (method, path, query, headers, cookies, body) and the answer
 //! streams back; the reset route stays ours; a backend that is down is a 502 in Medusa's shape.
 
-// The merchant's middleware that closes Medusa's own reset route, in a real Medusa and behind make run.
-mod medusas_route_closed;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
