@@ -3,7 +3,8 @@
 //! known and an unknown identifier, interleaved. First without a floor, plain and sealed: what each
 //! path takes (p50, p99), which the floor must cover. Then with the default floor: the two
 //! distributions compared with the two-sample Kolmogorov–Smirnov statistic. Exits non-zero when
-//! they differ at the 1% level or when the default floor is below a path's p99.
+//! they differ at the 1% level or when the default floor is below a path's p99. Each scenario also
+//! shows where its time went: the latency metrics the wiring's `Timed` ports record, per call.
 
 // Shared with the tests, which use more of them than this file does.
 #[allow(dead_code)]
@@ -13,7 +14,9 @@ mod aws_fixtures;
 #[path = "../tests/support/medusa_db.rs"]
 mod medusa_db;
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::{Region, SdkConfig};
@@ -23,6 +26,7 @@ use http::Request;
 use medusa_db::TestDb;
 use medusa_reset::app::wiring;
 use medusa_reset::config::{ApiConfig, Profile, Vars};
+use metrics::{Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use tower::ServiceExt;
 
 const ROUNDS: usize = 300;
@@ -60,6 +64,11 @@ async fn main() -> ExitCode {
         .credentials_provider(aws_sdk_kms::config::Credentials::new("testing", "testing", None, None, "bench"))
         .load()
         .await;
+    let calls = Calls::default();
+    if metrics::set_global_recorder(calls.clone()).is_err() {
+        eprintln!("cannot install the recorder of the calls' latencies");
+        return ExitCode::FAILURE;
+    }
     let db = TestDb::create().await;
     db.add_identity(KNOWN, "emailpass").await;
     let table = aws_fixtures::rate_limit_table(&sdk).await;
@@ -85,10 +94,11 @@ async fn main() -> ExitCode {
     let mut distinguishable = Vec::new();
     for scenario in &scenarios {
         let (config, app) = app(&db, &sdk, &table, scenario, &key_id).await;
-        let sample = measure(&app).await;
+        let sample = measure(&app, &calls).await;
         println!("{}:", scenario.label);
         report("  known identity  ", &sample.known);
         report("  unknown identity", &sample.unknown);
+        calls.report();
         let delta = ms(median(&sample.known)) - ms(median(&sample.unknown));
         let (d, critical) = ks(&sample);
         println!(
@@ -143,11 +153,12 @@ async fn app(db: &TestDb, sdk: &SdkConfig, table: &str, scenario: &Scenario, key
 }
 
 /// Warms up, then times both paths, alternating which goes first so neither always follows the other.
-async fn measure(app: &Router) -> Sample {
+async fn measure(app: &Router, calls: &Calls) -> Sample {
     for _ in 0..WARM_UP {
         time(app, KNOWN).await;
         time(app, UNKNOWN).await;
     }
+    calls.clear();
     let (mut known, mut unknown) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
     for round in 0..ROUNDS {
         if round % 2 == 0 {
@@ -213,4 +224,56 @@ fn ks(sample: &Sample) -> (f64, f64) {
     }
     let (n, m) = (a.len() as f64, b.len() as f64);
     (d, KS_C_ALPHA * ((n + m) / (n * m)).sqrt())
+}
+
+/// The latency histograms the route records (`RequestLatency`, and one per call a `Timed` port
+/// makes), kept whole so that their percentiles can be printed; counters and gauges are dropped.
+#[derive(Clone, Default)]
+struct Calls(Arc<Mutex<BTreeMap<String, Vec<f64>>>>);
+
+struct Values {
+    name: String,
+    calls: Calls,
+}
+
+impl HistogramFn for Values {
+    fn record(&self, value: f64) {
+        self.calls.0.lock().expect("not poisoned").entry(self.name.clone()).or_default().push(value);
+    }
+}
+
+impl Recorder for Calls {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+        Counter::noop()
+    }
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::noop()
+    }
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::from_arc(Arc::new(Values { name: key.name().to_owned(), calls: self.clone() }))
+    }
+}
+
+impl Calls {
+    fn clear(&self) {
+        self.0.lock().expect("not poisoned").clear();
+    }
+
+    /// Each histogram's count, p50 and p99 since the last clear, both paths together.
+    fn report(&self) {
+        for (name, values) in self.0.lock().expect("not poisoned").iter_mut() {
+            values.sort_by(f64::total_cmp);
+            let at = |percent: usize| values[(values.len() - 1) * percent / 100];
+            println!(
+                "  {name:<18}: {} values, p50 {:.3} ms, p99 {:.3}, max {:.3}",
+                values.len(),
+                at(50),
+                at(99),
+                at(100)
+            );
+        }
+    }
 }

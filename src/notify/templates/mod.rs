@@ -43,6 +43,7 @@ const EMBEDDED: &[(&str, &str)] = embedded![
     "_layout/subject.txt",
     "_layout/body.txt",
     "_layout/body.html",
+    "_layout/card.html",
     "en/words.txt",
     "en/user/words.txt",
     "de/words.txt",
@@ -281,8 +282,9 @@ impl EmailTemplates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_formatter(escape_html);
-        // Compiled on first use: compiling the reset e-mail's 19 embedded files cost about a
-        // millisecond of cold start, the notice has as many again, and the tests render every one.
+        // Compiled on first use, not at cold start: an invocation renders one kind in one locale,
+        // and compiling every embedded file up front would lengthen each cold start (README:
+        // Benchmarks); the tests render every one.
         env.set_loader(move |name| Ok(sources.get(name).cloned()));
         let templates = Self { env, reset, notice, shop: shop.to_value() };
         templates.check(&overridden)?;
@@ -908,6 +910,22 @@ mod tests {
         assert!(en.text.starts_with("If you did not change your password"), "the notice layout is every locale's");
         let reset = render(&templates, "de", &ctx(LINK, "a@example.com"));
         assert_eq!(reset.subject, "Setzen Sie Ihr Passwort zurück", "the reset e-mail keeps its own");
+    }
+
+    #[test]
+    fn an_overriding_body_may_fill_the_embedded_card_and_keeps_the_shops_look() {
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.join("_layout")).unwrap();
+        let body = "{% extends \"_layout/card.html\" %}{% block message %}<p id=\"own\">{{ t.button }}: {{ link }}</p>{% endblock %}";
+        std::fs::write(dir.join("_layout/body.html"), body).unwrap();
+        let templates = EmailTemplates::load(Some(&dir), &english()).unwrap();
+        let html = render(&templates, "de", &ctx(LINK, "a@example.com")).html;
+        assert!(html.contains("<p id=\"own\">Neues Passwort wählen: https://shop.example.com/"), "{html}");
+        assert!(
+            html.contains("class=\"card\"") && html.contains("prefers-color-scheme: dark"),
+            "the card's look: {html}"
+        );
+        assert!(!html.contains("sub-link"), "the embedded body's blocks are not the override's: {html}");
     }
 
     #[test]
