@@ -43,7 +43,7 @@ bench: $(TEST_TOOLS) package ## cold start, RSS and zip size of the bootstraps; 
 	cargo bench --bench handler
 	cargo bench --bench update
 	tools/ensure-postgres
-	tools/with-moto cargo bench --bench parity
+	MOTO_GC=off tools/with-moto cargo bench --bench parity
 
 fuzz: ## fuzz the request parser for FUZZ_SECONDS (cargo-fuzz and libFuzzer; crashes land in fuzz/artifacts/)
 	@test -x .tools/bin/cargo-fuzz || cargo install --locked --root .tools cargo-fuzz --version $(CARGO_FUZZ_VERSION)
