@@ -3,7 +3,7 @@
 //! the database of the stock Medusa at `MEDUSA_URL`. Medusa's own reset route answers 404 in every
 //! spelling its router takes to the handler, for every actor type and provider, whatever the body;
 //! register, login and the update route still work, with this project's tokens, directly and
-//! through `make run`'s proxy.
+//! through `make run`'s proxy. The file also type-checks against Medusa's own types.
 
 use medusa_reset::domain::event::AuthEvent;
 use serde_json::{Value, json};
@@ -222,4 +222,33 @@ async fn through_make_runs_proxy_the_odd_spellings_get_medusas_404_and_the_route
     assert!(medusa::logs_in_at(&client, &local.base, "customer", &email, "new-password-2").await, "the new password");
     let log = local.stop().await;
     assert!(log.contains("forwarded to the Medusa backend"), "{log}");
+}
+
+/// `medusa/src/api/middlewares.ts` as `change` leaves it, type-checked by the Medusa project's own
+/// TypeScript (tools/medusa/package.json) against Medusa 2.21.2's types, with a Medusa project's
+/// compiler settings (tools/medusa/tsconfig.json): the running Medusa's copy went through esbuild,
+/// which only strips the types. `Err` holds tsc's report.
+fn type_check(change: impl FnOnce(String) -> String) -> Result<(), String> {
+    let node_modules = std::env::var("MEDUSA_NODE_MODULES")
+        .unwrap_or_else(|_| panic!("MEDUSA_NODE_MODULES is not set: run with `make test` (tools/with-medusa)"));
+    let node_modules = std::path::PathBuf::from(node_modules);
+    // Beside node_modules, so that the imports resolve to Medusa's packages.
+    let project = node_modules.with_file_name(format!("typecheck-{}", uuid::Uuid::new_v4().simple()));
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(root.join("medusa/src/api/middlewares.ts")).expect("the middleware");
+    std::fs::create_dir_all(project.join("src/api")).expect("a project folder");
+    std::fs::write(project.join("src/api/middlewares.ts"), change(source)).expect("the middleware's copy");
+    std::fs::copy(root.join("tools/medusa/tsconfig.json"), project.join("tsconfig.json")).expect("tsconfig");
+    let output = std::process::Command::new(node_modules.join(".bin/tsc")).arg("-p").arg(&project).output();
+    std::fs::remove_dir_all(&project).ok();
+    let output = output.expect("the Medusa project's tsc runs");
+    if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stdout).into_owned()) }
+}
+
+#[test]
+fn the_middleware_type_checks_against_medusas_own_types_and_a_type_error_would_not() {
+    type_check(|source| source).unwrap_or_else(|report| panic!("medusa/src/api/middlewares.ts:\n{report}"));
+    let misspelt = type_check(|source| source.replace("MedusaError.Types.NOT_FOUND", "MedusaError.Types.NOT_FOUNDX"));
+    let report = misspelt.expect_err("tsc refuses a member Medusa's types lack");
+    assert!(report.contains("NOT_FOUNDX") && report.contains("error TS"), "{report}");
 }
