@@ -9,8 +9,10 @@
 
 pub mod shop;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use minijinja::value::{Serde, Value};
 use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, context, escape_formatter};
@@ -190,11 +192,49 @@ impl Plan {
 }
 
 /// One locale's plan, and those of the actor types that have files of their own.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct LocalePlans {
-    tag: String,
     base: Plan,
     actors: BTreeMap<String, Plan>,
+}
+
+/// A part a locale lacks (`TemplateError::Incomplete`), kept with the locale whose plans lack it.
+#[derive(Debug, Clone)]
+struct Missing {
+    locale: String,
+    part: &'static str,
+}
+
+impl From<Missing> for TemplateError {
+    fn from(Missing { locale, part }: Missing) -> Self {
+        Self::Incomplete { locale, part }
+    }
+}
+
+/// One locale of a kind: its tag, the actor types with files of their own, and its plans, worked
+/// out on first use. An invocation renders one locale, and working out every locale's would be
+/// most of the catalogue's cost at cold start. With a template directory, every one is worked out
+/// at load, so that an incomplete locale stops the start.
+#[derive(Debug)]
+struct LocaleEntry {
+    tag: String,
+    actors: BTreeSet<String>,
+    plans: OnceLock<Result<LocalePlans, Missing>>,
+}
+
+impl LocaleEntry {
+    fn plans(&self, names: &BTreeSet<String>, kind: EmailKind) -> Result<&LocalePlans, TemplateError> {
+        let plans = self.plans.get_or_init(|| {
+            let base = plan(names, kind, &self.tag, None)?;
+            let actors = self
+                .actors
+                .iter()
+                .map(|actor| Ok((actor.clone(), plan(names, kind, &self.tag, Some(actor))?)))
+                .collect::<Result<_, Missing>>()?;
+            Ok(LocalePlans { base, actors })
+        });
+        plans.as_ref().map_err(|missing| missing.clone().into())
+    }
 }
 
 impl LocalePlans {
@@ -210,29 +250,44 @@ impl LocalePlans {
     }
 }
 
-/// One kind's plans: every locale it has, and the default one.
+/// One kind's locales, and the default one.
 #[derive(Debug)]
 struct Catalog {
-    locales: BTreeMap<String, LocalePlans>,
-    default: LocalePlans,
+    kind: EmailKind,
+    locales: BTreeMap<String, LocaleEntry>,
+    default: String,
 }
 
 impl Catalog {
-    fn new(names: &BTreeSet<&str>, kind: EmailKind, default_locale: &Locale) -> Result<Self, TemplateError> {
-        let locales = plans(names, kind)?;
+    fn new(names: &BTreeSet<String>, kind: EmailKind, default_locale: &Locale) -> Result<Self, TemplateError> {
+        let locales = locale_entries(names, kind);
         let tag = default_locale.as_str();
-        let default = locales.get(tag).cloned().ok_or_else(|| match kind {
-            EmailKind::Reset => TemplateError::NoDefaultLocale(tag.to_owned()),
-            EmailKind::Notice => TemplateError::NoDefaultNoticeLocale(tag.to_owned()),
-        })?;
-        Ok(Self { locales, default })
+        if !locales.contains_key(tag) {
+            return Err(match kind {
+                EmailKind::Reset => TemplateError::NoDefaultLocale(tag.to_owned()),
+                EmailKind::Notice => TemplateError::NoDefaultNoticeLocale(tag.to_owned()),
+            });
+        }
+        Ok(Self { kind, locales, default: tag.to_owned() })
+    }
+
+    /// The plan for `actor_type` in the best locale for `requested`.
+    fn plan(
+        &self,
+        names: &BTreeSet<String>,
+        requested: Option<&Locale>,
+        actor_type: &str,
+    ) -> Result<&Plan, TemplateError> {
+        Ok(self.pick(requested).plans(names, self.kind)?.for_actor(actor_type))
     }
 
     /// The tag, then its shorter prefixes, then any region of its language (`pt` and `pt-PT`
     /// read Brazilian Portuguese rather than the default), then the default.
-    fn pick(&self, requested: Option<&Locale>) -> &LocalePlans {
+    fn pick(&self, requested: Option<&Locale>) -> &LocaleEntry {
+        // `new` made sure the default is one of the locales.
+        let default = &self.locales[&self.default];
         let Some(requested) = requested else {
-            return &self.default;
+            return default;
         };
         requested
             .fallbacks()
@@ -242,9 +297,9 @@ impl Catalog {
                 self.locales
                     .iter()
                     .find(|(tag, _)| tag.strip_prefix(language).is_some_and(|rest| rest.starts_with('-')))
-                    .map(|(_, plans)| plans)
+                    .map(|(_, entry)| entry)
             })
-            .unwrap_or(&self.default)
+            .unwrap_or(default)
     }
 }
 
@@ -252,6 +307,8 @@ impl Catalog {
 #[derive(Debug)]
 pub struct EmailTemplates {
     env: Environment<'static>,
+    /// Every template's name, embedded or from the directory.
+    names: BTreeSet<String>,
     reset: Catalog,
     notice: Catalog,
     shop: Value,
@@ -266,17 +323,18 @@ impl EmailTemplates {
 
     /// As `load`, with the shop the e-mails show. Both kinds need the default locale.
     pub fn load_for_shop(dir: Option<&Path>, default_locale: &Locale, shop: &Shop) -> Result<Self, TemplateError> {
-        let mut sources: BTreeMap<String, String> = BTreeMap::new();
+        // The embedded sources are borrowed: minijinja's loader copies one when it is first used.
+        let mut sources: BTreeMap<String, Cow<'static, str>> = BTreeMap::new();
         for (path, source) in EMBEDDED {
             if let Some(name) = template_name(path) {
-                sources.insert(name, (*source).to_owned());
+                sources.insert(name, Cow::Borrowed(*source));
             }
         }
         let mut overridden = BTreeSet::new();
         if let Some(dir) = dir {
             read_overrides(dir, EmailKind::Reset, &mut sources, &mut overridden)?;
         }
-        let names: BTreeSet<&str> = sources.keys().map(String::as_str).collect();
+        let names: BTreeSet<String> = sources.keys().cloned().collect();
         let reset = Catalog::new(&names, EmailKind::Reset, default_locale)?;
         let notice = Catalog::new(&names, EmailKind::Notice, default_locale)?;
         let mut env = Environment::new();
@@ -285,9 +343,11 @@ impl EmailTemplates {
         // Compiled on first use, not at cold start: an invocation renders one kind in one locale,
         // and compiling every embedded file up front would lengthen each cold start (README:
         // Benchmarks); the tests render every one.
-        env.set_loader(move |name| Ok(sources.get(name).cloned()));
-        let templates = Self { env, reset, notice, shop: shop.to_value() };
-        templates.check(&overridden)?;
+        env.set_loader(move |name| Ok(sources.get(name).map(|source| source.clone().into_owned())));
+        let templates = Self { env, names, reset, notice, shop: shop.to_value() };
+        if dir.is_some() {
+            templates.check(&overridden)?;
+        }
         Ok(templates)
     }
 
@@ -308,14 +368,14 @@ impl EmailTemplates {
 
     /// The actor types with words or parts of their own for this kind in `locale`.
     pub fn actor_types_of(&self, kind: EmailKind, locale: &str) -> impl Iterator<Item = &str> {
-        let plans = self.catalog(kind).locales.get(locale);
-        plans.into_iter().flat_map(|plans| plans.actors.keys().map(String::as_str))
+        let entry = self.catalog(kind).locales.get(locale);
+        entry.into_iter().flat_map(|entry| entry.actors.iter().map(String::as_str))
     }
 
     /// Renders the reset e-mail in the best locale for `requested` (see `Catalog::pick`), in the
     /// words for the event's actor type where the locale has them.
     pub fn render(&self, requested: Option<&Locale>, ctx: &EmailContext<'_>) -> Result<RenderedEmail, TemplateError> {
-        let plan = self.reset.pick(requested).for_actor(ctx.actor_type);
+        let plan = self.reset.plan(&self.names, requested, ctx.actor_type)?;
         self.render_plan(plan, self.reset_values(plan, ctx))
     }
 
@@ -325,7 +385,7 @@ impl EmailTemplates {
         requested: Option<&Locale>,
         ctx: &NoticeContext<'_>,
     ) -> Result<RenderedEmail, TemplateError> {
-        let plan = self.notice.pick(requested).for_actor(ctx.actor_type);
+        let plan = self.notice.plan(&self.names, requested, ctx.actor_type)?;
         self.render_plan(plan, self.notice_values(plan, ctx))
     }
 
@@ -378,13 +438,17 @@ impl EmailTemplates {
         }
     }
 
-    /// Renders, with sample values, every kind, locale and actor type that uses a file from the
-    /// template directory, so that such a template fails at cold start and not on an event.
+    /// Works out every kind's and locale's plans, so that a locale the template directory left
+    /// incomplete stops the start, then renders with sample values every plan that uses a file
+    /// from the directory, so that such a template fails at cold start and not on an event.
     fn check(&self, overridden: &BTreeSet<String>) -> Result<(), TemplateError> {
         let uses_an_override = |plan: &Plan| plan.names().any(|name| overridden.contains(name));
         for kind in EmailKind::ALL {
-            let plans = self.catalog(kind).locales.values().flat_map(LocalePlans::each);
-            for (actor_type, plan) in plans.filter(|(_, plan)| uses_an_override(plan)) {
+            let entries = self.catalog(kind).locales.values();
+            let every = entries.map(|entry| entry.plans(&self.names, kind)).collect::<Result<Vec<_>, _>>()?;
+            for (actor_type, plan) in
+                every.into_iter().flat_map(LocalePlans::each).filter(|(_, plan)| uses_an_override(plan))
+            {
                 let email = "customer@example.com";
                 let values = match kind {
                     EmailKind::Reset => {
@@ -451,9 +515,10 @@ fn template_name(path: &str) -> Option<String> {
     Some(format!("{prefix}{}/{rest}", Locale::parse(folder)?.as_str()))
 }
 
-/// Each locale's plan for this kind of e-mail, and one per actor type with files of its own.
-fn plans(names: &BTreeSet<&str>, kind: EmailKind) -> Result<BTreeMap<String, LocalePlans>, TemplateError> {
-    let mut found: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+/// Each locale of this kind of e-mail, with the actor types that have files of their own; their
+/// plans are worked out on first use.
+fn locale_entries(names: &BTreeSet<String>, kind: EmailKind) -> BTreeMap<String, LocaleEntry> {
+    let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for name in names {
         let (of, name) = EmailKind::of(name);
         if of != kind {
@@ -463,28 +528,18 @@ fn plans(names: &BTreeSet<&str>, kind: EmailKind) -> Result<BTreeMap<String, Loc
         match segments[..] {
             [LAYOUT, ..] => {}
             [locale, _] => {
-                found.entry(locale).or_default();
+                found.entry(locale.to_owned()).or_default();
             }
             [locale, actor, _] => {
-                found.entry(locale).or_default().insert(actor);
+                found.entry(locale.to_owned()).or_default().insert(actor.to_owned());
             }
             _ => {}
         }
     }
-    found
-        .into_iter()
-        .map(|(locale, actors)| {
-            let base = plan(names, kind, locale, None)?;
-            let actors = actors
-                .into_iter()
-                .map(|actor| Ok((actor.to_owned(), plan(names, kind, locale, Some(actor))?)))
-                .collect::<Result<_, TemplateError>>()?;
-            Ok((locale.to_owned(), LocalePlans { tag: locale.to_owned(), base, actors }))
-        })
-        .collect()
+    found.into_iter().map(|(tag, actors)| (tag.clone(), LocaleEntry { tag, actors, plans: OnceLock::new() })).collect()
 }
 
-fn plan(names: &BTreeSet<&str>, kind: EmailKind, locale: &str, actor: Option<&str>) -> Result<Plan, TemplateError> {
+fn plan(names: &BTreeSet<String>, kind: EmailKind, locale: &str, actor: Option<&str>) -> Result<Plan, Missing> {
     let prefix = kind.prefix();
     let existing = |name: String| names.contains(name.as_str()).then_some(name);
     let own = |file: &str| actor.and_then(|actor| existing(format!("{prefix}{locale}/{actor}/{file}")));
@@ -494,7 +549,7 @@ fn plan(names: &BTreeSet<&str>, kind: EmailKind, locale: &str, actor: Option<&st
         let layout = || words.as_ref().and_then(|_| existing(format!("{prefix}{LAYOUT}/{part}")));
         local(part).or_else(layout).ok_or_else(|| {
             let locale = actor.map_or_else(|| format!("{prefix}{locale}"), |actor| format!("{prefix}{locale}/{actor}"));
-            TemplateError::Incomplete { locale, part }
+            Missing { locale, part }
         })
     };
     Ok(Plan { subject: part(PARTS[0])?, text: part(PARTS[1])?, html: part(PARTS[2])?, words })
@@ -505,7 +560,7 @@ fn plan(names: &BTreeSet<&str>, kind: EmailKind, locale: &str, actor: Option<&st
 fn read_overrides(
     dir: &Path,
     kind: EmailKind,
-    sources: &mut BTreeMap<String, String>,
+    sources: &mut BTreeMap<String, Cow<'static, str>>,
     overridden: &mut BTreeSet<String>,
 ) -> Result<(), TemplateError> {
     let prefix = kind.prefix();
@@ -553,7 +608,7 @@ fn read_files(
     folder: &Path,
     prefix: &str,
     files: &[&str],
-    sources: &mut BTreeMap<String, String>,
+    sources: &mut BTreeMap<String, Cow<'static, str>>,
     overridden: &mut BTreeSet<String>,
 ) -> Result<(), TemplateError> {
     for file in files {
@@ -561,7 +616,7 @@ fn read_files(
         if path.exists() {
             let source = std::fs::read_to_string(&path).map_err(|source| TemplateError::Io { path, source })?;
             let name = format!("{prefix}/{file}");
-            sources.insert(name.clone(), source);
+            sources.insert(name.clone(), Cow::Owned(source));
             overridden.insert(name);
         }
     }
