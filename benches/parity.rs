@@ -80,7 +80,7 @@ async fn main() -> ExitCode {
         eprintln!("cannot install the recorder of the calls' latencies");
         return ExitCode::FAILURE;
     }
-    let mut parts = Parts::start(&endpoint).await;
+    let parts = Parts::start(&endpoint).await;
     let scenarios = [
         Scenario { label: "no floor, plain", sealing: false, floor_ms: Some("0") },
         Scenario { label: "no floor, sealed", sealing: true, floor_ms: Some("0") },
@@ -91,11 +91,14 @@ async fn main() -> ExitCode {
     let (mut uncovered, mut distinguishable) = (Vec::new(), Vec::new());
     let mut rounds = 0..;
     for scenario in &scenarios {
-        if let Err(error) = parts.fresh_aws(&endpoint).await {
-            eprintln!("cannot start moto afresh: {error}");
-            return ExitCode::FAILURE;
-        }
-        let (config, app) = app(&parts, scenario).await;
+        let aws = match parts.fresh_aws(&endpoint).await {
+            Ok(aws) => aws,
+            Err(error) => {
+                eprintln!("cannot start moto afresh: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (config, app) = app(&parts, &aws, scenario).await;
         let sample = measure(&app, &calls, &mut rounds).await;
         let others = calls.other_outcomes();
         if !others.is_empty() {
@@ -122,11 +125,14 @@ async fn main() -> ExitCode {
     verdict(&uncovered, &distinguishable)
 }
 
-/// What a scenario runs on: moto's SDK configuration, the database with the known identities, and
-/// the scenario's own rate-limit table and KMS key.
+/// What every scenario shares: moto's SDK configuration and the database with the known identities.
 struct Parts {
     sdk: SdkConfig,
     db: TestDb,
+}
+
+/// A scenario's own rate-limit table and KMS key, in a moto started afresh.
+struct FreshAws {
     table: String,
     key_id: String,
 }
@@ -143,17 +149,17 @@ impl Parts {
         for n in 0..POOL {
             db.add_identity(&known(n), "emailpass").await;
         }
-        Self { sdk, db, table: String::new(), key_id: String::new() }
+        Self { sdk, db }
     }
 
     /// moto reset to nothing (`POST /moto-api/reset`), then a new table and key.
-    async fn fresh_aws(&mut self, endpoint: &str) -> Result<(), String> {
+    async fn fresh_aws(&self, endpoint: &str) -> Result<FreshAws, String> {
         let reset = reqwest::Client::new().post(format!("{endpoint}/moto-api/reset")).send().await;
         reset.and_then(reqwest::Response::error_for_status).map_err(|e| e.to_string())?;
-        self.table = aws_fixtures::rate_limit_table(&self.sdk).await;
+        let table = aws_fixtures::rate_limit_table(&self.sdk).await;
         let key = aws_sdk_kms::Client::new(&self.sdk).create_key().send().await.map_err(|e| e.to_string())?;
-        self.key_id = key.key_metadata().map(|m| m.key_id().to_owned()).ok_or("a key without metadata")?;
-        Ok(())
+        let key_id = key.key_metadata().map(|m| m.key_id().to_owned()).ok_or("a key without metadata")?;
+        Ok(FreshAws { table, key_id })
     }
 }
 
@@ -188,11 +194,11 @@ fn verdict(uncovered: &[String], distinguishable: &[&str]) -> ExitCode {
 }
 
 /// The route the reset Lambda's wiring builds, for `scenario`; limits high enough never to bite.
-async fn app(parts: &Parts, scenario: &Scenario) -> (ApiConfig, Router) {
+async fn app(parts: &Parts, aws: &FreshAws, scenario: &Scenario) -> (ApiConfig, Router) {
     let url = parts.db.url.clone();
-    let table = parts.table.clone();
+    let table = aws.table.clone();
     let floor = scenario.floor_ms;
-    let key_id = scenario.sealing.then(|| parts.key_id.clone());
+    let key_id = scenario.sealing.then(|| aws.key_id.clone());
     let vars = Vars::new(move |var: &str| match var {
         "JWT_SECRET" => Some(SECRET.to_owned()),
         "MEDUSA_DATABASE_URL" => Some(url.clone()),
